@@ -1,0 +1,55 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::DEFAULT_PIPELINE_DIR;
+use crate::topology::Role;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "logpipe",
+    version,
+    about = "Tail httpd logs, ship them through Kafka, parse them and index them into Elasticsearch: Filebeat and Logstash in one binary."
+)]
+pub struct Cli {
+    /// Log filter (`info`, `debug`, `logpipe=debug,rdkafka=warn`, …); overrides RUST_LOG.
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run pipelines until SIGTERM or SIGINT.
+    Run {
+        /// Pipeline files or directories of them.
+        #[arg(default_value = DEFAULT_PIPELINE_DIR)]
+        paths: Vec<PathBuf>,
+        /// Which half of the route this host runs.
+        #[arg(long, value_enum, default_value = "all")]
+        role: Role,
+        /// Checkpoints and dead letters (default: LOGPIPE_STATE_DIR, else the
+        /// daemon config's state_dir, else /var/lib/logpipe).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// Daemon settings (default /etc/logpipe/logpipe.toml, if present).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Validate pipeline files: print every problem, exit non-zero on any error.
+    Check {
+        /// Pipeline files or directories of them.
+        #[arg(default_value = DEFAULT_PIPELINE_DIR)]
+        paths: Vec<PathBuf>,
+    },
+}
+
+impl Cli {
+    pub fn parse_args() -> Self {
+        Cli::parse()
+    }
+}

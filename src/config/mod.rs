@@ -1,0 +1,224 @@
+//! Loading pipeline files: find them, parse them, resolve `${VAR}`, check
+//! them, and return every problem at once, each pointing at its file, line
+//! and column.
+//!
+//! Stage tables (`[[input]]`, `[[filter]]`, `[[output]]`) are dispatched on
+//! their `type` by hand instead of through a serde tagged enum, because serde
+//! buffers tagged enums and loses the positions of the keys inside them; this
+//! way an unknown key or a wrong type inside any stage still names its own
+//! line and column.
+
+pub mod daemon;
+pub mod diagnostic;
+pub mod interpolate;
+pub mod pipeline;
+pub mod types;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::Spanned;
+
+use crate::template::{FieldRef, Template};
+pub use diagnostic::{Diagnostic, Severity, Source};
+pub use pipeline::Pipeline;
+
+/// Where the pipeline files live when no path is given.
+pub const DEFAULT_PIPELINE_DIR: &str = "/etc/logpipe/pipelines";
+
+/// The result of loading a set of paths: the pipelines that are valid, and
+/// every diagnostic (errors and warnings) of all files.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub pipelines: Vec<Pipeline>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Loaded {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Error)
+    }
+}
+
+/// Expands files and directories (their `*.toml` files, sorted) into the list
+/// of pipeline files.
+pub fn pipeline_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnostic> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let entries = std::fs::read_dir(path)
+                .map_err(|e| Source::new(path, "").error(format!("cannot read directory: {e}")))?;
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+/// Loads every pipeline file under `paths`, with `env` resolving `${VAR}`.
+pub fn load(paths: &[PathBuf], env: &dyn Fn(&str) -> Option<String>) -> Loaded {
+    let mut loaded = Loaded::default();
+    let files = match pipeline_files(paths) {
+        Ok(files) => files,
+        Err(diagnostic) => {
+            loaded.diagnostics.push(diagnostic);
+            return loaded;
+        }
+    };
+    if files.is_empty() {
+        let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        loaded
+            .diagnostics
+            .push(Source::new(shown.join(", "), "").error("no pipeline files (*.toml) found"));
+    }
+    for file in files {
+        let source = match std::fs::read_to_string(&file) {
+            Ok(text) => Source::new(&file, text),
+            Err(e) => {
+                loaded
+                    .diagnostics
+                    .push(Source::new(&file, "").error(format!("cannot read: {e}")));
+                continue;
+            }
+        };
+        let (pipeline, diagnostics) = pipeline::parse(&source, env);
+        loaded.diagnostics.extend(diagnostics);
+        if let Some(pipeline) = pipeline {
+            loaded.pipelines.push(pipeline);
+        }
+    }
+    check_unique_names(&mut loaded);
+    loaded
+}
+
+fn check_unique_names(loaded: &mut Loaded) {
+    let mut seen: Vec<(&str, &Path)> = Vec::new();
+    let mut duplicates = Vec::new();
+    for p in &loaded.pipelines {
+        if let Some((_, first)) = seen.iter().find(|(name, _)| *name == p.name) {
+            duplicates.push(Source::new(&p.path, "").error(format!(
+                "pipeline name `{}` is also used by {}; names must be unique (they key checkpoints and consumer groups)",
+                p.name,
+                first.display()
+            )));
+        } else {
+            seen.push((&p.name, &p.path));
+        }
+    }
+    loaded.diagnostics.extend(duplicates);
+}
+
+/// The environment of this process, for `${VAR}`.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Validation context of one file: collects diagnostics and offers the
+/// helpers stages use to compile their settings.
+pub struct Cx<'a> {
+    pub source: &'a Source,
+    /// The file's directory: relative paths resolve against it.
+    pub dir: PathBuf,
+    /// The pipeline's name, once known.
+    pub pipeline: String,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl<'a> Cx<'a> {
+    pub fn new(source: &'a Source) -> Self {
+        // Absolute, so that paths in events and logs do not depend on the
+        // directory logpipe was started from.
+        let parent = source.path().parent().unwrap_or(Path::new(""));
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        let dir = std::fs::canonicalize(parent).unwrap_or_else(|_| parent.to_path_buf());
+        Cx {
+            source,
+            dir,
+            pipeline: String::new(),
+            diagnostics: Vec::new(),
+        }
+    }
+
+    pub fn error(&mut self, span: &Range<usize>, message: impl Into<String>) {
+        let d = self.source.error_at(span.start, message);
+        self.diagnostics.push(d);
+    }
+
+    pub fn warn(&mut self, span: &Range<usize>, message: impl Into<String>) {
+        let d = self.source.warning_at(span.start, message);
+        self.diagnostics.push(d);
+    }
+
+    /// Deserializes a TOML value, keeping the position of any error.
+    pub fn de<T: DeserializeOwned>(&mut self, value: Spanned<DeValue<'_>>) -> Option<T> {
+        match T::deserialize(ValueDeserializer::from(value)) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.toml_error(&e);
+                None
+            }
+        }
+    }
+
+    pub fn toml_error(&mut self, e: &toml::de::Error) {
+        let message = e.message().trim().to_owned();
+        let d = match e.span() {
+            Some(span) => self.source.error_at(span.start, message),
+            None => self.source.error(message),
+        };
+        self.diagnostics.push(d);
+    }
+
+    /// Compiles a template; an error points at the offending character.
+    pub fn template(&mut self, text: &Spanned<String>) -> Option<Template> {
+        match Template::parse(text.get_ref()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let at = self.source.offset_in_string(&text.span(), e.offset);
+                self.diagnostics.push(self.source.error_at(at, e.message));
+                None
+            }
+        }
+    }
+
+    /// Compiles a field reference; an error points at the offending character.
+    pub fn field(&mut self, text: &Spanned<String>) -> Option<FieldRef> {
+        match FieldRef::parse(text.get_ref()) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                let at = self.source.offset_in_string(&text.span(), e.offset);
+                self.diagnostics.push(self.source.error_at(at, e.message));
+                None
+            }
+        }
+    }
+
+    /// A path from the file, resolved against the file's directory.
+    pub fn path(&self, path: &str) -> PathBuf {
+        let p = Path::new(path);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir.join(p)
+        }
+    }
+}
+
+/// Takes a key out of a parsed table.
+pub(crate) fn take<'i>(table: &mut DeTable<'i>, key: &str) -> Option<Spanned<DeValue<'i>>> {
+    table.remove(key)
+}

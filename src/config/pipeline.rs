@@ -1,0 +1,245 @@
+//! One pipeline file: its inputs, the optional Kafka hop, its filters and its
+//! outputs, parsed and validated into a [`Pipeline`].
+//!
+//! ```toml
+//! name = "httpd-access"            # optional; default: the file name
+//! [[input]]
+//! type = "file"
+//! paths = ["${LOGPIPE_ACCESS_LOG:-/var/log/httpd/access_log}"]
+//! tags = ["httpd_access"]
+//! [kafka]                          # optional hop; without it inputs feed filters in-process
+//! brokers = "${KAFKA_BROKERS:-127.0.0.1:9092}"
+//! topic = "httpd_access"
+//! [[output]]
+//! type = "elasticsearch"
+//! hosts = "${ES_HOSTS:-http://127.0.0.1:9200}"
+//! index = "httpd_access-%{+YYYY.MM.dd}"
+//! ```
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use super::interpolate::interpolate;
+use super::{take, Cx, Diagnostic, Source};
+use crate::filter::{self, FilterSpec};
+use crate::input::{self, InputSpec};
+use crate::kafka::{Hop, HopConfig};
+use crate::output::{self, OutputSpec};
+
+/// A validated pipeline, ready to be planned and run.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pub name: String,
+    pub path: PathBuf,
+    pub inputs: Vec<InputSpec>,
+    pub hop: Option<Hop>,
+    pub filters: Vec<FilterSpec>,
+    pub outputs: Vec<OutputSpec>,
+    /// Batches buffered between two stages.
+    pub channel_capacity: usize,
+    /// A hash of the file's text: a reload restarts only pipelines whose file changed.
+    pub digest: u64,
+}
+
+/// Top-level keys other than the stage lists.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Header {
+    /// Names checkpoints and the default consumer group; default: the file name.
+    name: Option<Spanned<String>>,
+    /// The Kafka hop between the ship half and the index half.
+    kafka: Option<HopConfig>,
+    /// Batches buffered between two stages (default 4). Each batch holds up to
+    /// an input's `batch_events` events, so this bounds memory per stage.
+    channel_capacity: Option<Spanned<usize>>,
+}
+
+/// Parses and validates one pipeline file.
+pub fn parse(
+    source: &Source,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> (Option<Pipeline>, Vec<Diagnostic>) {
+    let mut cx = Cx::new(source);
+    let (root, errors) = DeTable::parse_recoverable(&source.text);
+    if !errors.is_empty() {
+        for e in &errors {
+            cx.toml_error(e);
+        }
+        return (None, cx.diagnostics);
+    }
+    let span = root.span();
+    let mut table = root.into_inner();
+    interpolate_table(&mut table, env, &mut cx);
+
+    let raw_inputs = take(&mut table, "input");
+    let raw_filters = take(&mut table, "filter");
+    let raw_outputs = take(&mut table, "output");
+    // Judged on the text, so that a stage with an error of its own does not
+    // also count as missing.
+    let has_hop = table.get("kafka").is_some();
+    let has_inputs = raw_inputs.is_some();
+    let has_outputs = raw_outputs.is_some();
+    let header: Option<Header> = cx.de(Spanned::new(span, DeValue::Table(table)));
+
+    let default_name = source
+        .path()
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "pipeline".to_owned());
+    let name = match header.as_ref().and_then(|h| h.name.as_ref()) {
+        Some(name) => {
+            let valid = !name.get_ref().is_empty()
+                && name
+                    .get_ref()
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !valid {
+                cx.error(
+                    &name.span(),
+                    "invalid pipeline name (expected letters, digits, '-', '_' or '.')",
+                );
+            }
+            name.get_ref().clone()
+        }
+        None => default_name,
+    };
+    cx.pipeline = name.clone();
+
+    let inputs = stages(raw_inputs, "input", &mut cx, input::build);
+    let filters = stages(raw_filters, "filter", &mut cx, filter::build);
+    let outputs = stages(raw_outputs, "output", &mut cx, output::build);
+    let hop = header
+        .as_ref()
+        .and_then(|h| h.kafka.clone())
+        .and_then(|k| k.validate(&mut cx));
+    let channel_capacity = match header.as_ref().and_then(|h| h.channel_capacity.as_ref()) {
+        Some(c) if *c.get_ref() == 0 => {
+            cx.error(&c.span(), "channel_capacity must be at least 1");
+            1
+        }
+        Some(c) => *c.get_ref(),
+        None => 4,
+    };
+
+    if !has_inputs && !has_hop {
+        cx.diagnostics
+            .push(source.error(
+                "no [[input]]: a pipeline needs an input, or a [kafka] hop to consume from",
+            ));
+    }
+    if !has_outputs && !has_hop {
+        cx.diagnostics.push(
+            source.error("no [[output]]: a pipeline needs an output, or a [kafka] hop to ship to"),
+        );
+    }
+
+    cx.diagnostics.sort_by_key(|d| (d.line, d.column));
+    let ok = !cx
+        .diagnostics
+        .iter()
+        .any(|d| d.severity == super::Severity::Error);
+    let pipeline = ok.then(|| Pipeline {
+        name,
+        path: source.path().to_path_buf(),
+        inputs,
+        hop,
+        filters,
+        outputs,
+        channel_capacity,
+        digest: xxhash_rust::xxh3::xxh3_64(source.text.as_bytes()),
+    });
+    (pipeline, cx.diagnostics)
+}
+
+/// Builds one list of stage tables, each dispatched on its `type`.
+pub(crate) fn stages<T>(
+    raw: Option<Spanned<DeValue<'_>>>,
+    section: &str,
+    cx: &mut Cx<'_>,
+    build: fn(&Spanned<String>, Spanned<DeValue<'_>>, &mut Cx<'_>) -> Option<T>,
+) -> Vec<T> {
+    let Some(raw) = raw else {
+        return Vec::new();
+    };
+    let span = raw.span();
+    let DeValue::Array(items) = raw.into_inner() else {
+        cx.error(
+            &span,
+            format!("`{section}` must be a list of tables (write [[{section}]])"),
+        );
+        return Vec::new();
+    };
+    let mut built = Vec::new();
+    for item in items {
+        let span = item.span();
+        let DeValue::Table(mut table) = item.into_inner() else {
+            cx.error(&span, format!("each {section} must be a table"));
+            continue;
+        };
+        let Some(kind) = take(&mut table, "type") else {
+            cx.error(&span, format!("this {section} has no `type`"));
+            continue;
+        };
+        let kind_span = kind.span();
+        let Some(kind_text) = kind.get_ref().as_str().map(str::to_owned) else {
+            cx.error(&kind_span, "`type` must be a string");
+            continue;
+        };
+        let kind = Spanned::new(kind_span, kind_text);
+        if let Some(stage) = build(&kind, Spanned::new(span, DeValue::Table(table)), cx) {
+            built.push(stage);
+        }
+    }
+    built
+}
+
+/// The error for a `type` that names no stage.
+pub(crate) fn unknown_type(cx: &mut Cx<'_>, section: &str, kind: &Spanned<String>, known: &[&str]) {
+    cx.error(
+        &kind.span(),
+        format!(
+            "unknown {section} type `{}` (expected one of: {})",
+            kind.get_ref(),
+            known.join(", ")
+        ),
+    );
+}
+
+fn interpolate_table(
+    table: &mut DeTable<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+    cx: &mut Cx<'_>,
+) {
+    for (_, value) in table.iter_mut() {
+        interpolate_value(value, env, cx);
+    }
+}
+
+fn interpolate_value(
+    value: &mut Spanned<DeValue<'_>>,
+    env: &dyn Fn(&str) -> Option<String>,
+    cx: &mut Cx<'_>,
+) {
+    let span = value.span();
+    match value.get_mut() {
+        DeValue::String(text) => match interpolate(text, env) {
+            Ok(Some(resolved)) => *text = Cow::Owned(resolved),
+            Ok(None) => {}
+            Err(e) => {
+                let at = cx.source.offset_in_string(&span, e.offset);
+                cx.diagnostics.push(cx.source.error_at(at, e.message));
+            }
+        },
+        DeValue::Array(items) => {
+            for item in items.iter_mut() {
+                interpolate_value(item, env, cx);
+            }
+        }
+        DeValue::Table(inner) => interpolate_table(inner, env, cx),
+        _ => {}
+    }
+}

@@ -1,0 +1,58 @@
+//! Inputs: where events come from. The registry is the `match` in [`build`]
+//! and [`InputSpec::run`]; a new input is one module, one variant, two arms.
+//!
+//! The Kafka consumer is not listed here: it is the index half of a
+//! pipeline's `[kafka]` hop (see [`kafka`]).
+
+pub mod file;
+pub mod kafka;
+
+use tokio::sync::mpsc;
+use toml::de::DeValue;
+use toml::Spanned;
+
+use crate::config::pipeline::unknown_type;
+use crate::config::Cx;
+use crate::error::StageError;
+use crate::event::Batch;
+use crate::shutdown::StageCx;
+
+const TYPES: &[&str] = &["file"];
+
+#[derive(Debug, Clone)]
+pub enum InputSpec {
+    File(file::FileInput),
+}
+
+/// Builds an `[[input]]` table of type `kind`.
+pub fn build(
+    kind: &Spanned<String>,
+    value: Spanned<DeValue<'_>>,
+    cx: &mut Cx<'_>,
+) -> Option<InputSpec> {
+    match kind.get_ref().as_str() {
+        "file" => cx
+            .de::<file::Config>(value)?
+            .validate(cx)
+            .map(InputSpec::File),
+        _ => {
+            unknown_type(cx, "input", kind, TYPES);
+            None
+        }
+    }
+}
+
+impl InputSpec {
+    /// The stage name used in logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            InputSpec::File(_) => "input.file",
+        }
+    }
+
+    pub async fn run(self, out: mpsc::Sender<Batch>, cx: StageCx) -> Result<(), StageError> {
+        match self {
+            InputSpec::File(input) => input.run(out, cx).await,
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Kafka message bodies in the shape Filebeat's Kafka output writes: the
+//! event's fields plus `@metadata` (beat, type, version, and logpipe's origin
+//! `_id`). A Logstash indexer reading the topic keeps working, and the index
+//! half reads Filebeat-produced messages too.
+
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::Codec;
+use crate::event::{Event, ID};
+
+struct Wire<'a>(&'a Event);
+
+impl Serialize for Wire<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let event = self.0;
+        let mut map = serializer.serialize_map(Some(event.fields.len() + 1))?;
+        if let Some(ts) = event.fields.get("@timestamp") {
+            map.serialize_entry("@timestamp", ts)?;
+        }
+        map.serialize_entry("@metadata", &Metadata(&event.metadata))?;
+        for (k, v) in &event.fields {
+            if k != "@timestamp" {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
+    }
+}
+
+struct Metadata<'a>(&'a Map<String, Value>);
+
+impl Serialize for Metadata<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        for (k, v) in [
+            ("beat", "logpipe"),
+            ("type", "_doc"),
+            ("version", env!("CARGO_PKG_VERSION")),
+        ] {
+            if !self.0.contains_key(k) {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        for (k, v) in self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// Appends the JSON body of `event` to `out`.
+pub fn encode_into(event: &Event, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    serde_json::to_writer(out, &Wire(event))
+}
+
+/// Where a record came from, for ids and `decorate_events`.
+#[derive(Debug, Clone)]
+pub struct Origin<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<&'a [u8]>,
+    pub timestamp: Option<i64>,
+}
+
+/// Turns a record into an event. A record that is not a JSON object under
+/// the json codec keeps its raw text in `message` and is tagged
+/// `_jsonparsefailure`; nothing is dropped.
+pub fn decode(payload: Option<&[u8]>, origin: &Origin<'_>, codec: Codec, decorate: bool) -> Event {
+    let bytes = payload.unwrap_or_default();
+    let mut event = match codec {
+        Codec::Json => match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Object(mut fields)) => {
+                let metadata = match fields.remove("@metadata") {
+                    Some(Value::Object(m)) => m,
+                    _ => Map::new(),
+                };
+                let mut event = Event { fields, metadata };
+                if event.timestamp().is_none() {
+                    event.set_timestamp(chrono::Utc::now());
+                }
+                event
+            }
+            _ => {
+                let mut event = Event::from_message(String::from_utf8_lossy(bytes));
+                event.add_tag("_jsonparsefailure");
+                event
+            }
+        },
+        Codec::Plain => Event::from_message(String::from_utf8_lossy(bytes)),
+    };
+    if !matches!(event.metadata.get(ID), Some(Value::String(id)) if !id.is_empty()) {
+        event.metadata.insert(
+            ID.to_owned(),
+            Value::String(format!(
+                "{}-{}-{}",
+                origin.topic, origin.partition, origin.offset
+            )),
+        );
+    }
+    if decorate {
+        let mut kafka = Map::new();
+        kafka.insert("topic".into(), Value::String(origin.topic.to_owned()));
+        kafka.insert("partition".into(), Value::from(origin.partition));
+        kafka.insert("offset".into(), Value::from(origin.offset));
+        kafka.insert(
+            "key".into(),
+            origin.key.map_or(Value::Null, |k| {
+                Value::String(String::from_utf8_lossy(k).into_owned())
+            }),
+        );
+        kafka.insert(
+            "timestamp".into(),
+            origin.timestamp.map_or(Value::Null, Value::from),
+        );
+        event.metadata.insert("kafka".into(), Value::Object(kafka));
+    }
+    event
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn origin() -> Origin<'static> {
+        Origin {
+            topic: "httpd",
+            partition: 2,
+            offset: 41,
+            key: Some(b"k"),
+            timestamp: Some(1_700_000_000_000),
+        }
+    }
+
+    #[test]
+    fn encoded_events_look_like_filebeat_and_round_trip() {
+        let mut event = Event::from_message("GET /");
+        event.metadata.insert("_id".into(), json!("abc"));
+        event.add_tag("httpd_access");
+        let mut body = Vec::new();
+        encode_into(&event, &mut body).unwrap();
+        let wire: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(wire["@metadata"]["beat"], "logpipe");
+        assert_eq!(wire["@metadata"]["type"], "_doc");
+        assert_eq!(wire["@metadata"]["_id"], "abc");
+        assert_eq!(wire["message"], "GET /");
+        let back = decode(Some(&body), &origin(), Codec::Json, false);
+        assert_eq!(back.fields, event.fields);
+        assert_eq!(back.id(), Some("abc"));
+    }
+
+    #[test]
+    fn filebeat_messages_without_an_id_get_kafka_coordinates() {
+        let body = br#"{"@timestamp":"2026-01-01T00:00:00.000Z","@metadata":{"beat":"filebeat","type":"_doc"},"message":"x","tags":["httpd_access"]}"#;
+        let event = decode(Some(body), &origin(), Codec::Json, false);
+        assert_eq!(event.id(), Some("httpd-2-41"));
+        assert!(event.has_tag("httpd_access"));
+        assert_eq!(event.metadata["beat"], "filebeat");
+    }
+
+    #[test]
+    fn non_json_records_are_kept_and_tagged() {
+        let event = decode(Some(b"plain text \xff"), &origin(), Codec::Json, false);
+        assert_eq!(event.fields["message"], "plain text \u{fffd}");
+        assert!(event.has_tag("_jsonparsefailure"));
+        assert!(event.timestamp().is_some());
+        let array = decode(Some(b"[1,2]"), &origin(), Codec::Json, false);
+        assert!(array.has_tag("_jsonparsefailure"));
+    }
+
+    #[test]
+    fn decorate_events_adds_kafka_metadata() {
+        let event = decode(Some(b"hi"), &origin(), Codec::Plain, true);
+        assert_eq!(
+            event.metadata["kafka"],
+            json!({"topic": "httpd", "partition": 2, "offset": 41, "key": "k", "timestamp": 1_700_000_000_000i64})
+        );
+        assert!(!event.has_tag("_jsonparsefailure"));
+    }
+}

@@ -1,0 +1,344 @@
+//! The `[kafka]` hop of a pipeline: shared settings of its two halves, the
+//! producer (the ship half, [`crate::output::kafka`]) and the consumer group
+//! (the index half, [`crate::input::kafka`]), and the message codec.
+
+pub mod admin;
+pub mod codec;
+pub mod context;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::config::types::{Seconds, StringList};
+use crate::config::Cx;
+use crate::template::Template;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OffsetReset {
+    Earliest,
+    Latest,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Codec {
+    /// Filebeat-shaped JSON documents (default).
+    Json,
+    /// The record is the message text.
+    Plain,
+}
+
+/// `acks`: `"all"`, `-1`, `0` or `1`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum AcksSetting {
+    Number(i64),
+    Text(String),
+}
+
+/// `[kafka]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HopConfig {
+    /// Bootstrap brokers: a list, or one comma-separated string. An entry
+    /// without a port gets 9092.
+    pub brokers: Spanned<StringList>,
+    /// The topic events are shipped to; may be a template
+    /// (`%{[fields][log_type]}`).
+    pub topic: Spanned<String>,
+    /// Topics the index half consumes (names, or regexes starting with `^`);
+    /// default: `topic`, which must then be static.
+    pub topics: Option<Spanned<StringList>>,
+    /// Message key template; default none (librdkafka's sticky partitioner).
+    pub key: Option<Spanned<String>>,
+    /// Consumer group; default `logpipe-<pipeline name>`.
+    pub group_id: Option<String>,
+    pub client_id: Option<String>,
+    /// Where a new group starts: `earliest` (default) or `latest`.
+    pub auto_offset_reset: Option<Spanned<OffsetReset>>,
+    /// `all` (default), `1` or `0`.
+    pub acks: Option<Spanned<AcksSetting>>,
+    /// Idempotent producer (default true; needs acks = all).
+    pub idempotence: Option<bool>,
+    /// `none`, `gzip`, `snappy`, `lz4` (default) or `zstd`.
+    pub compression: Option<Compression>,
+    /// Consumer group session timeout (default 10s).
+    pub session_timeout: Option<Seconds>,
+    /// `json` (default) or `plain`.
+    pub codec: Option<Codec>,
+    /// Adds `[@metadata][kafka]` (topic, partition, offset, key, timestamp).
+    #[serde(default)]
+    pub decorate_events: bool,
+    /// Partitions for `logpipe topics ensure` and `ensure_topic`.
+    pub partitions: Option<i32>,
+    /// Replication factor for `logpipe topics ensure` and `ensure_topic`.
+    pub replication_factor: Option<i32>,
+    /// Create the topic at start if it is missing.
+    #[serde(default)]
+    pub ensure_topic: bool,
+    /// Extra librdkafka properties for both halves, passed as they are.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    /// Extra librdkafka properties for the producer only.
+    #[serde(default)]
+    pub producer: BTreeMap<String, String>,
+    /// Extra librdkafka properties for the consumer only.
+    #[serde(default)]
+    pub consumer: BTreeMap<String, String>,
+}
+
+/// A validated hop.
+#[derive(Debug, Clone)]
+pub struct Hop {
+    pub brokers: Vec<String>,
+    pub topic: Template,
+    pub topics: Vec<String>,
+    pub key: Option<Template>,
+    pub group_id: String,
+    pub client_id: String,
+    pub auto_offset_reset: OffsetReset,
+    pub acks: i64,
+    pub idempotence: bool,
+    pub compression: Compression,
+    pub session_timeout: Duration,
+    pub codec: Codec,
+    pub decorate_events: bool,
+    pub partitions: i32,
+    pub replication_factor: i32,
+    pub ensure_topic: bool,
+    pub properties: BTreeMap<String, String>,
+    pub producer: BTreeMap<String, String>,
+    pub consumer: BTreeMap<String, String>,
+}
+
+impl HopConfig {
+    pub fn validate(self, cx: &mut Cx<'_>) -> Option<Hop> {
+        let mut ok = true;
+        let brokers: Vec<String> = self
+            .brokers
+            .get_ref()
+            .0
+            .iter()
+            .map(|b| with_default_port(b, 9092))
+            .collect();
+        if brokers.is_empty() {
+            cx.error(
+                &self.brokers.span(),
+                "`brokers` must name at least one broker",
+            );
+            ok = false;
+        }
+        let topic = cx.template(&self.topic);
+        let topics = match &self.topics {
+            Some(list) => list.get_ref().0.clone(),
+            None => match &topic {
+                Some(t) if t.is_static() => vec![t.as_str().to_owned()],
+                Some(_) => {
+                    cx.error(
+                        &self.topic.span(),
+                        "a templated topic cannot be consumed as such: list the topics to consume in `topics`",
+                    );
+                    ok = false;
+                    Vec::new()
+                }
+                None => Vec::new(),
+            },
+        };
+        let key = match &self.key {
+            Some(k) => Some(cx.template(k)?),
+            None => None,
+        };
+        let idempotence = self.idempotence.unwrap_or(true);
+        let acks = match &self.acks {
+            None => -1,
+            Some(setting) => {
+                let value = match setting.get_ref() {
+                    AcksSetting::Number(n @ -1..=1) => Some(*n),
+                    AcksSetting::Text(t) if t == "all" || t == "-1" => Some(-1),
+                    AcksSetting::Text(t) if t == "0" || t == "1" => t.parse().ok(),
+                    _ => None,
+                };
+                match value {
+                    Some(v) => v,
+                    None => {
+                        cx.error(
+                            &setting.span(),
+                            "invalid acks (expected \"all\", -1, 0 or 1)",
+                        );
+                        ok = false;
+                        -1
+                    }
+                }
+            }
+        };
+        if acks != -1 && idempotence {
+            if let Some(setting) = &self.acks {
+                cx.error(
+                    &setting.span(),
+                    format!("acks = {acks} cannot be combined with idempotence = true: the idempotent producer needs acks = \"all\" (librdkafka refuses it); set idempotence = false to accept possible loss or duplicates"),
+                );
+                ok = false;
+            }
+        }
+        if let Some(reset) = &self.auto_offset_reset {
+            if *reset.get_ref() == OffsetReset::Latest {
+                cx.warn(
+                    &reset.span(),
+                    "auto_offset_reset = \"latest\": a new consumer group skips everything shipped before it joined",
+                );
+            }
+        }
+        let partitions = self.partitions.unwrap_or(1);
+        let replication_factor = self.replication_factor.unwrap_or(1);
+        if partitions < 1 || replication_factor < 1 {
+            cx.error(
+                &self.topic.span(),
+                "partitions and replication_factor must be at least 1",
+            );
+            ok = false;
+        }
+        let topic = topic?;
+        ok.then(|| Hop {
+            brokers,
+            topic,
+            topics,
+            key,
+            group_id: self
+                .group_id
+                .unwrap_or_else(|| format!("logpipe-{}", cx.pipeline)),
+            client_id: self
+                .client_id
+                .unwrap_or_else(|| format!("logpipe-{}", crate::host::name())),
+            auto_offset_reset: self
+                .auto_offset_reset
+                .map_or(OffsetReset::Earliest, |r| r.into_inner()),
+            acks,
+            idempotence,
+            compression: self.compression.unwrap_or(Compression::Lz4),
+            session_timeout: self
+                .session_timeout
+                .map_or(Duration::from_secs(10), |s| s.0),
+            codec: self.codec.unwrap_or(Codec::Json),
+            decorate_events: self.decorate_events,
+            partitions,
+            replication_factor,
+            ensure_topic: self.ensure_topic,
+            properties: self.properties,
+            producer: self.producer,
+            consumer: self.consumer,
+        })
+    }
+}
+
+impl Hop {
+    fn base_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", self.brokers.join(","));
+        c.set("client.id", &self.client_id);
+        for (k, v) in &self.properties {
+            c.set(k, v);
+        }
+        c
+    }
+
+    /// Producer settings that keep the no-loss promise: an outage holds the
+    /// pipeline (`message.timeout.ms = 0`: never expire) with bounded queue
+    /// memory, instead of failing messages after librdkafka's 5 minutes.
+    pub fn producer_config(&self) -> ClientConfig {
+        let mut c = self.base_config();
+        c.set("acks", self.acks.to_string());
+        c.set("enable.idempotence", self.idempotence.to_string());
+        c.set(
+            "compression.type",
+            match self.compression {
+                Compression::None => "none",
+                Compression::Gzip => "gzip",
+                Compression::Snappy => "snappy",
+                Compression::Lz4 => "lz4",
+                Compression::Zstd => "zstd",
+            },
+        );
+        c.set("message.timeout.ms", "0");
+        c.set("queue.buffering.max.kbytes", "32768");
+        c.set("linger.ms", "5");
+        for (k, v) in &self.producer {
+            c.set(k, v);
+        }
+        c
+    }
+
+    /// Consumer settings: offsets are stored only for acknowledged events
+    /// (`enable.auto.offset.store = false`) and committed from those.
+    pub fn consumer_config(&self) -> ClientConfig {
+        let mut c = self.base_config();
+        c.set("group.id", &self.group_id);
+        c.set("enable.auto.commit", "true");
+        c.set("auto.commit.interval.ms", "1000");
+        c.set("enable.auto.offset.store", "false");
+        c.set(
+            "auto.offset.reset",
+            match self.auto_offset_reset {
+                OffsetReset::Earliest => "earliest",
+                OffsetReset::Latest => "latest",
+            },
+        );
+        c.set(
+            "session.timeout.ms",
+            self.session_timeout.as_millis().to_string(),
+        );
+        // Bound prefetch in bytes, not only in messages.
+        c.set("queued.max.messages.kbytes", "16384");
+        c.set("fetch.max.bytes", "8388608");
+        for (k, v) in &self.consumer {
+            c.set(k, v);
+        }
+        c
+    }
+}
+
+/// `host` → `host:port` when no port is given (IPv6 literals in brackets).
+pub fn with_default_port(host: &str, port: u16) -> String {
+    let has_port = match host.rsplit_once(':') {
+        Some((h, p)) => {
+            p.chars().all(|c| c.is_ascii_digit()) && (!h.contains(':') || h.ends_with(']'))
+        }
+        None => false,
+    };
+    if has_port {
+        host.to_owned()
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brokers_without_a_port_get_9092() {
+        assert_eq!(with_default_port("10.0.0.75", 9092), "10.0.0.75:9092");
+        assert_eq!(with_default_port("10.0.0.75:9093", 9092), "10.0.0.75:9093");
+        assert_eq!(with_default_port("[::1]", 9092), "[::1]:9092");
+        assert_eq!(with_default_port("[::1]:19092", 9092), "[::1]:19092");
+        assert_eq!(
+            with_default_port("kafka-1.example", 9092),
+            "kafka-1.example:9092"
+        );
+    }
+}

@@ -1,0 +1,38 @@
+//! The `logpipe` binary: parse the command line, set up logging, run.
+
+use std::process::ExitCode;
+
+use logpipe::app;
+use logpipe::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse_args();
+    logpipe::telemetry::init(cli.log_level.as_deref());
+    match cli.command {
+        Command::Check { paths } => app::check(&paths),
+        Command::Run {
+            paths,
+            role,
+            state_dir,
+            config,
+        } => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("logpipe: cannot start the runtime: {e}");
+                    return ExitCode::from(app::EXIT_FAILURE);
+                }
+            };
+            match runtime.block_on(app::run(&paths, role, state_dir, config)) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("logpipe: {e:#}");
+                    ExitCode::from(app::EXIT_FAILURE)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! The dead-letter file: events that cannot be delivered however often they
+//! are retried (a mapping conflict, a message too large for the broker),
+//! written with the reason as NDJSON, so nothing is dropped silently and they
+//! can be replayed once the cause is fixed. The file is rotated by size.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Map, Value};
+
+use crate::event::Event;
+
+/// Rotated files kept besides the current one.
+const KEEP: usize = 5;
+
+/// One dead-lettered event and why.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub stage: &'static str,
+    pub reason: String,
+    /// HTTP status of the item, for Elasticsearch rejections.
+    pub status: Option<u16>,
+    /// Elasticsearch's `error.type`.
+    pub error_type: Option<String>,
+    pub index: Option<String>,
+    pub event: Event,
+}
+
+impl DeadLetter {
+    fn to_json(&self, pipeline: &str) -> Value {
+        let mut event = self.event.fields.clone();
+        event.insert(
+            "@metadata".into(),
+            Value::Object(self.event.metadata.clone()),
+        );
+        let mut record = Map::new();
+        record.insert(
+            "@timestamp".into(),
+            Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        );
+        record.insert("pipeline".into(), Value::String(pipeline.to_owned()));
+        record.insert("stage".into(), Value::String(self.stage.to_owned()));
+        record.insert("reason".into(), Value::String(self.reason.clone()));
+        if let Some(status) = self.status {
+            record.insert("status".into(), Value::from(status));
+        }
+        if let Some(t) = &self.error_type {
+            record.insert("error_type".into(), Value::String(t.clone()));
+        }
+        if let Some(index) = &self.index {
+            record.insert("index".into(), Value::String(index.clone()));
+        }
+        record.insert("event".into(), Value::Object(event));
+        Value::Object(record)
+    }
+}
+
+struct Writer {
+    path: PathBuf,
+    max_bytes: u64,
+    file: Option<(File, u64)>,
+    written: u64,
+}
+
+/// A shared handle on one dead-letter file. The file is created on the first
+/// record, so pipelines that never dead-letter need no writable state.
+#[derive(Clone)]
+pub struct DeadLetters {
+    pipeline: Arc<str>,
+    writer: Arc<Mutex<Writer>>,
+}
+
+impl DeadLetters {
+    pub fn new(pipeline: &str, path: PathBuf, max_bytes: u64) -> Self {
+        DeadLetters {
+            pipeline: pipeline.into(),
+            writer: Arc::new(Mutex::new(Writer {
+                path,
+                max_bytes,
+                file: None,
+                written: 0,
+            })),
+        }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.writer
+            .lock()
+            .map(|w| w.path.clone())
+            .unwrap_or_default()
+    }
+
+    /// Records written since start.
+    pub fn count(&self) -> u64 {
+        self.writer.lock().map(|w| w.written).unwrap_or(0)
+    }
+
+    /// Appends the records and syncs them to disk; only then may the caller
+    /// acknowledge the events.
+    pub async fn write(&self, records: Vec<DeadLetter>) -> io::Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut body = Vec::new();
+        for record in &records {
+            serde_json::to_writer(&mut body, &record.to_json(&self.pipeline))?;
+            body.push(b'\n');
+        }
+        let writer = Arc::clone(&self.writer);
+        let count = records.len() as u64;
+        tokio::task::spawn_blocking(move || {
+            let mut w = writer
+                .lock()
+                .map_err(|_| io::Error::other("dead-letter writer poisoned"))?;
+            w.append(&body)?;
+            w.written += count;
+            Ok(())
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+}
+
+impl Writer {
+    fn append(&mut self, body: &[u8]) -> io::Result<()> {
+        if let Some((_, size)) = &self.file {
+            if *size > 0 && size + body.len() as u64 > self.max_bytes {
+                self.file = None;
+                rotate(&self.path)?;
+            }
+        }
+        if self.file.is_none() {
+            if let Some(dir) = self.path.parent() {
+                fs::create_dir_all(dir)?;
+            }
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
+            let size = file.metadata()?.len();
+            self.file = Some((file, size));
+        }
+        let Some((file, size)) = self.file.as_mut() else {
+            return Err(io::Error::other("dead-letter file not open"));
+        };
+        file.write_all(body)?;
+        file.sync_data()?;
+        *size += body.len() as u64;
+        Ok(())
+    }
+}
+
+fn rotate(path: &Path) -> io::Result<()> {
+    let numbered = |n: usize| PathBuf::from(format!("{}.{n}", path.display()));
+    let _ = fs::remove_file(numbered(KEEP));
+    for n in (1..KEEP).rev() {
+        let _ = fs::rename(numbered(n), numbered(n + 1));
+    }
+    fs::rename(path, numbered(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(reason: &str) -> DeadLetter {
+        DeadLetter {
+            stage: "output.elasticsearch",
+            reason: reason.into(),
+            status: Some(400),
+            error_type: Some("mapper_parsing_exception".into()),
+            index: Some("httpd_access-2026.11.25".into()),
+            event: Event::from_message("x"),
+        }
+    }
+
+    #[tokio::test]
+    async fn records_carry_the_event_and_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dl/p.ndjson");
+        let dl = DeadLetters::new("p", path.clone(), 1 << 20);
+        dl.write(vec![record("failed to parse field [status]")])
+            .await
+            .unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        let v: Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(v["reason"], "failed to parse field [status]");
+        assert_eq!(v["status"], 400);
+        assert_eq!(v["error_type"], "mapper_parsing_exception");
+        assert_eq!(v["event"]["message"], "x");
+        assert_eq!(dl.count(), 1);
+    }
+
+    #[tokio::test]
+    async fn files_rotate_by_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.ndjson");
+        let dl = DeadLetters::new("p", path.clone(), 300);
+        for i in 0..6 {
+            dl.write(vec![record(&format!("reason {i}"))])
+                .await
+                .unwrap();
+        }
+        assert!(PathBuf::from(format!("{}.1", path.display())).exists());
+        assert!(fs::metadata(&path).unwrap().len() <= 600);
+        assert_eq!(dl.count(), 6);
+    }
+}

@@ -1,0 +1,265 @@
+//! The ship half of the Kafka hop: a producer that acknowledges a batch to
+//! its source only when every delivery report confirmed its message under the
+//! configured `acks`. A message the broker will never take (too large) goes to
+//! the dead-letter file; anything else is retried, holding the pipeline.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+
+use super::dead_letter::{DeadLetter, DeadLetters};
+use crate::error::StageError;
+use crate::event::Batch;
+use crate::kafka::context::LogContext;
+use crate::kafka::{codec, Hop};
+use crate::retry::Backoff;
+use crate::shutdown::StageCx;
+use crate::telemetry::Throttle;
+
+/// Batches whose delivery reports are awaited at once.
+const BATCHES_IN_FLIGHT: usize = 32;
+
+type Producer_ = FutureProducer<LogContext>;
+
+pub async fn run(
+    hop: Hop,
+    mut input: mpsc::Receiver<Batch>,
+    cx: StageCx,
+    dead_letters: DeadLetters,
+) -> Result<(), StageError> {
+    let producer: Producer_ = hop
+        .producer_config()
+        .create_with_context(LogContext::new(&cx.pipeline, "producer"))
+        .map_err(|e| StageError::kafka(format!("producer for {}", hop.brokers.join(",")), e))?;
+    if hop.ensure_topic {
+        crate::kafka::admin::ensure_topics(&hop, &cx.pipeline).await?;
+    }
+    let slots = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
+    let mut waiting: JoinSet<Result<(), StageError>> = JoinSet::new();
+    let abort = cx.shutdown.abort.clone();
+    let mut body = Vec::with_capacity(4096);
+    let mut topic = String::new();
+    let mut key = String::new();
+    let mut full = Throttle::warnings();
+
+    loop {
+        let batch = tokio::select! {
+            batch = input.recv() => batch,
+            _ = abort.cancelled() => break,
+        };
+        let Some(batch) = batch else { break };
+        let permit = tokio::select! {
+            p = Arc::clone(&slots).acquire_owned() => p.map_err(|_| StageError::Fatal("producer slots closed".into()))?,
+            _ = abort.cancelled() => break,
+        };
+        let mut deliveries = Vec::with_capacity(batch.events.len());
+        let mut rejected = Vec::new();
+        for (index, event) in batch.events.iter().enumerate() {
+            body.clear();
+            codec::encode_into(event, &mut body)
+                .map_err(|e| StageError::Fatal(format!("cannot encode event: {e}")))?;
+            hop.topic.render_into(event, &mut topic);
+            if let Some(k) = &hop.key {
+                k.render_into(event, &mut key);
+            }
+            match enqueue(
+                &producer,
+                &topic,
+                hop.key.as_ref().map(|_| key.as_str()),
+                &body,
+                &abort,
+                &mut full,
+            )
+            .await
+            {
+                Enqueued::Queued(delivery) => deliveries.push((index, delivery)),
+                Enqueued::Refused(e) => rejected.push(refused(&e, &topic, event.clone())),
+                // The batch is dropped unacknowledged and read again later.
+                Enqueued::Aborted => return Ok(()),
+            }
+        }
+        waiting.spawn(confirm(
+            producer.clone(),
+            batch,
+            deliveries,
+            rejected,
+            dead_letters.clone(),
+            cx.clone(),
+            permit,
+        ));
+        while let Some(done) = waiting.try_join_next() {
+            flatten(done)?;
+        }
+    }
+    loop {
+        let done = tokio::select! {
+            done = waiting.join_next() => done,
+            _ = abort.cancelled() => {
+                waiting.abort_all();
+                break;
+            }
+        };
+        let Some(done) = done else { break };
+        flatten(done)?;
+    }
+    let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
+    Ok(())
+}
+
+fn flatten(done: Result<Result<(), StageError>, tokio::task::JoinError>) -> Result<(), StageError> {
+    match done {
+        Ok(result) => result,
+        Err(e) if e.is_cancelled() => Ok(()),
+        Err(e) => Err(StageError::Fatal(format!("delivery task failed: {e}"))),
+    }
+}
+
+enum Enqueued {
+    Queued(DeliveryFuture),
+    /// The message can never be produced (too large).
+    Refused(KafkaError),
+    Aborted,
+}
+
+/// Puts one message on librdkafka's queue, waiting while the queue is full
+/// (backpressure).
+async fn enqueue(
+    producer: &Producer_,
+    topic: &str,
+    key: Option<&str>,
+    body: &[u8],
+    abort: &tokio_util::sync::CancellationToken,
+    full: &mut Throttle,
+) -> Enqueued {
+    loop {
+        let mut record = FutureRecord::<str, [u8]>::to(topic).payload(body);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        match producer.send_result(record) {
+            Ok(delivery) => return Enqueued::Queued(delivery),
+            Err((e, _)) if too_large(&e) => return Enqueued::Refused(e),
+            Err((e, _)) => {
+                if !matches!(
+                    e,
+                    KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
+                ) {
+                    if let Some(suppressed) = full.ready() {
+                        tracing::warn!(%topic, error = %e, suppressed, "Cannot enqueue message; retrying.");
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+                    _ = abort.cancelled() => return Enqueued::Aborted,
+                }
+            }
+        }
+    }
+}
+
+fn refused(e: &KafkaError, topic: &str, event: crate::event::Event) -> DeadLetter {
+    DeadLetter {
+        stage: "output.kafka",
+        reason: format!("the broker refuses the message: {e}"),
+        status: None,
+        error_type: Some("message_too_large".into()),
+        index: Some(topic.to_owned()),
+        event,
+    }
+}
+
+/// Waits for the delivery reports of one batch, retries or dead-letters the
+/// failures, then acknowledges the batch.
+async fn confirm(
+    producer: Producer_,
+    batch: Batch,
+    deliveries: Vec<(usize, DeliveryFuture)>,
+    mut rejected: Vec<DeadLetter>,
+    dead_letters: DeadLetters,
+    cx: StageCx,
+    _permit: OwnedSemaphorePermit,
+) -> Result<(), StageError> {
+    let mut pending: Vec<(usize, DeliveryFuture)> = deliveries;
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+    let mut warn = Throttle::warnings();
+    while !pending.is_empty() {
+        let mut retry = Vec::new();
+        for (index, delivery) in pending {
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, message))) if too_large(&e) => {
+                    rejected.push(refused(&e, message.topic(), batch.events[index].clone()));
+                }
+                Ok(Err((e, message))) => {
+                    if let Some(suppressed) = warn.ready() {
+                        tracing::warn!(topic = message.topic(), error = %e, suppressed, "Delivery failed; sending again.");
+                    }
+                    retry.push((index, message));
+                }
+                Err(_) => {
+                    return Err(StageError::Fatal(
+                        "the producer stopped before confirming delivery".into(),
+                    ))
+                }
+            }
+        }
+        pending = Vec::with_capacity(retry.len());
+        if !retry.is_empty() {
+            tokio::select! {
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
+                _ = cx.shutdown.abort.cancelled() => return Ok(()),
+            }
+        }
+        for (index, message) in retry {
+            match resend(&producer, &message, &cx.shutdown.abort).await {
+                Enqueued::Queued(delivery) => pending.push((index, delivery)),
+                Enqueued::Refused(e) => {
+                    rejected.push(refused(&e, message.topic(), batch.events[index].clone()))
+                }
+                Enqueued::Aborted => return Ok(()),
+            }
+        }
+    }
+    if !rejected.is_empty() {
+        tracing::error!(events = rejected.len(), path = %dead_letters.path().display(), "Messages refused by the broker were written to the dead-letter file.");
+        dead_letters
+            .write(rejected)
+            .await
+            .map_err(|e| StageError::io("cannot write dead letters to", dead_letters.path(), e))?;
+    }
+    batch.ack.ack();
+    Ok(())
+}
+
+async fn resend(
+    producer: &Producer_,
+    message: &OwnedMessage,
+    abort: &tokio_util::sync::CancellationToken,
+) -> Enqueued {
+    let key = message
+        .key()
+        .map(|k| String::from_utf8_lossy(k).into_owned());
+    let mut throttle = Throttle::warnings();
+    enqueue(
+        producer,
+        message.topic(),
+        key.as_deref(),
+        message.payload().unwrap_or_default(),
+        abort,
+        &mut throttle,
+    )
+    .await
+}
+
+fn too_large(e: &KafkaError) -> bool {
+    matches!(
+        e,
+        KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge)
+            | KafkaError::MessageProduction(RDKafkaErrorCode::InvalidMessageSize)
+    )
+}

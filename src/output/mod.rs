@@ -1,0 +1,80 @@
+//! Outputs: where events end. Every output acknowledges a batch only once
+//! its events are delivered or dead-lettered, and never drops a token
+//! silently. The registry is the `match` in [`build`] and [`OutputSpec::run`].
+//!
+//! The Kafka producer is not listed here: it is the ship half of a
+//! pipeline's `[kafka]` hop (see [`kafka`]).
+
+pub mod dead_letter;
+pub mod elasticsearch;
+pub mod kafka;
+pub mod stdout;
+
+use tokio::sync::mpsc;
+use toml::de::DeValue;
+use toml::Spanned;
+
+use crate::config::pipeline::unknown_type;
+use crate::config::Cx;
+use crate::error::StageError;
+use crate::event::Batch;
+use crate::shutdown::StageCx;
+use dead_letter::DeadLetters;
+
+const TYPES: &[&str] = &["elasticsearch", "stdout"];
+
+#[derive(Debug, Clone)]
+pub enum OutputSpec {
+    Elasticsearch(elasticsearch::Elasticsearch),
+    Stdout(stdout::Stdout),
+}
+
+/// Builds an `[[output]]` table of type `kind`.
+pub fn build(
+    kind: &Spanned<String>,
+    value: Spanned<DeValue<'_>>,
+    cx: &mut Cx<'_>,
+) -> Option<OutputSpec> {
+    match kind.get_ref().as_str() {
+        "elasticsearch" => cx
+            .de::<elasticsearch::Config>(value)?
+            .validate(cx)
+            .map(OutputSpec::Elasticsearch),
+        "stdout" => Some(OutputSpec::Stdout(
+            cx.de::<stdout::Config>(value)?.validate(),
+        )),
+        _ => {
+            unknown_type(cx, "output", kind, TYPES);
+            None
+        }
+    }
+}
+
+impl OutputSpec {
+    pub fn name(&self) -> &'static str {
+        match self {
+            OutputSpec::Elasticsearch(_) => "output.elasticsearch",
+            OutputSpec::Stdout(_) => "output.stdout",
+        }
+    }
+
+    /// The dead-letter file this output writes to, when it names one.
+    pub fn dead_letter_path(&self) -> Option<&std::path::Path> {
+        match self {
+            OutputSpec::Elasticsearch(es) => es.dead_letter_path.as_deref(),
+            OutputSpec::Stdout(_) => None,
+        }
+    }
+
+    pub async fn run(
+        self,
+        input: mpsc::Receiver<Batch>,
+        cx: StageCx,
+        dead_letters: DeadLetters,
+    ) -> Result<(), StageError> {
+        match self {
+            OutputSpec::Elasticsearch(es) => es.run(input, cx, dead_letters).await,
+            OutputSpec::Stdout(out) => out.run(input, cx).await,
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! The `stdout` output: one JSON object per event per line, for the
+//! quickstart and for debugging. A batch is acknowledged once written and
+//! flushed.
+
+use std::io::Write;
+
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::error::StageError;
+use crate::event::{Batch, Event};
+use crate::shutdown::StageCx;
+
+/// `[[output]] type = "stdout"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Include `@metadata` in what is printed (default false).
+    #[serde(default)]
+    pub metadata: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Stdout {
+    pub metadata: bool,
+}
+
+impl Config {
+    pub fn validate(self) -> Stdout {
+        Stdout {
+            metadata: self.metadata,
+        }
+    }
+}
+
+/// The line printed for an event.
+pub fn render(event: &Event, metadata: bool, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    if metadata && !event.metadata.is_empty() {
+        let mut fields = event.fields.clone();
+        fields.insert("@metadata".into(), Value::Object(event.metadata.clone()));
+        serde_json::to_writer(&mut *out, &fields)?;
+    } else {
+        serde_json::to_writer(&mut *out, &event.fields)?;
+    }
+    out.push(b'\n');
+    Ok(())
+}
+
+impl Stdout {
+    pub async fn run(
+        self,
+        mut input: mpsc::Receiver<Batch>,
+        _cx: StageCx,
+    ) -> Result<(), StageError> {
+        // Unlike the other outputs, stdout is not aborted at the drain
+        // deadline: a write to it is quick unless the reader stalls.
+        while let Some(batch) = input.recv().await {
+            let mut text = Vec::with_capacity(batch.events.len() * 256);
+            for event in &batch.events {
+                render(event, self.metadata, &mut text)
+                    .map_err(|e| StageError::Fatal(format!("cannot encode event: {e}")))?;
+            }
+            let written = tokio::task::spawn_blocking(move || {
+                let mut stdout = std::io::stdout().lock();
+                stdout.write_all(&text)?;
+                stdout.flush()
+            })
+            .await
+            .map_err(|e| StageError::Fatal(format!("stdout writer failed: {e}")))?;
+            match written {
+                Ok(()) => batch.ack.ack(),
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    return Err(StageError::Fatal("stdout was closed".into()))
+                }
+                Err(e) => return Err(StageError::Fatal(format!("cannot write to stdout: {e}"))),
+            }
+        }
+        Ok(())
+    }
+}

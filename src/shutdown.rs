@@ -1,0 +1,38 @@
+//! The two phases of stopping, shared by every stage of every pipeline.
+//!
+//! `stop` asks inputs to stop reading; everything downstream then drains
+//! because its input channel closes. `abort` fires when the drain deadline
+//! passes: stages give up on what they still hold (those events are not
+//! acknowledged, so they are read again on the next start).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown {
+    pub stop: CancellationToken,
+    pub abort: CancellationToken,
+}
+
+impl Shutdown {
+    /// A pair whose tokens are children of `parent`'s: cancelling the parent
+    /// cancels this one, but not the other way round (a reload stops one
+    /// pipeline without stopping the daemon).
+    pub fn child(&self) -> Shutdown {
+        Shutdown {
+            stop: self.stop.child_token(),
+            abort: self.abort.child_token(),
+        }
+    }
+}
+
+/// What every stage task gets besides its channels.
+#[derive(Debug, Clone)]
+pub struct StageCx {
+    pub pipeline: Arc<str>,
+    pub shutdown: Shutdown,
+    /// Checkpoints and dead letters live below this directory.
+    pub state_dir: PathBuf,
+}

@@ -1,0 +1,211 @@
+//! From a validated pipeline and a role to running tasks joined by bounded
+//! channels.
+//!
+//! ```text
+//! no hop:           inputs ─▶ filters ─▶ fanout ─▶ outputs
+//! hop, ship half:   inputs ─▶ kafka producer
+//! hop, index half:  kafka consumer ─▶ filters ─▶ fanout ─▶ outputs
+//! ```
+//! `--role all` runs both halves of a hop in one process, still through Kafka.
+
+mod fanout;
+mod filter_stage;
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use crate::config::Pipeline;
+use crate::error::StageError;
+use crate::event::Batch;
+use crate::output::dead_letter::DeadLetters;
+use crate::shutdown::{Shutdown, StageCx};
+
+/// Which half of the route this host runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// Inputs up to the Kafka producer (web hosts).
+    Ship,
+    /// Kafka consumer through the outputs (indexer hosts).
+    Index,
+    /// Both, in one process.
+    All,
+}
+
+/// Dead-letter files are rotated at this size.
+const DEAD_LETTER_MAX_BYTES: u64 = 256 * 1024 * 1024;
+
+/// A pipeline's tasks. Each yields its stage name and result.
+pub struct Running {
+    pub name: String,
+    pub shutdown: Shutdown,
+    pub tasks: JoinSet<(&'static str, Result<(), StageError>)>,
+}
+
+impl Running {
+    /// Waits for every stage; returns the first failure.
+    pub async fn wait(mut self) -> Result<(), (String, &'static str, StageError)> {
+        let mut first = None;
+        while let Some(done) = self.tasks.join_next().await {
+            let (stage, result) = match done {
+                Ok(done) => done,
+                Err(e) => (
+                    "task",
+                    Err(StageError::Fatal(format!("stage task panicked: {e}"))),
+                ),
+            };
+            if let Err(e) = result {
+                tracing::error!(pipeline = %self.name, stage, error = %e, "Stage failed; stopping the pipeline.");
+                self.shutdown.stop.cancel();
+                first.get_or_insert((self.name.clone(), stage, e));
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}
+
+/// Spawns the stages of `pipeline` that belong to `role`. Returns `None`
+/// when the role runs nothing of it.
+pub fn spawn(
+    pipeline: Pipeline,
+    role: Role,
+    shutdown: Shutdown,
+    state_dir: &std::path::Path,
+) -> Option<Running> {
+    let name = pipeline.name.clone();
+    let cx = StageCx {
+        pipeline: Arc::from(name.as_str()),
+        shutdown: shutdown.clone(),
+        state_dir: state_dir.to_path_buf(),
+    };
+    let dead_letter_path = pipeline
+        .outputs
+        .iter()
+        .find_map(|o| o.dead_letter_path().map(std::path::Path::to_path_buf))
+        .unwrap_or_else(|| state_dir.join("dead-letter").join(format!("{name}.ndjson")));
+    let dead_letters = DeadLetters::new(&name, dead_letter_path, DEAD_LETTER_MAX_BYTES);
+    let capacity = pipeline.channel_capacity;
+    let mut tasks = JoinSet::new();
+    let ship = matches!(role, Role::Ship | Role::All);
+    let index = matches!(role, Role::Index | Role::All);
+
+    match pipeline.hop {
+        None if !ship => {
+            tracing::info!(pipeline = %name, "No Kafka hop: the pipeline runs on hosts with role ship or all, skipped here.");
+            return None;
+        }
+        None => {
+            let (tx, rx) = mpsc::channel(capacity);
+            spawn_inputs(&mut tasks, pipeline.inputs, &tx, &cx);
+            drop(tx);
+            spawn_index_half(
+                &mut tasks,
+                rx,
+                pipeline.filters,
+                pipeline.outputs,
+                capacity,
+                &cx,
+                &dead_letters,
+            );
+        }
+        Some(hop) => {
+            let mut any = false;
+            if ship && !pipeline.inputs.is_empty() {
+                let (tx, rx) = mpsc::channel(capacity);
+                spawn_inputs(&mut tasks, pipeline.inputs, &tx, &cx);
+                drop(tx);
+                let (hop, cx, dl) = (hop.clone(), cx.clone(), dead_letters.clone());
+                spawn_stage(
+                    &mut tasks,
+                    &cx,
+                    "output.kafka",
+                    crate::output::kafka::run(hop, rx, cx.clone(), dl),
+                );
+                any = true;
+            }
+            if index && !pipeline.outputs.is_empty() {
+                let (tx, rx) = mpsc::channel(capacity);
+                spawn_stage(
+                    &mut tasks,
+                    &cx,
+                    "input.kafka",
+                    crate::input::kafka::run(hop, tx, cx.clone()),
+                );
+                spawn_index_half(
+                    &mut tasks,
+                    rx,
+                    pipeline.filters,
+                    pipeline.outputs,
+                    capacity,
+                    &cx,
+                    &dead_letters,
+                );
+                any = true;
+            }
+            if !any {
+                tracing::info!(pipeline = %name, ?role, "Nothing of this pipeline runs in this role.");
+                return None;
+            }
+        }
+    }
+    Some(Running {
+        name,
+        shutdown,
+        tasks,
+    })
+}
+
+fn spawn_inputs(
+    tasks: &mut JoinSet<(&'static str, Result<(), StageError>)>,
+    inputs: Vec<crate::input::InputSpec>,
+    tx: &mpsc::Sender<Batch>,
+    cx: &StageCx,
+) {
+    for input in inputs {
+        let stage = input.name();
+        spawn_stage(tasks, cx, stage, input.run(tx.clone(), cx.clone()));
+    }
+}
+
+fn spawn_index_half(
+    tasks: &mut JoinSet<(&'static str, Result<(), StageError>)>,
+    rx: mpsc::Receiver<Batch>,
+    filters: Vec<crate::filter::FilterSpec>,
+    outputs: Vec<crate::output::OutputSpec>,
+    capacity: usize,
+    cx: &StageCx,
+    dead_letters: &DeadLetters,
+) {
+    let (filtered_tx, filtered_rx) = mpsc::channel(capacity);
+    spawn_stage(
+        tasks,
+        cx,
+        "filter",
+        filter_stage::run(filters, rx, filtered_tx),
+    );
+    let mut senders = Vec::new();
+    for output in outputs {
+        let (tx, rx) = mpsc::channel(capacity);
+        senders.push(tx);
+        let stage = output.name();
+        spawn_stage(
+            tasks,
+            cx,
+            stage,
+            output.run(rx, cx.clone(), dead_letters.clone()),
+        );
+    }
+    spawn_stage(tasks, cx, "fanout", fanout::run(filtered_rx, senders));
+}
+
+fn spawn_stage(
+    tasks: &mut JoinSet<(&'static str, Result<(), StageError>)>,
+    cx: &StageCx,
+    stage: &'static str,
+    future: impl std::future::Future<Output = Result<(), StageError>> + Send + 'static,
+) {
+    let span = tracing::info_span!("stage", pipeline = %cx.pipeline, stage);
+    tasks.spawn(async move { (stage, future.await) }.instrument(span));
+}
