@@ -1,0 +1,242 @@
+//! Helpers shared by the integration tests: the real services started by
+//! `scripts/test.sh`, the logpipe binary, Elasticsearch queries.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Endpoints of the real Kafka-protocol broker and Elasticsearch-compatible
+/// server started by the test command.
+pub struct Services {
+    pub kafka: String,
+    pub es: String,
+}
+
+/// The services, or `None` (test skipped) when run outside the test command.
+/// Under the test command a missing service is a failure, not a skip.
+pub fn services() -> Option<Services> {
+    let kafka = std::env::var("LOGPIPE_TEST_KAFKA").ok();
+    let es = std::env::var("LOGPIPE_TEST_ES").ok();
+    match (kafka, es) {
+        (Some(kafka), Some(es)) => Some(Services { kafka, es }),
+        _ => {
+            assert!(
+                std::env::var("LOGPIPE_TEST_REQUIRE_SERVICES").is_err(),
+                "LOGPIPE_TEST_KAFKA and LOGPIPE_TEST_ES must be set by scripts/test.sh"
+            );
+            eprintln!("skipped: run through scripts/test.sh to get Kafka and Elasticsearch");
+            None
+        }
+    }
+}
+
+/// A name no other test run uses (topics, indices, groups).
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}-{:08x}", std::process::id(), fastrand::u32(..))
+}
+
+pub fn logpipe() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_logpipe"))
+}
+
+/// Starts `logpipe run PIPELINE --state-dir STATE [extra]` with logs to a file.
+pub fn spawn_run(pipeline: &Path, state: &Path, extra: &[&str], stdout: Stdio) -> Child {
+    let log = std::fs::File::create(state.with_extension("log")).unwrap();
+    logpipe()
+        .arg("run")
+        .arg(pipeline)
+        .arg("--state-dir")
+        .arg(state)
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdout(stdout)
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+pub fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits for the child to exit, killing it after `timeout`.
+pub fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("logpipe did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A small Elasticsearch client for assertions.
+pub struct Es {
+    pub base: String,
+    http: reqwest::Client,
+}
+
+impl Es {
+    pub fn new(base: &str) -> Self {
+        Es {
+            base: base.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}/{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}/{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn refresh(&self, pattern: &str) {
+        let _ = self
+            .http
+            .post(format!("{}/{pattern}/_refresh", self.base))
+            .send()
+            .await;
+    }
+
+    /// Documents in the indices matching `pattern` (0 when none exist).
+    pub async fn count(&self, pattern: &str) -> u64 {
+        self.refresh(pattern).await;
+        let (status, body) = self.get(&format!("{pattern}/_count")).await;
+        if status != 200 {
+            return 0;
+        }
+        body["count"].as_u64().unwrap_or(0)
+    }
+
+    /// Names of the indices matching `pattern`.
+    pub async fn indices(&self, pattern: &str) -> Vec<String> {
+        let (_, body) = self
+            .get(&format!("_cat/indices/{pattern}?format=json"))
+            .await;
+        let mut names: Vec<String> = body
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|i| i["index"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// All hits (`_id` and `_source`) of the indices matching `pattern`.
+    pub async fn search_all(&self, pattern: &str, size: usize) -> Vec<Value> {
+        self.refresh(pattern).await;
+        let (_, body) = self
+            .post(
+                &format!("{pattern}/_search"),
+                serde_json::json!({"size": size, "query": {"match_all": {}}}),
+            )
+            .await;
+        body["hits"]["hits"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// Creates a Kafka topic with the admin API.
+pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let results = admin
+        .create_topics(
+            [&NewTopic::new(
+                topic,
+                partitions,
+                TopicReplication::Fixed(1),
+            )],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .unwrap();
+    for r in results {
+        r.unwrap();
+    }
+}
+
+/// A temp dir that survives a failing test's unwinding for inspection when
+/// LOGPIPE_TEST_KEEP is set.
+pub fn temp_dir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("logpipe-test-")
+        .tempdir()
+        .unwrap();
+    if std::env::var_os("LOGPIPE_TEST_KEEP").is_some() {
+        eprintln!("test files in {}", dir.path().display());
+    }
+    dir
+}
+
+pub fn write_lines(path: &Path, lines: impl IntoIterator<Item = String>) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    for line in lines {
+        f.write_all(line.as_bytes()).unwrap();
+        f.write_all(b"\n").unwrap();
+    }
+    f.sync_all().unwrap();
+}
+
+pub fn toml_path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+pub fn path_in(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}

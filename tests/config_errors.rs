@@ -1,0 +1,229 @@
+//! Every config diagnostic names file, line and column and says what was
+//! expected; `logpipe check` prints them all and exits 2.
+
+mod common;
+
+use std::path::Path;
+
+use logpipe::config::{self, Severity};
+
+fn diagnostics(text: &str, env: &[(&str, &str)]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.toml");
+    std::fs::write(&path, text).unwrap();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let lookup = move |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let loaded = config::load(std::slice::from_ref(&path), &lookup);
+    let prefix = format!("{}:", path.display());
+    loaded
+        .diagnostics
+        .iter()
+        .map(|d| d.to_string().replacen(&prefix, "p.toml:", 1))
+        .collect()
+}
+
+const OK_OUTPUT: &str = "\n[[output]]\ntype = \"stdout\"\n";
+
+#[test]
+fn a_misspelt_key_in_a_stage_points_at_the_key() {
+    let text =
+        format!("[[input]]\ntype = \"file\"\npaths = [\"/x\"]\n  tagz = [\"a\"]\n{OK_OUTPUT}");
+    let d = diagnostics(&text, &[]);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert!(
+        d[0].starts_with("p.toml:4:3: error: unknown field `tagz`, expected one of `paths`"),
+        "{}",
+        d[0]
+    );
+}
+
+#[test]
+fn a_wrong_type_says_what_was_expected() {
+    let text = format!(
+        "[[input]]\ntype = \"file\"\npaths = [\"/x\"]\nbatch_events = \"lots\"\n{OK_OUTPUT}"
+    );
+    let d = diagnostics(&text, &[]);
+    assert_eq!(
+        d,
+        ["p.toml:4:16: error: invalid type: string \"lots\", expected usize"]
+    );
+}
+
+#[test]
+fn an_unknown_stage_type_lists_the_known_ones() {
+    let text = format!("[[input]]\ntype = \"flie\"\n{OK_OUTPUT}");
+    let d = diagnostics(&text, &[]);
+    assert_eq!(
+        d,
+        ["p.toml:2:8: error: unknown input type `flie` (expected one of: file)"]
+    );
+}
+
+#[test]
+fn unknown_top_level_keys_and_hop_keys_are_errors() {
+    let text = "nmae = \"x\"\n[kafka]\nbrokers = \"k:9092\"\ntopic = \"t\"\ngroup = \"g\"\n";
+    let d = diagnostics(text, &[]);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert!(
+        d[0].starts_with("p.toml:1:1: error: unknown field `nmae`"),
+        "{}",
+        d[0]
+    );
+    let text = "[kafka]\nbrokers = \"k:9092\"\ntopic = \"t\"\ngroup = \"g\"\n";
+    let d = diagnostics(text, &[]);
+    assert!(
+        d[0].starts_with("p.toml:4:1: error: unknown field `group`"),
+        "{}",
+        d[0]
+    );
+}
+
+#[test]
+fn syntax_errors_have_positions() {
+    let d = diagnostics("[[input]\ntype = \"file\"\n", &[]);
+    assert!(d[0].starts_with("p.toml:1:"), "{d:?}");
+}
+
+#[test]
+fn an_unset_variable_points_into_the_string() {
+    let text = format!("[[input]]\ntype = \"file\"\npaths = [\"/logs/${{MISSING}}\"]\n{OK_OUTPUT}");
+    let d = diagnostics(&text, &[]);
+    assert_eq!(
+        d,
+        ["p.toml:3:17: error: environment variable `MISSING` is not set (write `${MISSING:-default}` to give a default)"]
+    );
+}
+
+#[test]
+fn variables_and_defaults_fill_in_settings() {
+    let text = "[[input]]\ntype = \"file\"\npaths = [\"${LOG:-/var/log/httpd/access_log}\"]\n[kafka]\nbrokers = \"${KAFKA_BROKERS}\"\ntopic = \"t\"\n";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.toml");
+    std::fs::write(&path, text).unwrap();
+    let loaded = config::load(&[path], &|name: &str| {
+        (name == "KAFKA_BROKERS").then(|| "a:9092,b".to_owned())
+    });
+    assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+    let hop = loaded.pipelines[0].hop.as_ref().unwrap();
+    assert_eq!(hop.brokers, ["a:9092", "b:9092"]);
+    assert_eq!(hop.group_id, "logpipe-p");
+    let logpipe::input::InputSpec::File(file) = &loaded.pipelines[0].inputs[0];
+    assert_eq!(file.patterns, ["/var/log/httpd/access_log"]);
+}
+
+#[test]
+fn template_errors_point_at_the_offending_character() {
+    let text = "[[input]]\ntype = \"file\"\npaths = [\"/x\"]\n[[output]]\ntype = \"elasticsearch\"\nhosts = \"h\"\nindex = \"a-%{+YYYY.QQ}\"\n";
+    let d = diagnostics(text, &[]);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert!(
+        d[0].starts_with("p.toml:7:20: error: unsupported letter `Q`"),
+        "{}",
+        d[0]
+    );
+}
+
+#[test]
+fn acks_below_all_with_idempotence_explains_why() {
+    let text = "[kafka]\nbrokers = \"k\"\ntopic = \"t\"\nacks = 1\n";
+    let d = diagnostics(text, &[]);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert!(
+        d[0].starts_with("p.toml:4:8: error: acks = 1 cannot be combined with idempotence = true"),
+        "{}",
+        d[0]
+    );
+}
+
+#[test]
+fn latest_offset_reset_is_a_warning_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.toml");
+    std::fs::write(
+        &path,
+        "[kafka]\nbrokers = \"k\"\ntopic = \"t\"\nauto_offset_reset = \"latest\"\n",
+    )
+    .unwrap();
+    let loaded = config::load(&[path], &|_: &str| None);
+    assert!(!loaded.has_errors());
+    assert_eq!(loaded.diagnostics.len(), 1);
+    assert_eq!(loaded.diagnostics[0].severity, Severity::Warning);
+    assert_eq!(
+        (loaded.diagnostics[0].line, loaded.diagnostics[0].column),
+        (4, 21)
+    );
+}
+
+#[test]
+fn every_error_of_every_file_is_reported() {
+    let text = "[[input]]\ntype = \"file\"\npaths = [\"/x\"]\ntagz = []\n[[output]]\ntype = \"stdout\"\nfoo = 1\n";
+    let d = diagnostics(text, &[]);
+    assert_eq!(d.len(), 2, "{d:?}");
+    assert!(d[0].starts_with("p.toml:4:1:"));
+    assert!(d[1].starts_with("p.toml:7:1:"));
+}
+
+#[test]
+fn logpipe_check_exits_2_and_names_the_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[[input]]\ntype = \"file\"\npathz = [\"/x\"]\n").unwrap();
+    let out = common::logpipe().arg("check").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}:3:1: error: unknown field `pathz`",
+            path.display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_shipped_pipelines_check_clean() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+    let out = common::logpipe()
+        .arg("check")
+        .arg(&shipped)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("httpd-access") && stdout.contains("httpd-error"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn the_quickstart_prints_events_and_exits() {
+    let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart.toml");
+    let out = common::logpipe()
+        .arg("run")
+        .arg(&quickstart)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 42);
+    assert_eq!(events[0]["tags"], serde_json::json!(["httpd_access"]));
+    assert!(events[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("GET /favicon.ico"));
+}
