@@ -52,6 +52,55 @@ pub fn check(paths: &[PathBuf]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `logpipe topics ensure`.
+pub async fn topics_ensure(paths: &[PathBuf]) -> ExitCode {
+    use crate::kafka::admin::{ensure_topics, TopicState};
+    let loaded = config::load(paths, &config::process_env);
+    if report(&loaded) {
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let mut failed = false;
+    for pipeline in &loaded.pipelines {
+        let Some(hop) = &pipeline.hop else {
+            println!("{}: no [kafka] hop, nothing to do", pipeline.name);
+            continue;
+        };
+        println!(
+            "{}: ensuring topic {} on {} …",
+            pipeline.name,
+            hop.topic.as_str(),
+            hop.brokers.join(",")
+        );
+        match ensure_topics(hop, &pipeline.name).await {
+            Ok(states) => {
+                for (topic, state) in states {
+                    match state {
+                        TopicState::Created { partitions } => {
+                            println!("  created {topic} ({partitions} partitions, replication {})", hop.replication_factor)
+                        }
+                        TopicState::Exists { partitions, wanted } if partitions == wanted => {
+                            println!("  exists {topic} ({partitions} partitions)")
+                        }
+                        TopicState::Exists { partitions, wanted } => println!(
+                            "  exists {topic} with {partitions} partitions; the pipeline asks for {wanted} (not changed)"
+                        ),
+                        TopicState::Skipped => println!("  skipped {topic}: a templated name is only known when events arrive"),
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("  error: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(EXIT_FAILURE)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 /// `logpipe run`.
 pub async fn run(
     paths: &[PathBuf],

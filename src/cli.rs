@@ -40,8 +40,24 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Kafka topic management.
+    Topics {
+        #[command(subcommand)]
+        action: TopicsAction,
+    },
     /// Validate pipeline files: print every problem, exit non-zero on any error.
     Check {
+        /// Pipeline files or directories of them.
+        #[arg(default_value = DEFAULT_PIPELINE_DIR)]
+        paths: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopicsAction {
+    /// Create the topics the pipelines ship to, with their `partitions` and
+    /// `replication_factor`; report existing ones whose partition count differs.
+    Ensure {
         /// Pipeline files or directories of them.
         #[arg(default_value = DEFAULT_PIPELINE_DIR)]
         paths: Vec<PathBuf>,

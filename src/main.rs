@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use logpipe::app;
-use logpipe::cli::{Cli, Command};
+use logpipe::cli::{Cli, Command, TopicsAction};
 
 fn main() -> ExitCode {
     let cli = Cli::parse_args();
@@ -15,24 +15,30 @@ fn main() -> ExitCode {
             role,
             state_dir,
             config,
-        } => {
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("logpipe: cannot start the runtime: {e}");
-                    return ExitCode::from(app::EXIT_FAILURE);
-                }
-            };
-            match runtime.block_on(app::run(&paths, role, state_dir, config)) {
-                Ok(code) => code,
-                Err(e) => {
-                    eprintln!("logpipe: {e:#}");
-                    ExitCode::from(app::EXIT_FAILURE)
-                }
-            }
+        } => block_on(async move { app::run(&paths, role, state_dir, config).await }),
+        Command::Topics {
+            action: TopicsAction::Ensure { paths },
+        } => block_on(async move { Ok(app::topics_ensure(&paths).await) }),
+    }
+}
+
+/// Runs an async command on a multi-threaded runtime; errors end as exit 1.
+fn block_on(command: impl std::future::Future<Output = anyhow::Result<ExitCode>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("logpipe: cannot start the runtime: {e}");
+            return ExitCode::from(app::EXIT_FAILURE);
+        }
+    };
+    match runtime.block_on(command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("logpipe: {e:#}");
+            ExitCode::from(app::EXIT_FAILURE)
         }
     }
 }

@@ -76,6 +76,29 @@ impl<'de> Deserialize<'de> for StringList {
     }
 }
 
+/// A secret setting (a password): never shown by `Debug`, so it cannot leak
+/// into logs, errors or `logpipe check` output.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
 fn split(text: &str) -> Vec<String> {
     text.split(',')
         .map(str::trim)
@@ -103,6 +126,16 @@ mod tests {
         let b: T = toml::from_str("hosts = \"a:9092, b:9092\"\nwait = 3").unwrap();
         assert_eq!(b.hosts.0, ["a:9092", "b:9092"]);
         assert_eq!(b.wait.0, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let s: Secret = toml::from_str::<toml::Table>("p = \"hunter2\"").unwrap()["p"]
+            .clone()
+            .try_into()
+            .unwrap();
+        assert_eq!(s.expose(), "hunter2");
+        assert!(!format!("{s:?}").contains("hunter2"));
     }
 
     #[test]

@@ -1,13 +1,24 @@
 //! The index half of the Kafka hop: a consumer-group member that turns
 //! records into events and stores a partition's offset only once every event
-//! up to it was acknowledged downstream. librdkafka commits stored offsets on
-//! its interval and when partitions are revoked; the stage commits once more
-//! at shutdown.
+//! up to it was acknowledged downstream, per partition and in order.
+//!
+//! librdkafka commits the stored offsets every second. When partitions are
+//! revoked (a member joins or leaves), the rebalance callback first waits,
+//! up to `revoke_timeout`, for the partitions' in-flight events to be
+//! acknowledged, stores and commits their offsets, and only then lets the
+//! partitions go: the next owner replays at most the unacknowledged tail,
+//! and deterministic document ids keep that replay free of duplicates.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
@@ -25,19 +36,147 @@ use crate::telemetry::Throttle;
 const BATCH_EVENTS: usize = 1024;
 /// How long a partial batch waits for more records.
 const LINGER: Duration = Duration::from_millis(20);
+/// How often acknowledged offsets are stored for the next commit.
+const STORE_EVERY: Duration = Duration::from_millis(100);
 
-type Consumer_ = StreamConsumer<LogContext>;
+type Consumer_ = StreamConsumer<GroupContext>;
+type PartitionKey = (String, i32);
 
 struct Partition {
     lane: LaneId,
+    /// Records read but not yet sent downstream.
     events: Vec<Event>,
     last_offset: i64,
 }
 
+/// What the consumer task and the rebalance callback share: positions per
+/// partition. Locked briefly, never across an `.await`.
+#[derive(Default)]
+struct Offsets {
+    tracker: AckTracker<i64>,
+    partitions: HashMap<PartitionKey, Partition>,
+}
+
+impl Offsets {
+    /// Acknowledged positions as a list of offsets to store (next to read).
+    fn progress(&mut self) -> TopicPartitionList {
+        self.tracker.drain();
+        let mut tpl = TopicPartitionList::new();
+        for (lane, offset) in self.tracker.take_progress() {
+            if let Some(((topic, partition), _)) =
+                self.partitions.iter().find(|(_, p)| p.lane == lane)
+            {
+                let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(offset + 1));
+            }
+        }
+        tpl
+    }
+
+    fn in_flight(&self, keys: &[PartitionKey]) -> usize {
+        keys.iter()
+            .filter_map(|k| self.partitions.get(k))
+            .map(|p| self.tracker.lane_in_flight(p.lane))
+            .sum()
+    }
+}
+
+#[derive(Clone)]
+struct SharedOffsets(Arc<Mutex<Offsets>>);
+
+impl SharedOffsets {
+    fn lock(&self) -> MutexGuard<'_, Offsets> {
+        // A panic while holding the lock leaves plain data behind; go on with it.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The consumer's librdkafka context: logging, and the revoke protocol.
+pub struct GroupContext {
+    log: LogContext,
+    offsets: SharedOffsets,
+    revoke_timeout: Duration,
+    group: String,
+}
+
+impl ClientContext for GroupContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        self.log.log(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.log.error(error, reason);
+    }
+}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                tracing::info!(group = %self.group, partitions = tpl.count(), "Kafka partitions assigned.");
+            }
+            Rebalance::Revoke(tpl) => self.revoke(consumer, tpl),
+            Rebalance::Error(e) => {
+                tracing::warn!(group = %self.group, error = %e, "Kafka rebalance error.")
+            }
+        }
+    }
+}
+
+impl GroupContext {
+    /// Runs on the consumer's polling thread, before librdkafka takes the
+    /// partitions away: waits for their in-flight events, then commits.
+    fn revoke(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        let revoked: Vec<PartitionKey> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        let deadline = Instant::now() + self.revoke_timeout;
+        loop {
+            let (progress, pending) = {
+                let mut offsets = self.offsets.lock();
+                (offsets.progress(), offsets.in_flight(&revoked))
+            };
+            if progress.count() > 0 {
+                let _ = consumer.store_offsets(&progress);
+            }
+            if pending == 0 {
+                break;
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(group = %self.group, batches = pending, "Revoked partitions still have unacknowledged events; their next owner reads them again.");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+            tracing::debug!(error = %e, "Commit before revoke.");
+        }
+        let mut offsets = self.offsets.lock();
+        for key in &revoked {
+            // Records read but not sent are dropped: their next owner
+            // starts at the committed offset.
+            if let Some(p) = offsets.partitions.remove(key) {
+                offsets.tracker.close_lane(p.lane);
+            }
+        }
+        tracing::info!(group = %self.group, partitions = revoked.len(), "Kafka partitions revoked after committing acknowledged offsets.");
+    }
+}
+
 pub async fn run(hop: Hop, out: mpsc::Sender<Batch>, cx: StageCx) -> Result<(), StageError> {
+    let offsets = SharedOffsets(Arc::new(Mutex::new(Offsets::default())));
+    let context = GroupContext {
+        log: LogContext::new(&cx.pipeline, "consumer"),
+        offsets: offsets.clone(),
+        revoke_timeout: hop.revoke_timeout,
+        group: hop.group_id.clone(),
+    };
     let consumer: Consumer_ = hop
         .consumer_config()
-        .create_with_context(LogContext::new(&cx.pipeline, "consumer"))
+        .create_with_context(context)
         .map_err(|e| StageError::kafka(format!("consumer for {}", hop.brokers.join(",")), e))?;
     let topics: Vec<&str> = hop.topics.iter().map(String::as_str).collect();
     consumer
@@ -47,10 +186,9 @@ pub async fn run(hop: Hop, out: mpsc::Sender<Batch>, cx: StageCx) -> Result<(), 
 
     let mut state = State {
         hop,
-        tracker: AckTracker::new(),
-        partitions: HashMap::new(),
+        offsets,
         warn: Throttle::warnings(),
-        last_flush: std::time::Instant::now(),
+        last_flush: Instant::now(),
     };
     let result = state.consume(&consumer, &out, &cx).await;
     drop(out);
@@ -60,10 +198,9 @@ pub async fn run(hop: Hop, out: mpsc::Sender<Batch>, cx: StageCx) -> Result<(), 
 
 struct State {
     hop: Hop,
-    tracker: AckTracker<i64>,
-    partitions: HashMap<(String, i32), Partition>,
+    offsets: SharedOffsets,
     warn: Throttle,
-    last_flush: std::time::Instant,
+    last_flush: Instant,
 }
 
 impl State {
@@ -74,11 +211,12 @@ impl State {
         cx: &StageCx,
     ) -> Result<(), StageError> {
         let stop = cx.shutdown.stop.clone();
+        let mut store = tokio::time::interval(STORE_EVERY);
         loop {
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => return Ok(()),
-                _ = self.tracker.recv() => self.store_progress(consumer),
+                _ = store.tick() => self.store_progress(consumer),
                 received = tokio::time::timeout(LINGER, consumer.recv()) => match received {
                     Ok(Ok(message)) => {
                         self.warn.reset();
@@ -99,7 +237,7 @@ impl State {
                     Err(_) => self.flush_all(out, cx).await?,
                 },
             }
-            if self.tracker.has_failed() {
+            if self.offsets.lock().tracker.has_failed() {
                 return Err(StageError::Undelivered);
             }
         }
@@ -107,7 +245,7 @@ impl State {
 
     /// Adds a record to its partition's batch; returns the partition when
     /// the batch is full.
-    fn add(&mut self, message: &BorrowedMessage<'_>) -> Option<(String, i32)> {
+    fn add(&mut self, message: &BorrowedMessage<'_>) -> Option<PartitionKey> {
         let origin = Origin {
             topic: message.topic(),
             partition: message.partition(),
@@ -122,8 +260,10 @@ impl State {
             self.hop.decorate_events,
         );
         let key = (message.topic().to_owned(), message.partition());
-        let tracker = &mut self.tracker;
-        let partition = self
+        let mut offsets = self.offsets.lock();
+        let offsets = &mut *offsets;
+        let tracker = &mut offsets.tracker;
+        let partition = offsets
             .partitions
             .entry(key.clone())
             .or_insert_with(|| Partition {
@@ -141,8 +281,10 @@ impl State {
         out: &mpsc::Sender<Batch>,
         cx: &StageCx,
     ) -> Result<(), StageError> {
-        self.last_flush = std::time::Instant::now();
-        let keys: Vec<(String, i32)> = self
+        self.last_flush = Instant::now();
+        let keys: Vec<PartitionKey> = self
+            .offsets
+            .lock()
             .partitions
             .iter()
             .filter(|(_, p)| !p.events.is_empty())
@@ -156,20 +298,27 @@ impl State {
 
     async fn flush(
         &mut self,
-        key: &(String, i32),
+        key: &PartitionKey,
         out: &mpsc::Sender<Batch>,
         cx: &StageCx,
     ) -> Result<(), StageError> {
-        let Some(partition) = self.partitions.get_mut(key) else {
-            return Ok(());
+        let batch = {
+            let mut offsets = self.offsets.lock();
+            let offsets = &mut *offsets;
+            let Some(partition) = offsets.partitions.get_mut(key) else {
+                return Ok(());
+            };
+            if partition.events.is_empty() {
+                return Ok(());
+            }
+            let events = std::mem::take(&mut partition.events);
+            Batch::new(
+                events,
+                offsets.tracker.track(partition.lane, partition.last_offset),
+            )
         };
-        if partition.events.is_empty() {
-            return Ok(());
-        }
-        let events = std::mem::take(&mut partition.events);
-        let token = self.tracker.track(partition.lane, partition.last_offset);
         tokio::select! {
-            sent = out.send(Batch::new(events, token)) => {
+            sent = out.send(batch) => {
                 sent.map_err(|_| StageError::Fatal("the next stage stopped".into()))
             }
             // Unsent: the batch's token fails, the offset is not stored, the
@@ -180,23 +329,13 @@ impl State {
 
     /// Stores the offsets of acknowledged events, for librdkafka to commit.
     fn store_progress(&mut self, consumer: &Consumer_) {
-        let progress = self.tracker.take_progress();
-        if progress.is_empty() {
+        let progress = self.offsets.lock().progress();
+        if progress.count() == 0 {
             return;
         }
-        let mut tpl = TopicPartitionList::new();
-        for (lane, offset) in progress {
-            if let Some(((topic, partition), _)) =
-                self.partitions.iter().find(|(_, p)| p.lane == lane)
-            {
-                // The committed offset is the next one to read.
-                let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(offset + 1));
-            }
-        }
-        if let Err(e) = consumer.store_offsets(&tpl) {
+        if let Err(e) = consumer.store_offsets(&progress) {
             // Partitions revoked meanwhile: their new owner reads the
-            // unacknowledged tail again, and deterministic ids keep that
-            // free of duplicates downstream.
+            // unacknowledged tail again.
             tracing::debug!(error = %e, "Cannot store offsets.");
         }
     }
@@ -205,13 +344,20 @@ impl State {
     /// offsets and commits synchronously.
     async fn finish(&mut self, consumer: &Consumer_, cx: &StageCx) {
         let abort = cx.shutdown.abort.clone();
-        while self.tracker.in_flight() > 0 && !self.tracker.has_failed() {
+        loop {
+            self.store_progress(consumer);
+            let (in_flight, failed) = {
+                let offsets = self.offsets.lock();
+                (offsets.tracker.in_flight(), offsets.tracker.has_failed())
+            };
+            if in_flight == 0 || failed {
+                break;
+            }
             tokio::select! {
-                _ = self.tracker.recv() => self.store_progress(consumer),
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
                 _ = abort.cancelled() => break,
             }
         }
-        self.tracker.drain();
         self.store_progress(consumer);
         match consumer.commit_consumer_state(CommitMode::Sync) {
             Ok(()) => tracing::info!(group = %self.hop.group_id, "Committed consumer offsets."),

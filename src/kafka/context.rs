@@ -5,7 +5,6 @@ use std::sync::Mutex;
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 
 use crate::telemetry::Throttle;
@@ -57,26 +56,6 @@ impl ClientContext for LogContext {
                 suppressed,
                 "Kafka trouble; events are held until the broker answers again: {reason}"
             );
-        }
-    }
-}
-
-impl ConsumerContext for LogContext {
-    fn pre_rebalance(
-        &self,
-        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
-        rebalance: &Rebalance<'_>,
-    ) {
-        match rebalance {
-            Rebalance::Assign(tpl) => {
-                tracing::info!(pipeline = %self.pipeline, partitions = tpl.count(), "Kafka partitions assigned.")
-            }
-            Rebalance::Revoke(tpl) => {
-                tracing::info!(pipeline = %self.pipeline, partitions = tpl.count(), "Kafka partitions revoked.")
-            }
-            Rebalance::Error(e) => {
-                tracing::warn!(pipeline = %self.pipeline, error = %e, "Kafka rebalance error.")
-            }
         }
     }
 }

@@ -13,7 +13,7 @@ use rdkafka::ClientConfig;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::types::{Seconds, StringList};
+use crate::config::types::{Seconds, Secret, StringList};
 use crate::config::Cx;
 use crate::template::Template;
 
@@ -51,6 +51,33 @@ pub enum AcksSetting {
     Text(String),
 }
 
+/// `[kafka.tls]`: TLS to the brokers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// CA certificate (PEM) to verify the brokers; default: the system store.
+    pub ca: Option<String>,
+    /// Client certificate (PEM), for brokers that require one.
+    pub cert: Option<String>,
+    /// Client key (PEM).
+    pub key: Option<String>,
+    /// Password of the client key.
+    pub key_password: Option<Secret>,
+}
+
+/// `[kafka.sasl]`: SASL authentication (over TLS when `[kafka.tls]` is set).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaslConfig {
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    pub mechanism: Spanned<String>,
+    pub username: String,
+    /// Use `${VAR}` to keep it out of the file, or `password_file`.
+    pub password: Option<Secret>,
+    /// A file holding the password (trailing newline ignored).
+    pub password_file: Option<String>,
+}
+
 /// `[kafka]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -79,6 +106,23 @@ pub struct HopConfig {
     pub compression: Option<Compression>,
     /// Consumer group session timeout (default 10s).
     pub session_timeout: Option<Seconds>,
+    /// Consumer group heartbeat interval (default 3s, or a third of a
+    /// shorter session timeout).
+    pub heartbeat_interval: Option<Seconds>,
+    /// When partitions are revoked, how long to wait for their in-flight
+    /// events to be acknowledged before committing (default 10s).
+    pub revoke_timeout: Option<Seconds>,
+    /// Producer: how long to wait for more messages to fill a batch (default 5ms).
+    pub linger: Option<Seconds>,
+    /// Producer: largest batch per partition in bytes (librdkafka `batch.size`).
+    pub batch_size: Option<usize>,
+    /// Producer: memory for queued messages in KiB (default 32768: 32 MiB).
+    pub queue_max_kbytes: Option<usize>,
+    /// Largest message in bytes (librdkafka `message.max.bytes`, default
+    /// 1000000); larger events go to the dead-letter file.
+    pub message_max_bytes: Option<usize>,
+    pub tls: Option<TlsConfig>,
+    pub sasl: Option<SaslConfig>,
     /// `json` (default) or `plain`.
     pub codec: Option<Codec>,
     /// Adds `[@metadata][kafka]` (topic, partition, offset, key, timestamp).
@@ -102,8 +146,8 @@ pub struct HopConfig {
     pub consumer: BTreeMap<String, String>,
 }
 
-/// A validated hop.
-#[derive(Debug, Clone)]
+/// A validated hop. Its `Debug` leaves secrets out.
+#[derive(Clone)]
 pub struct Hop {
     pub brokers: Vec<String>,
     pub topic: Template,
@@ -116,6 +160,16 @@ pub struct Hop {
     pub idempotence: bool,
     pub compression: Compression,
     pub session_timeout: Duration,
+    pub heartbeat_interval: Duration,
+    pub revoke_timeout: Duration,
+    pub linger: Duration,
+    pub batch_size: Option<usize>,
+    pub queue_max_kbytes: usize,
+    pub message_max_bytes: Option<usize>,
+    /// librdkafka security settings other than secrets.
+    pub security: BTreeMap<String, String>,
+    /// Secret librdkafka settings (`sasl.password`, `ssl.key.password`).
+    pub secrets: BTreeMap<String, Secret>,
     pub codec: Codec,
     pub decorate_events: bool,
     pub partitions: i32,
@@ -212,6 +266,16 @@ impl HopConfig {
             );
             ok = false;
         }
+        let (security, secrets) = match security(&self.tls, &self.sasl, cx) {
+            Some(v) => v,
+            None => {
+                ok = false;
+                Default::default()
+            }
+        };
+        let session_timeout = self
+            .session_timeout
+            .map_or(Duration::from_secs(10), |s| s.0);
         let topic = topic?;
         ok.then(|| Hop {
             brokers,
@@ -230,9 +294,17 @@ impl HopConfig {
             acks,
             idempotence,
             compression: self.compression.unwrap_or(Compression::Lz4),
-            session_timeout: self
-                .session_timeout
-                .map_or(Duration::from_secs(10), |s| s.0),
+            session_timeout,
+            heartbeat_interval: self
+                .heartbeat_interval
+                .map_or((session_timeout / 3).min(Duration::from_secs(3)), |s| s.0),
+            revoke_timeout: self.revoke_timeout.map_or(Duration::from_secs(10), |s| s.0),
+            linger: self.linger.map_or(Duration::from_millis(5), |s| s.0),
+            batch_size: self.batch_size,
+            queue_max_kbytes: self.queue_max_kbytes.unwrap_or(32768),
+            message_max_bytes: self.message_max_bytes,
+            security,
+            secrets,
             codec: self.codec.unwrap_or(Codec::Json),
             decorate_events: self.decorate_events,
             partitions,
@@ -245,11 +317,102 @@ impl HopConfig {
     }
 }
 
+/// librdkafka security settings from `[kafka.tls]` and `[kafka.sasl]`:
+/// plain settings and secrets apart, so secrets stay out of `Debug`.
+#[allow(clippy::type_complexity)]
+fn security(
+    tls: &Option<TlsConfig>,
+    sasl: &Option<SaslConfig>,
+    cx: &mut Cx<'_>,
+) -> Option<(BTreeMap<String, String>, BTreeMap<String, Secret>)> {
+    let mut plain = BTreeMap::new();
+    let mut secrets = BTreeMap::new();
+    let protocol = match (tls.is_some(), sasl.is_some()) {
+        (false, false) => return Some((plain, secrets)),
+        (true, false) => "ssl",
+        (false, true) => "sasl_plaintext",
+        (true, true) => "sasl_ssl",
+    };
+    plain.insert("security.protocol".into(), protocol.into());
+    if let Some(tls) = tls {
+        for (key, value) in [
+            ("ssl.ca.location", &tls.ca),
+            ("ssl.certificate.location", &tls.cert),
+            ("ssl.key.location", &tls.key),
+        ] {
+            if let Some(path) = value {
+                plain.insert(key.into(), cx.path(path).to_string_lossy().into_owned());
+            }
+        }
+        if let Some(p) = &tls.key_password {
+            secrets.insert("ssl.key.password".into(), p.clone());
+        }
+    }
+    if let Some(sasl) = sasl {
+        let mechanism = sasl.mechanism.get_ref().to_ascii_uppercase();
+        if !matches!(
+            mechanism.as_str(),
+            "PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512"
+        ) {
+            cx.error(
+                &sasl.mechanism.span(),
+                "unsupported SASL mechanism (expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)",
+            );
+            return None;
+        }
+        plain.insert("sasl.mechanisms".into(), mechanism);
+        plain.insert("sasl.username".into(), sasl.username.clone());
+        let password = match (&sasl.password, &sasl.password_file) {
+            (Some(p), None) => p.clone(),
+            (None, Some(file)) => match std::fs::read_to_string(cx.path(file)) {
+                Ok(text) => Secret::new(text.trim_end_matches(['\n', '\r'])),
+                Err(e) => {
+                    cx.error(
+                        &sasl.mechanism.span(),
+                        format!("cannot read password_file {file}: {e}"),
+                    );
+                    return None;
+                }
+            },
+            _ => {
+                cx.error(
+                    &sasl.mechanism.span(),
+                    "[kafka.sasl] needs exactly one of password or password_file",
+                );
+                return None;
+            }
+        };
+        secrets.insert("sasl.password".into(), password);
+    }
+    Some((plain, secrets))
+}
+
+impl std::fmt::Debug for Hop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hop")
+            .field("brokers", &self.brokers)
+            .field("topic", &self.topic.as_str())
+            .field("topics", &self.topics)
+            .field("group_id", &self.group_id)
+            .field("security", &self.security)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Hop {
     fn base_config(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", self.brokers.join(","));
         c.set("client.id", &self.client_id);
+        for (k, v) in &self.security {
+            c.set(k, v);
+        }
+        for (k, v) in &self.secrets {
+            c.set(k, v.expose());
+        }
+        if let Some(max) = self.message_max_bytes {
+            c.set("message.max.bytes", max.to_string());
+        }
         for (k, v) in &self.properties {
             c.set(k, v);
         }
@@ -274,8 +437,14 @@ impl Hop {
             },
         );
         c.set("message.timeout.ms", "0");
-        c.set("queue.buffering.max.kbytes", "32768");
-        c.set("linger.ms", "5");
+        c.set(
+            "queue.buffering.max.kbytes",
+            self.queue_max_kbytes.to_string(),
+        );
+        c.set("linger.ms", self.linger.as_millis().to_string());
+        if let Some(size) = self.batch_size {
+            c.set("batch.size", size.to_string());
+        }
         for (k, v) in &self.producer {
             c.set(k, v);
         }
@@ -300,6 +469,10 @@ impl Hop {
         c.set(
             "session.timeout.ms",
             self.session_timeout.as_millis().to_string(),
+        );
+        c.set(
+            "heartbeat.interval.ms",
+            self.heartbeat_interval.as_millis().to_string(),
         );
         // Bound prefetch in bytes, not only in messages.
         c.set("queued.max.messages.kbytes", "16384");
