@@ -575,3 +575,107 @@ fn certificates() -> (String, Vec<u8>, Vec<u8>) {
     let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
     (ca.pem(), cert.der().to_vec(), key.serialize_der())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn topics_ensure_creates_topics_and_reports_existing_ones() {
+    let Some(svc) = services() else { return };
+    let dir = temp_dir();
+    let topic = unique("ensure");
+    let pipeline = write_pipeline(
+        dir.path(),
+        "ensure",
+        &format!(
+            "[kafka]\nbrokers = \"{}\"\ntopic = \"{topic}\"\npartitions = 4\n",
+            svc.kafka
+        ),
+    );
+    let run = || {
+        let out = logpipe()
+            .args(["topics", "ensure"])
+            .arg(&pipeline)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = run();
+    assert!(
+        first.contains(&format!("created {topic} (4 partitions")),
+        "{first}"
+    );
+    let second = run();
+    assert!(
+        second.contains(&format!("exists {topic} (4 partitions)")),
+        "{second}"
+    );
+
+    let templated = write_pipeline(
+        dir.path(),
+        "templated",
+        &format!(
+            "[kafka]\nbrokers = \"{}\"\ntopic = \"%{{[fields][log_type]}}\"\ntopics = [\"{topic}\"]\n",
+            svc.kafka
+        ),
+    );
+    let out = logpipe()
+        .args(["topics", "ensure"])
+        .arg(&templated)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("skipped %{[fields][log_type]}"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_too_large_for_the_broker_is_dead_lettered_and_the_rest_delivered() {
+    let Some(svc) = services() else { return };
+    let dir = temp_dir();
+    let topic = unique("large");
+    create_topic(&svc.kafka, &topic, 1).await;
+    let log = dir.path().join("access_log");
+    let mut lines: Vec<String> = (0..50).map(|i| format!("small {i}")).collect();
+    lines.insert(25, format!("large {}", "x".repeat(20_000)));
+    write_lines(&log, lines);
+    let pipeline = write_pipeline(
+        dir.path(),
+        "large",
+        &format!(
+            "[[input]]\ntype = \"file\"\npaths = [\"{}\"]\n[kafka]\nbrokers = \"{}\"\ntopic = \"{topic}\"\nmessage_max_bytes = 10000\nsession_timeout = \"6s\"\n[[output]]\ntype = \"stdout\"\n",
+            log.display(),
+            svc.kafka
+        ),
+    );
+    let state = dir.path().join("state");
+    let mut child = spawn_run(&pipeline, &state, &["--role", "all"], Stdio::piped());
+    let lines = lines_of(&mut child);
+    let mut got = BTreeSet::new();
+    while got.len() < 50 {
+        got.insert(message_of(
+            &lines
+                .recv_timeout(Duration::from_secs(60))
+                .expect("small events"),
+        ));
+    }
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
+    assert!(got.iter().all(|m| m.starts_with("small")));
+    let dead = std::fs::read_to_string(state.join("dead-letter/large.ndjson")).unwrap();
+    let records: Vec<Value> = dead
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 1);
+    assert!(records[0]["event"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("large "));
+    assert_eq!(records[0]["stage"], "output.kafka");
+    assert!(
+        records[0]["reason"].as_str().unwrap().contains("refuses"),
+        "{}",
+        records[0]
+    );
+}
