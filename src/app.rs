@@ -10,8 +10,9 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::daemon::DaemonConfig;
 use crate::config::{self, Loaded, Severity};
-use crate::shutdown::Shutdown;
-use crate::topology::{self, Role};
+use crate::service;
+use crate::supervisor::Supervisor;
+use crate::topology::Role;
 
 /// Exit code for invalid configuration.
 pub const EXIT_CONFIG: u8 = 2;
@@ -122,73 +123,45 @@ pub async fn run(
     }
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
 
-    let root = Shutdown::default();
-    let mut running = Vec::new();
+    let drain = daemon.drain_timeout();
+    let mut supervisor = Supervisor::new(role, state_dir.clone(), paths.to_vec(), drain);
     for pipeline in loaded.pipelines {
-        let name = pipeline.name.clone();
-        if let Some(r) = topology::spawn(pipeline, role, root.child(), &state_dir) {
-            tracing::info!(pipeline = %name, ?role, "Pipeline started.");
-            running.push(r);
-        }
+        supervisor.start(pipeline);
     }
-    if running.is_empty() {
+    if supervisor.running() == 0 {
         tracing::warn!(?role, "No pipeline has anything to run in this role.");
         return Ok(ExitCode::SUCCESS);
     }
-    tracing::info!(pipelines = running.len(), state_dir = %state_dir.display(), "logpipe is running.");
+    tracing::info!(pipelines = supervisor.running(), state_dir = %state_dir.display(), "logpipe is running.");
+    service::ready(&format!("{} pipeline(s) running", supervisor.running()));
+    service::spawn_watchdog();
 
-    let mut waiting = tokio::task::JoinSet::new();
-    for r in running {
-        waiting.spawn(r.wait());
-    }
-    let drain = daemon.drain_timeout();
-    let mut failed = false;
-    let mut signalled = false;
     loop {
         tokio::select! {
-            done = waiting.join_next() => match done {
-                None => break,
-                Some(Ok(Ok(()))) => {}
-                Some(Ok(Err(_))) | Some(Err(_)) => {
-                    // The failure was logged by its pipeline; stop the rest.
-                    failed = true;
-                    begin_shutdown(&root, drain);
-                }
-            },
-            _ = sigterm.recv(), if !signalled => {
+            more = supervisor.next_ended() => if !more { break },
+            _ = sigterm.recv() => {
                 tracing::info!(drain_timeout = ?drain, "SIGTERM: stopping inputs and draining in-flight events.");
-                signalled = true;
-                begin_shutdown(&root, drain);
+                supervisor.shutdown();
             }
-            _ = sigint.recv(), if !signalled => {
+            _ = sigint.recv() => {
                 tracing::info!(drain_timeout = ?drain, "SIGINT: stopping inputs and draining in-flight events.");
-                signalled = true;
-                begin_shutdown(&root, drain);
+                supervisor.shutdown();
+            }
+            _ = sighup.recv() => {
+                if supervisor.is_stopping() {
+                    continue;
+                }
+                tracing::info!("SIGHUP: reloading the pipeline files.");
+                supervisor.reload().await;
             }
         }
     }
     tracing::info!("All pipelines stopped.");
-    Ok(if failed {
+    Ok(if supervisor.failed {
         ExitCode::from(EXIT_FAILURE)
     } else {
         ExitCode::SUCCESS
     })
-}
-
-fn begin_shutdown(root: &Shutdown, drain: std::time::Duration) {
-    if root.stop.is_cancelled() {
-        return;
-    }
-    root.stop.cancel();
-    let abort = root.abort.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(drain).await;
-        if !abort.is_cancelled() {
-            tracing::warn!(
-                "Drain deadline passed; giving up on in-flight events (they will be read again)."
-            );
-            abort.cancel();
-        }
-    });
 }

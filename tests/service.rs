@@ -1,0 +1,184 @@
+//! Running as a service: systemd notifications and reload on SIGHUP.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::os::unix::net::UnixDatagram;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn file_pipeline(
+    dir: &std::path::Path,
+    name: &str,
+    log: &std::path::Path,
+    tag: &str,
+) -> std::path::PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"{name}\"\n[[input]]\ntype = \"file\"\npaths = [\"{}\"]\ntags = [\"{tag}\"]\npoll_interval = \"50ms\"\n[[output]]\ntype = \"stdout\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn wait_for_log(log: &std::path::Path, needle: &str, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.matches(needle).count() >= count {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {count}× `{needle}` in the log:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn systemd_hears_ready_watchdog_pings_and_stopping() {
+    let dir = temp_dir();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let log = dir.path().join("access_log");
+    write_lines(&log, (0..10).map(|i| format!("line {i}")));
+    let pipeline = file_pipeline(dir.path(), "notify", &log, "t");
+    let mut child = logpipe()
+        .arg("run")
+        .arg(&pipeline)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "200000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let mut seen: Vec<String> = Vec::new();
+    let mut read = |seen: &mut Vec<String>| {
+        let n = socket.recv(&mut buf).expect("a notification");
+        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    };
+    while !seen.iter().any(|m| m.contains("READY=1")) {
+        read(&mut seen);
+    }
+    let pings_before = seen.iter().filter(|m| m.contains("WATCHDOG=1")).count();
+    while seen.iter().filter(|m| m.contains("WATCHDOG=1")).count() < pings_before + 3 {
+        read(&mut seen);
+    }
+    sigterm(&child);
+    while !seen.iter().any(|m| m.contains("STOPPING=1")) {
+        read(&mut seen);
+    }
+    assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
+    assert!(
+        seen.iter().position(|m| m.contains("READY=1"))
+            < seen.iter().position(|m| m.contains("STOPPING=1"))
+    );
+}
+
+#[test]
+fn sighup_applies_a_changed_file_keeps_the_old_version_of_a_broken_one_and_loses_nothing() {
+    let dir = temp_dir();
+    let pipelines = dir.path().join("pipelines");
+    std::fs::create_dir(&pipelines).unwrap();
+    let (a_log, b_log) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    file_pipeline(&pipelines, "a", &a_log, "v1");
+    file_pipeline(&pipelines, "b", &b_log, "v1");
+    write_lines(&a_log, (0..1000).map(|i| format!("a {i:05}")));
+    write_lines(&b_log, (0..1000).map(|i| format!("b {i:05}")));
+
+    let state = dir.path().join("state");
+    let log = state.with_extension("log");
+    let mut child = spawn_run(&pipelines, &state, &[], Stdio::piped());
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(serde_json::from_str(&line).unwrap());
+        }
+    });
+    let mut events = Vec::new();
+    let collect = |events: &mut Vec<serde_json::Value>, total: usize| {
+        while events.len() < total {
+            events.push(rx.recv_timeout(Duration::from_secs(30)).expect("events"));
+        }
+    };
+    collect(&mut events, 2000);
+
+    // A changed file: restarted from its checkpoint with the new settings.
+    file_pipeline(&pipelines, "a", &a_log, "v2");
+    let hup = |child: &std::process::Child| {
+        std::process::Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap();
+    };
+    hup(&child);
+    wait_for_log(&log, "Reload done.", 1);
+    write_lines(&a_log, (1000..2000).map(|i| format!("a {i:05}")));
+    write_lines(&b_log, (1000..2000).map(|i| format!("b {i:05}")));
+    collect(&mut events, 4000);
+
+    // A broken file: reported, and the running version keeps going.
+    std::fs::write(
+        pipelines.join("a.toml"),
+        "name = \"a\"\n[[input]]\ntype = \"file\"\npathz = []\n",
+    )
+    .unwrap();
+    hup(&child);
+    wait_for_log(&log, "Reload done.", 2);
+    write_lines(&a_log, (2000..2500).map(|i| format!("a {i:05}")));
+    collect(&mut events, 4500);
+    assert!(
+        rx.recv_timeout(Duration::from_secs(2)).is_err(),
+        "nothing repeated"
+    );
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
+
+    let mut by_message: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for e in &events {
+        by_message
+            .entry(e["message"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(e["tags"][0].as_str().unwrap().to_owned());
+    }
+    assert_eq!(by_message.len(), 4500, "every line once");
+    for (message, tags) in &by_message {
+        assert_eq!(tags.len(), 1, "{message} delivered {} times", tags.len());
+        let (file, n): (&str, usize) = {
+            let mut parts = message.split(' ');
+            (
+                parts.next().unwrap(),
+                parts.next().unwrap().parse().unwrap(),
+            )
+        };
+        let want = if file == "a" && n >= 1000 { "v2" } else { "v1" };
+        assert_eq!(tags[0], want, "{message}");
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("invalid pipeline file"), "{text}");
+    let starts = |name: &str| {
+        text.lines()
+            .filter(|l| l.contains("Pipeline started.") && l.contains(&format!("pipeline={name} ")))
+            .count()
+    };
+    assert_eq!(starts("b"), 1, "the unchanged pipeline ran untouched");
+    assert_eq!(starts("a"), 2, "the changed pipeline restarted once");
+}
