@@ -108,6 +108,7 @@ pub async fn run(
     role: Role,
     state_dir: Option<PathBuf>,
     daemon: Option<PathBuf>,
+    metrics_address: Option<String>,
 ) -> anyhow::Result<ExitCode> {
     let daemon = match DaemonConfig::load(daemon.as_deref()) {
         Ok(d) => d,
@@ -116,6 +117,17 @@ pub async fn run(
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
     };
+    let metrics_address = match daemon.metrics_address(metrics_address.as_deref()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("logpipe: {e}");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    crate::monitor::install();
+    if let Some(addr) = metrics_address {
+        tokio::spawn(crate::monitor::serve(addr));
+    }
     let state_dir = daemon.state_dir(state_dir.as_deref());
     let loaded = config::load(paths, &config::process_env);
     if report(&loaded) {

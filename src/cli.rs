@@ -39,6 +39,22 @@ pub enum Command {
         /// Daemon settings (default /etc/logpipe/logpipe.toml, if present).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Where to serve /metrics and /health (default 127.0.0.1:9600; "off").
+        #[arg(long, value_name = "ADDR")]
+        metrics_address: Option<String>,
+    },
+    /// Show checkpoints (files, offsets, bytes behind) and, when the daemon
+    /// runs, its consumer lag and output counters.
+    Status {
+        /// Where the checkpoints are (default as for `run`).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// Daemon settings (default /etc/logpipe/logpipe.toml, if present).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The running daemon's endpoint (default as for `run`).
+        #[arg(long, value_name = "ADDR")]
+        metrics_address: Option<String>,
     },
     /// Kafka topic management.
     Topics {

@@ -15,7 +15,19 @@ fn main() -> ExitCode {
             role,
             state_dir,
             config,
-        } => block_on(async move { app::run(&paths, role, state_dir, config).await }),
+            metrics_address,
+        } => block_on(
+            async move { app::run(&paths, role, state_dir, config, metrics_address).await },
+        ),
+        Command::Status {
+            state_dir,
+            config,
+            metrics_address,
+        } => {
+            block_on(
+                async move { Ok(logpipe::status::print(state_dir, config, metrics_address).await) },
+            )
+        }
         Command::Topics {
             action: TopicsAction::Ensure { paths },
         } => block_on(async move { Ok(app::topics_ensure(&paths).await) }),

@@ -12,6 +12,7 @@ use super::{Diagnostic, Source};
 
 pub const DEFAULT_PATH: &str = "/etc/logpipe/logpipe.toml";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/logpipe";
+pub const DEFAULT_METRICS_ADDRESS: &str = "127.0.0.1:9600";
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,6 +23,9 @@ pub struct DaemonConfig {
     /// How long a shutdown may spend draining in-flight events before it
     /// gives up on them (they are re-read on the next start). Default 30s.
     pub drain_timeout: Option<Seconds>,
+    /// Address of the `/metrics` and `/health` endpoint (default
+    /// `127.0.0.1:9600`); `"off"` disables it. `--metrics-address` wins.
+    pub metrics_address: Option<String>,
 }
 
 impl DaemonConfig {
@@ -47,6 +51,23 @@ impl DaemonConfig {
 
     pub fn drain_timeout(&self) -> Duration {
         self.drain_timeout.map_or(Duration::from_secs(30), |s| s.0)
+    }
+
+    /// `--metrics-address`, else this file's, else `127.0.0.1:9600`; `None`
+    /// when switched off.
+    pub fn metrics_address(
+        &self,
+        flag: Option<&str>,
+    ) -> Result<Option<std::net::SocketAddr>, String> {
+        let text = flag
+            .or(self.metrics_address.as_deref())
+            .unwrap_or(DEFAULT_METRICS_ADDRESS);
+        if text.eq_ignore_ascii_case("off") || text.is_empty() {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(|e| {
+            format!("invalid metrics address `{text}`: {e} (expected host:port or \"off\")")
+        })
     }
 
     /// `--state-dir`, else `LOGPIPE_STATE_DIR`, else this file's `state_dir`,

@@ -95,6 +95,7 @@ impl SharedOffsets {
 /// The consumer's librdkafka context: logging, and the revoke protocol.
 pub struct GroupContext {
     log: LogContext,
+    pipeline: String,
     offsets: SharedOffsets,
     revoke_timeout: Duration,
     group: String,
@@ -107,6 +108,24 @@ impl ClientContext for GroupContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         self.log.error(error, reason);
+    }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                // -1: not known yet, or not a partition this member consumes.
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    metrics::gauge!(
+                        "logpipe_kafka_consumer_lag",
+                        "pipeline" => self.pipeline.clone(),
+                        "group" => self.group.clone(),
+                        "topic" => topic.clone(),
+                        "partition" => partition.to_string()
+                    )
+                    .set(p.consumer_lag as f64);
+                }
+            }
+        }
     }
 }
 
@@ -168,8 +187,11 @@ impl GroupContext {
 
 pub async fn run(hop: Hop, out: mpsc::Sender<Batch>, cx: StageCx) -> Result<(), StageError> {
     let offsets = SharedOffsets(Arc::new(Mutex::new(Offsets::default())));
+    let log = LogContext::new(&cx.pipeline, "consumer");
+    let recovery = log.recovery();
     let context = GroupContext {
-        log: LogContext::new(&cx.pipeline, "consumer"),
+        log,
+        pipeline: cx.pipeline.to_string(),
         offsets: offsets.clone(),
         revoke_timeout: hop.revoke_timeout,
         group: hop.group_id.clone(),
@@ -185,6 +207,8 @@ pub async fn run(hop: Hop, out: mpsc::Sender<Batch>, cx: StageCx) -> Result<(), 
     tracing::info!(group = %hop.group_id, topics = %hop.topics.join(","), "Consuming.");
 
     let mut state = State {
+        recovery,
+        events_in: metrics::counter!("logpipe_events_in_total", "pipeline" => cx.pipeline.to_string(), "stage" => "input.kafka"),
         hop,
         offsets,
         warn: Throttle::warnings(),
@@ -197,6 +221,8 @@ pub async fn run(hop: Hop, out: mpsc::Sender<Batch>, cx: StageCx) -> Result<(), 
 }
 
 struct State {
+    recovery: crate::kafka::context::Recovery,
+    events_in: metrics::Counter,
     hop: Hop,
     offsets: SharedOffsets,
     warn: Throttle,
@@ -220,6 +246,8 @@ impl State {
                 received = tokio::time::timeout(LINGER, consumer.recv()) => match received {
                     Ok(Ok(message)) => {
                         self.warn.reset();
+                        self.recovery.answered();
+                        self.events_in.increment(1);
                         let full = self.add(&message);
                         drop(message);
                         if let Some(key) = full {

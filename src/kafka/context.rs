@@ -1,7 +1,8 @@
 //! librdkafka's logs and errors routed into tracing, with repeated warnings
 //! (a broker that stays down) throttled to one per 10 s.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
@@ -13,6 +14,24 @@ pub struct LogContext {
     pipeline: String,
     role: &'static str,
     throttle: Mutex<Throttle>,
+    degraded: Arc<AtomicBool>,
+}
+
+/// Tells `/health` when the broker answers again after trouble; cheap to
+/// call on every batch.
+#[derive(Clone)]
+pub struct Recovery {
+    pipeline: String,
+    stage: &'static str,
+    degraded: Arc<AtomicBool>,
+}
+
+impl Recovery {
+    pub fn answered(&self) {
+        if self.degraded.load(Ordering::Relaxed) && self.degraded.swap(false, Ordering::Relaxed) {
+            crate::monitor::health::running(&self.pipeline, self.stage);
+        }
+    }
 }
 
 impl LogContext {
@@ -21,6 +40,24 @@ impl LogContext {
             pipeline: pipeline.to_owned(),
             role,
             throttle: Mutex::new(Throttle::warnings()),
+            degraded: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    pub fn recovery(&self) -> Recovery {
+        Recovery {
+            pipeline: self.pipeline.clone(),
+            stage: self.stage(),
+            degraded: Arc::clone(&self.degraded),
+        }
+    }
+
+    /// The stage this client serves, for health and metrics.
+    pub fn stage(&self) -> &'static str {
+        if self.role == "producer" {
+            "output.kafka"
+        } else {
+            "input.kafka"
         }
     }
 
@@ -48,6 +85,8 @@ impl ClientContext for LogContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        self.degraded.store(true, Ordering::Relaxed);
+        crate::monitor::health::degraded(&self.pipeline, self.stage(), format!("Kafka: {reason}"));
         if let Some(suppressed) = self.throttled() {
             tracing::warn!(
                 pipeline = %self.pipeline,

@@ -477,6 +477,8 @@ impl Hop {
         // Bound prefetch in bytes, not only in messages.
         c.set("queued.max.messages.kbytes", "16384");
         c.set("fetch.max.bytes", "8388608");
+        // Consumer lag for /metrics comes from librdkafka's statistics.
+        c.set("statistics.interval.ms", "5000");
         for (k, v) in &self.consumer {
             c.set(k, v);
         }

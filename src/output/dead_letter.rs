@@ -108,6 +108,10 @@ impl DeadLetters {
             serde_json::to_writer(&mut body, &record.to_json(&self.pipeline))?;
             body.push(b'\n');
         }
+        for record in &records {
+            metrics::counter!("logpipe_dead_letters_total", "pipeline" => self.pipeline.to_string(), "stage" => record.stage)
+                .increment(1);
+        }
         let writer = Arc::clone(&self.writer);
         let count = records.len() as u64;
         tokio::task::spawn_blocking(move || {

@@ -32,9 +32,11 @@ pub async fn run(
     cx: StageCx,
     dead_letters: DeadLetters,
 ) -> Result<(), StageError> {
+    let context = LogContext::new(&cx.pipeline, "producer");
+    let recovery = context.recovery();
     let producer: Producer_ = hop
         .producer_config()
-        .create_with_context(LogContext::new(&cx.pipeline, "producer"))
+        .create_with_context(context)
         .map_err(|e| StageError::kafka(format!("producer for {}", hop.brokers.join(",")), e))?;
     if hop.ensure_topic {
         crate::kafka::admin::ensure_topics(&hop, &cx.pipeline).await?;
@@ -90,7 +92,7 @@ pub async fn run(
             rejected,
             dead_letters.clone(),
             cx.clone(),
-            permit,
+            (permit, std::time::Instant::now(), recovery.clone()),
         ));
         while let Some(done) = waiting.try_join_next() {
             flatten(done)?;
@@ -182,7 +184,11 @@ async fn confirm(
     mut rejected: Vec<DeadLetter>,
     dead_letters: DeadLetters,
     cx: StageCx,
-    _permit: OwnedSemaphorePermit,
+    (_permit, enqueued, recovery): (
+        OwnedSemaphorePermit,
+        std::time::Instant,
+        crate::kafka::context::Recovery,
+    ),
 ) -> Result<(), StageError> {
     let mut pending: Vec<(usize, DeliveryFuture)> = deliveries;
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
@@ -232,6 +238,14 @@ async fn confirm(
             .await
             .map_err(|e| StageError::io("cannot write dead letters to", dead_letters.path(), e))?;
     }
+    recovery.answered();
+    let labels = [
+        ("pipeline", cx.pipeline.to_string()),
+        ("stage", "output.kafka".to_owned()),
+    ];
+    metrics::histogram!("logpipe_kafka_delivery_seconds", &labels)
+        .record(enqueued.elapsed().as_secs_f64());
+    metrics::counter!("logpipe_events_out_total", &labels).increment(batch.events.len() as u64);
     batch.ack.ack();
     Ok(())
 }

@@ -51,8 +51,13 @@ impl Stdout {
     pub async fn run(
         self,
         mut input: mpsc::Receiver<Batch>,
-        _cx: StageCx,
+        cx: StageCx,
     ) -> Result<(), StageError> {
+        let events_out = metrics::counter!(
+            "logpipe_events_out_total",
+            "pipeline" => cx.pipeline.to_string(),
+            "stage" => "output.stdout"
+        );
         // Unlike the other outputs, stdout is not aborted at the drain
         // deadline: a write to it is quick unless the reader stalls.
         while let Some(batch) = input.recv().await {
@@ -69,7 +74,10 @@ impl Stdout {
             .await
             .map_err(|e| StageError::Fatal(format!("stdout writer failed: {e}")))?;
             match written {
-                Ok(()) => batch.ack.ack(),
+                Ok(()) => {
+                    events_out.increment(batch.events.len() as u64);
+                    batch.ack.ack();
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
                     return Err(StageError::Fatal("stdout was closed".into()))
                 }

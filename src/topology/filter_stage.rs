@@ -2,6 +2,8 @@
 //! A batch whose events were all dropped is acknowledged here: dropped
 //! events count as delivered.
 
+use std::sync::Arc;
+
 use tokio::sync::mpsc;
 
 use crate::error::StageError;
@@ -12,9 +14,23 @@ pub async fn run(
     filters: Vec<FilterSpec>,
     mut input: mpsc::Receiver<Batch>,
     output: mpsc::Sender<Batch>,
+    pipeline: Arc<str>,
 ) -> Result<(), StageError> {
+    let labels = [
+        ("pipeline", pipeline.to_string()),
+        ("stage", "filter".to_owned()),
+    ];
+    let events_in = metrics::counter!("logpipe_events_in_total", &labels);
+    let events_out = metrics::counter!("logpipe_events_out_total", &labels);
+    let filtered = metrics::counter!("logpipe_events_filtered_total", &labels);
+    let batch_size = metrics::histogram!("logpipe_batch_events", &labels);
     while let Some(mut batch) = input.recv().await {
+        let before = batch.events.len();
+        events_in.increment(before as u64);
+        batch_size.record(before as f64);
         filter::apply_all(&filters, &mut batch.events);
+        events_out.increment(batch.events.len() as u64);
+        filtered.increment((before - batch.events.len()) as u64);
         if batch.events.is_empty() {
             batch.ack.ack();
             continue;

@@ -183,7 +183,7 @@ fn spawn_index_half(
         tasks,
         cx,
         "filter",
-        filter_stage::run(filters, rx, filtered_tx),
+        filter_stage::run(filters, rx, filtered_tx, cx.pipeline.clone()),
     );
     let mut senders = Vec::new();
     for output in outputs {
@@ -207,5 +207,17 @@ fn spawn_stage(
     future: impl std::future::Future<Output = Result<(), StageError>> + Send + 'static,
 ) {
     let span = tracing::info_span!("stage", pipeline = %cx.pipeline, stage);
-    tasks.spawn(async move { (stage, future.await) }.instrument(span));
+    let pipeline = cx.pipeline.clone();
+    crate::monitor::health::running(&pipeline, stage);
+    tasks.spawn(
+        async move {
+            let result = future.await;
+            match &result {
+                Ok(()) => crate::monitor::health::ended(&pipeline, stage),
+                Err(e) => crate::monitor::health::failed(&pipeline, stage, e.to_string()),
+            }
+            (stage, result)
+        }
+        .instrument(span),
+    );
 }

@@ -112,6 +112,29 @@ impl Registry {
         }
     }
 
+    /// Loads the entries without touching anything (for `logpipe status`,
+    /// which must not move a registry the daemon is using).
+    pub fn load_read_only(&self) -> Loaded {
+        match fs::read(&self.path) {
+            Ok(text) => match serde_json::from_slice::<OnDisk>(&text) {
+                Ok(disk) if disk.version == VERSION => Loaded::Ok(disk.files),
+                Ok(disk) => Loaded::Corrupt {
+                    reason: format!("unknown version {}", disk.version),
+                    moved_to: None,
+                },
+                Err(e) => Loaded::Corrupt {
+                    reason: format!("invalid JSON: {e}"),
+                    moved_to: None,
+                },
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Loaded::Fresh,
+            Err(e) => Loaded::Corrupt {
+                reason: format!("cannot read: {e}"),
+                moved_to: None,
+            },
+        }
+    }
+
     fn move_aside(&self, reason: String) -> Loaded {
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S");
         let aside = self.path.with_extension(format!("corrupt-{stamp}"));

@@ -1,0 +1,233 @@
+//! `logpipe status`: what the checkpoints say (per file: size, offset,
+//! bytes behind) and, when the daemon answers, its health, consumer lag and
+//! output counters. Works with what it can read when the daemon is down.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::config::daemon::DaemonConfig;
+use crate::input::file::registry::{Loaded, Registry};
+
+pub async fn print(
+    state_dir: Option<PathBuf>,
+    config: Option<PathBuf>,
+    metrics_address: Option<String>,
+) -> ExitCode {
+    let daemon = match DaemonConfig::load(config.as_deref()) {
+        Ok(d) => d,
+        Err(d) => {
+            eprintln!("{d}");
+            return ExitCode::from(crate::app::EXIT_CONFIG);
+        }
+    };
+    let state_dir = daemon.state_dir(state_dir.as_deref());
+    println!("State directory: {}", state_dir.display());
+    print_checkpoints(&state_dir);
+    match daemon.metrics_address(metrics_address.as_deref()) {
+        Ok(Some(addr)) => print_daemon(&format!("http://{addr}")).await,
+        Ok(None) => println!("\nDaemon: metrics endpoint switched off"),
+        Err(e) => println!("\nDaemon: {e}"),
+    }
+    ExitCode::SUCCESS
+}
+
+fn registries(state_dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    let Ok(pipelines) = std::fs::read_dir(state_dir.join("checkpoints")) else {
+        return out;
+    };
+    for pipeline in pipelines.flatten() {
+        let name = pipeline.file_name().to_string_lossy().into_owned();
+        let Ok(files) = std::fs::read_dir(pipeline.path()) else {
+            continue;
+        };
+        for file in files.flatten() {
+            if file.path().extension().is_some_and(|e| e == "json") {
+                out.push((name.clone(), file.path()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn print_checkpoints(state_dir: &Path) {
+    let found = registries(state_dir);
+    if found.is_empty() {
+        println!("\nFiles: no checkpoints yet");
+        return;
+    }
+    println!("\nFiles (from the checkpoints):");
+    println!(
+        "  {:<20} {:<50} {:>14} {:>14} {:>14}",
+        "PIPELINE", "PATH", "SIZE", "OFFSET", "BEHIND"
+    );
+    for (pipeline, path) in found {
+        match Registry::new(path.clone()).load_read_only() {
+            Loaded::Ok(entries) => {
+                for e in entries {
+                    let now = std::fs::metadata(&e.path)
+                        .ok()
+                        .filter(|m| m.ino() == e.ino && m.dev() == e.dev);
+                    let (size, behind) = match now {
+                        Some(m) => (
+                            m.len().to_string(),
+                            m.len().saturating_sub(e.offset).to_string(),
+                        ),
+                        None => ("rotated/gone".to_owned(), "-".to_owned()),
+                    };
+                    println!(
+                        "  {:<20} {:<50} {:>14} {:>14} {:>14}",
+                        pipeline,
+                        e.path.display(),
+                        size,
+                        e.offset,
+                        behind
+                    );
+                }
+            }
+            Loaded::Fresh => {}
+            Loaded::Corrupt { reason, .. } => {
+                println!("  {pipeline}: {}: unreadable: {reason}", path.display())
+            }
+        }
+    }
+}
+
+async fn print_daemon(base: &str) {
+    let client = match reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()
+    {
+        Ok(c) => c,
+        Err(_) => return,
+    };
+    let health = client.get(format!("{base}/health")).send().await;
+    let Ok(health) = health else {
+        println!("\nDaemon: not reachable at {base} (not running, or metrics_address differs)");
+        return;
+    };
+    let healthy = health.status().is_success();
+    let body: serde_json::Value = health.json().await.unwrap_or_default();
+    println!(
+        "\nDaemon at {base}: {}",
+        if healthy { "healthy" } else { "FAILING" }
+    );
+    if let Some(failing) = body["failing"].as_array().filter(|f| !f.is_empty()) {
+        for stage in body["stages"].as_array().into_iter().flatten() {
+            if stage["status"] != "running" {
+                println!(
+                    "  {} {}: {} ({})",
+                    stage["pipeline"].as_str().unwrap_or(""),
+                    stage["stage"].as_str().unwrap_or(""),
+                    stage["status"].as_str().unwrap_or(""),
+                    stage["reason"].as_str().unwrap_or("")
+                );
+            }
+        }
+        let _ = failing;
+    }
+    let Ok(metrics) = client.get(format!("{base}/metrics")).send().await else {
+        return;
+    };
+    let text = metrics.text().await.unwrap_or_default();
+    let samples = parse(&text);
+    let lag: Vec<_> = samples
+        .iter()
+        .filter(|s| s.name == "logpipe_kafka_consumer_lag")
+        .collect();
+    if !lag.is_empty() {
+        println!("\nConsumer lag:");
+        for s in lag {
+            println!(
+                "  {:<20} {:<30} partition {:>3}: {}",
+                s.label("pipeline"),
+                s.label("topic"),
+                s.label("partition"),
+                s.value
+            );
+        }
+    }
+    println!("\nStages (events since start):");
+    for s in samples
+        .iter()
+        .filter(|s| s.name == "logpipe_events_out_total")
+    {
+        let failed: f64 = samples
+            .iter()
+            .filter(|f| {
+                f.name == "logpipe_dead_letters_total"
+                    && f.label("pipeline") == s.label("pipeline")
+                    && f.label("stage") == s.label("stage")
+            })
+            .map(|f| f.value)
+            .sum();
+        println!(
+            "  {:<20} {:<22} out {:>12}  dead-lettered {:>8}",
+            s.label("pipeline"),
+            s.label("stage"),
+            s.value,
+            failed
+        );
+    }
+}
+
+struct Sample {
+    name: String,
+    labels: Vec<(String, String)>,
+    value: f64,
+}
+
+impl Sample {
+    fn label(&self, key: &str) -> &str {
+        self.labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or("", |(_, v)| v.as_str())
+    }
+}
+
+/// Parses the Prometheus text format (enough of it for our own metrics).
+fn parse(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|line| {
+            let (head, value) = line.rsplit_once(' ')?;
+            let value = value.parse().ok()?;
+            let (name, labels) = match head.split_once('{') {
+                Some((name, rest)) => {
+                    let labels = rest
+                        .trim_end_matches('}')
+                        .split("\",")
+                        .filter_map(|pair| {
+                            let (k, v) = pair.split_once('=')?;
+                            Some((k.to_owned(), v.trim_matches('"').to_owned()))
+                        })
+                        .collect();
+                    (name.to_owned(), labels)
+                }
+                None => (head.to_owned(), Vec::new()),
+            };
+            Some(Sample {
+                name,
+                labels,
+                value,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_lines_parse_into_samples() {
+        let s = parse("# TYPE x counter\nlogpipe_events_out_total{pipeline=\"a\",stage=\"output.stdout\"} 42\nup 1\n");
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].label("stage"), "output.stdout");
+        assert_eq!(s[0].value, 42.0);
+        assert_eq!(s[1].name, "up");
+    }
+}

@@ -1,0 +1,115 @@
+//! The observability endpoint and `logpipe status`, against a running
+//! daemon and a stopped one.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn get(url: &str) -> (u16, String) {
+    let r = reqwest::get(url).await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+fn sample(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(name) && labels.iter().all(|x| l.contains(x)))
+        .find_map(|l| l.rsplit_once(' ')?.1.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_the_events_and_status_reads_the_daemon_and_the_checkpoints() {
+    let dir = temp_dir();
+    let log = dir.path().join("access_log");
+    write_lines(&log, (0..500).map(|i| format!("line {i}")));
+    let pipeline = dir.path().join("m.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "name = \"m\"\n[[input]]\ntype = \"file\"\npaths = [\"{}\"]\n[[filter]]\ntype = \"mutate\"\nadd_tag = [\"seen\"]\n[[output]]\ntype = \"stdout\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut child = spawn_run(
+        &pipeline,
+        &state,
+        &["--metrics-address", &addr],
+        Stdio::piped(),
+    );
+    let stdout = child.stdout.take().unwrap();
+    let printed = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout).lines().take(500).count()
+    });
+    assert_eq!(printed.join().unwrap(), 500);
+
+    let base = format!("http://{addr}");
+    let metrics = eventually(Duration::from_secs(20), "metrics with 500 events", || {
+        let base = base.clone();
+        async move {
+            let (_, text) = get(&format!("{base}/metrics")).await;
+            (sample(
+                &text,
+                "logpipe_events_out_total",
+                &["pipeline=\"m\"", "stage=\"output.stdout\""],
+            ) == Some(500.0))
+            .then_some(text)
+        }
+    })
+    .await;
+    assert_eq!(
+        sample(&metrics, "logpipe_events_in_total", &["stage=\"filter\""]),
+        Some(500.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "logpipe_events_filtered_total",
+            &["pipeline=\"m\""]
+        ),
+        Some(0.0)
+    );
+    let (status, health) = get(&format!("{base}/health")).await;
+    assert_eq!(status, 200, "{health}");
+    assert!(health.contains("\"status\":\"ok\""), "{health}");
+
+    // Checkpoints are written every second.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let status = |args: &[&str]| {
+        let out = logpipe()
+            .arg("status")
+            .arg("--state-dir")
+            .arg(&state)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let running = status(&["--metrics-address", &addr]);
+    assert!(running.contains(&log.display().to_string()), "{running}");
+    assert!(running.contains("healthy"), "{running}");
+    assert!(running.contains("output.stdout"), "{running}");
+    let size = std::fs::metadata(&log).unwrap().len().to_string();
+    assert!(running.contains(&size), "offset {size} shown:\n{running}");
+
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
+    let stopped = status(&["--metrics-address", &addr]);
+    assert!(stopped.contains(&log.display().to_string()), "{stopped}");
+    assert!(stopped.contains("not reachable"), "{stopped}");
+}
