@@ -8,6 +8,7 @@
 pub mod dead_letter;
 pub mod elasticsearch;
 pub mod kafka;
+pub mod null;
 pub mod stdout;
 
 use tokio::sync::mpsc;
@@ -21,11 +22,12 @@ use crate::event::Batch;
 use crate::shutdown::StageCx;
 use dead_letter::DeadLetters;
 
-const TYPES: &[&str] = &["elasticsearch", "stdout"];
+const TYPES: &[&str] = &["elasticsearch", "null", "stdout"];
 
 #[derive(Debug, Clone)]
 pub enum OutputSpec {
     Elasticsearch(elasticsearch::Elasticsearch),
+    Null,
     Stdout(stdout::Stdout),
 }
 
@@ -40,6 +42,7 @@ pub fn build(
             .de::<elasticsearch::Config>(value)?
             .validate(cx)
             .map(OutputSpec::Elasticsearch),
+        "null" => cx.de::<null::Config>(value).map(|_| OutputSpec::Null),
         "stdout" => Some(OutputSpec::Stdout(
             cx.de::<stdout::Config>(value)?.validate(),
         )),
@@ -54,6 +57,7 @@ impl OutputSpec {
     pub fn name(&self) -> &'static str {
         match self {
             OutputSpec::Elasticsearch(_) => "output.elasticsearch",
+            OutputSpec::Null => "output.null",
             OutputSpec::Stdout(_) => "output.stdout",
         }
     }
@@ -62,7 +66,7 @@ impl OutputSpec {
     pub fn dead_letter_path(&self) -> Option<&std::path::Path> {
         match self {
             OutputSpec::Elasticsearch(es) => es.dead_letter_path.as_deref(),
-            OutputSpec::Stdout(_) => None,
+            OutputSpec::Null | OutputSpec::Stdout(_) => None,
         }
     }
 
@@ -74,6 +78,7 @@ impl OutputSpec {
     ) -> Result<(), StageError> {
         match self {
             OutputSpec::Elasticsearch(es) => es.run(input, cx, dead_letters).await,
+            OutputSpec::Null => null::run(input, cx).await,
             OutputSpec::Stdout(out) => out.run(input, cx).await,
         }
     }
