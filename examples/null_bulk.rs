@@ -21,7 +21,9 @@ struct Stats {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9299".to_owned());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9299".to_owned());
     let listener = TcpListener::bind(&addr).await?;
     eprintln!("null_bulk listening on {}", listener.local_addr()?);
     let stats = Arc::new(Stats::default());
@@ -65,7 +67,10 @@ async fn serve(mut stream: TcpStream, stats: Arc<Stats>) -> std::io::Result<()> 
         let body = &buf[head_end..head_end + length];
         response.clear();
         let json: Vec<u8> = if request_line.contains("_bulk") {
-            let lines = body.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count();
+            let lines = body
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .count();
             let items = lines / 2;
             stats.items.fetch_add(items as u64, Ordering::Relaxed);
             stats.bytes.fetch_add(length as u64, Ordering::Relaxed);

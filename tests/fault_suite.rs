@@ -1,0 +1,427 @@
+//! The fault suite: the whole route — files → logpipe ship → Kafka →
+//! logpipe index → Elasticsearch — with logpipe as child processes, while a
+//! writer appends numbered httpd lines. Faults are injected (kill -9, broker
+//! and Elasticsearch outages through proxies, bad input), and at the end the
+//! indexed set must equal the written set: zero lost, zero duplicated.
+//!
+//! Each scenario prints what it did and its counts.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// One route under test, with its own broker (behind a proxy, so it can be
+/// cut) and its own indices on the shared Elasticsearch (behind a proxy).
+struct Route {
+    name: String,
+    dir: tempfile::TempDir,
+    _broker: OwnBroker,
+    kafka: Proxy,
+    es_proxy: Proxy,
+    es: Es,
+    pipeline: PathBuf,
+    log: PathBuf,
+    ship: Option<Child>,
+    index: Option<Child>,
+}
+
+impl Route {
+    async fn new(name: &str) -> Option<Route> {
+        let svc = services()?;
+        let dir = temp_dir();
+        let broker_port = free_port();
+        let kafka = Proxy::start(format!("127.0.0.1:{broker_port}")).await;
+        let broker = start_broker(broker_port, kafka.port, &[], &dir.path().join("tansu.log"));
+        wait_for_port(broker_port).await;
+        let es_addr = svc
+            .es
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let es_proxy = Proxy::start(es_addr).await;
+        let topic = unique(&format!("fault-{name}"));
+        create_topic(&format!("127.0.0.1:{}", kafka.port), &topic, 3).await;
+        let logs = dir.path().join("logs");
+        std::fs::create_dir(&logs).unwrap();
+        let log = logs.join("access_log");
+        let pipeline = dir.path().join("route.toml");
+        let index = unique(&format!("fault-{name}"));
+        std::fs::write(
+            &pipeline,
+            format!(
+                r#"name = "fault"
+[[input]]
+type = "file"
+paths = ["{log}"]
+tags = ["httpd_access"]
+poll_interval = "50ms"
+
+[kafka]
+brokers = "127.0.0.1:{kafka_port}"
+topic = "{topic}"
+group_id = "{topic}"
+session_timeout = "6s"
+revoke_timeout = "3s"
+
+[[output]]
+type = "elasticsearch"
+hosts = "http://127.0.0.1:{es_port}"
+index = "{index}-%{{+YYYY.MM.dd}}"
+batch_wait = "200ms"
+"#,
+                log = log.display(),
+                kafka_port = kafka.port,
+                es_port = es_proxy.port,
+            ),
+        )
+        .unwrap();
+        Some(Route {
+            name: index,
+            dir,
+            _broker: broker,
+            kafka,
+            es_proxy,
+            es: Es::new(&svc.es),
+            pipeline,
+            log,
+            ship: None,
+            index: None,
+        })
+    }
+
+    fn spawn(&self, role: &str) -> Child {
+        let state = self.dir.path().join(format!("{role}-state"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{role}.log")))
+            .unwrap();
+        logpipe()
+            .arg("run")
+            .arg(&self.pipeline)
+            .args(["--role", role, "--metrics-address", "off", "--state-dir"])
+            .arg(state)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    fn start(&mut self) {
+        self.ship = Some(self.spawn("ship"));
+        self.index = Some(self.spawn("index"));
+    }
+
+    /// kill -9, then a restart (never two of a role at once: they would
+    /// share a state directory).
+    fn kill(&mut self, role: &str) {
+        let old = if role == "ship" {
+            self.ship.take()
+        } else {
+            self.index.take()
+        };
+        if let Some(mut c) = old {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+        let fresh = Some(self.spawn(role));
+        if role == "ship" {
+            self.ship = fresh;
+        } else {
+            self.index = fresh;
+        }
+    }
+
+    fn stop(&mut self) {
+        for child in [self.ship.take(), self.index.take()].into_iter().flatten() {
+            let mut child = child;
+            sigterm(&child);
+            let status = wait_exit(&mut child, Duration::from_secs(60));
+            assert!(status.success(), "{} exited with {status}", self.name);
+        }
+    }
+
+    fn pattern(&self) -> String {
+        format!("{}-*", self.name)
+    }
+
+    /// Waits until `expected` documents are indexed and stay so; returns
+    /// the numbers of the indexed lines and how many documents there are.
+    async fn settle(&self, expected: u64) -> (BTreeMap<u64, usize>, u64) {
+        let pattern = self.pattern();
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let n = self.es.count(&pattern).await;
+            if n >= expected {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: only {n} of {expected} indexed",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let docs = self.es.count(&pattern).await;
+        let mut seen = BTreeMap::new();
+        if docs <= 10_000 {
+            for hit in self.es.search_all(&pattern, 10_000).await {
+                let message = hit["_source"]["message"].as_str().unwrap_or_default();
+                if let Some(n) = line_number(message) {
+                    *seen.entry(n).or_insert(0) += 1;
+                }
+            }
+        }
+        (seen, docs)
+    }
+
+    fn rss_mib(&self) -> Vec<f64> {
+        [&self.ship, &self.index]
+            .into_iter()
+            .flatten()
+            .filter_map(|c| rss_of(c.id()))
+            .collect()
+    }
+}
+
+impl Drop for Route {
+    fn drop(&mut self) {
+        for child in [self.ship.take(), self.index.take()].into_iter().flatten() {
+            let mut child = child;
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn rss_of(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+fn line(n: u64) -> String {
+    let now = chrono::Utc::now().format("%d/%b/%Y:%H:%M:%S +0000");
+    format!(
+        "192.0.2.{} - - [{now}] \"GET /fault/{n} HTTP/1.1\" 200 {n} \"-\" \"fault-suite\"\n",
+        n % 250
+    )
+}
+
+fn line_number(message: &str) -> Option<u64> {
+    let rest = message.split("/fault/").nth(1)?;
+    rest.split(' ').next()?.parse().ok()
+}
+
+/// Appends lines `from..to` at about `rate` lines per second.
+fn write_numbered(path: &Path, from: u64, to: u64, rate: u64) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    let start = Instant::now();
+    for n in from..to {
+        f.write_all(line(n).as_bytes()).unwrap();
+        let due = Duration::from_secs_f64((n - from) as f64 / rate as f64);
+        if let Some(wait) = due.checked_sub(start.elapsed()) {
+            if (n - from) % 50 == 0 {
+                f.flush().unwrap();
+                std::thread::sleep(wait);
+            }
+        }
+    }
+    f.flush().unwrap();
+}
+
+fn assert_exact(name: &str, seen: &BTreeMap<u64, usize>, docs: u64, written: u64) {
+    let lost: Vec<u64> = (0..written).filter(|n| !seen.contains_key(n)).collect();
+    let duplicated: Vec<(&u64, &usize)> = seen.iter().filter(|(_, c)| **c > 1).collect();
+    println!(
+        "{name}: written {written}, indexed {docs}, lost {}, duplicated {}",
+        lost.len(),
+        duplicated.len()
+    );
+    assert!(
+        lost.is_empty(),
+        "{name}: lost lines {:?}…",
+        &lost[..lost.len().min(10)]
+    );
+    assert!(duplicated.is_empty(), "{name}: duplicated {duplicated:?}");
+    assert_eq!(docs, written, "{name}: documents");
+}
+
+async fn run_kills(role: &'static str) {
+    let Some(mut route) = Route::new(&format!("kill-{role}")).await else {
+        return;
+    };
+    route.start();
+    let total = 4000;
+    let log = route.log.clone();
+    let writer = std::thread::spawn(move || write_numbered(&log, 0, total, 800));
+    for round in 0..3 {
+        tokio::time::sleep(Duration::from_millis(800 + fastrand::u64(0..1200))).await;
+        route.kill(role);
+        println!(
+            "kill-{role}: kill -9 of the {role} process #{} and restart",
+            round + 1
+        );
+    }
+    writer.join().unwrap();
+    let (seen, docs) = route.settle(total).await;
+    route.stop();
+    assert_exact(&format!("kill -9 {role} ×3"), &seen, docs, total);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_of_the_ship_process_loses_and_duplicates_nothing() {
+    run_kills("ship").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_of_the_index_process_loses_and_duplicates_nothing() {
+    run_kills("index").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broker_outage_loses_and_duplicates_nothing() {
+    let Some(mut route) = Route::new("broker-down").await else {
+        return;
+    };
+    route.start();
+    let total = 3000;
+    let log = route.log.clone();
+    let writer = std::thread::spawn(move || write_numbered(&log, 0, total, 600));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    route.kafka.set_up(false);
+    println!("broker-down: broker unreachable for 6 s while the writer writes");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    route.kafka.set_up(true);
+    writer.join().unwrap();
+    let (seen, docs) = route.settle(total).await;
+    route.stop();
+    assert_exact("broker outage", &seen, docs, total);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_elasticsearch_outage_loses_and_duplicates_nothing() {
+    let Some(mut route) = Route::new("es-down").await else {
+        return;
+    };
+    route.start();
+    let total = 3000;
+    let log = route.log.clone();
+    let writer = std::thread::spawn(move || write_numbered(&log, 0, total, 600));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    route.es_proxy.set_up(false);
+    println!("es-down: Elasticsearch unreachable for 6 s while the writer writes");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    route.es_proxy.set_up(true);
+    writer.join().unwrap();
+    let (seen, docs) = route.settle(total).await;
+    route.stop();
+    assert_exact("Elasticsearch outage", &seen, docs, total);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_ends_as_tagged_documents_never_silently_gone() {
+    let Some(mut route) = Route::new("bad-input").await else {
+        return;
+    };
+    route.start();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&route.log)
+        .unwrap();
+    let mut written = 0u64;
+    for n in 0..300u64 {
+        f.write_all(line(n).as_bytes()).unwrap();
+        written += 1;
+        if n % 100 == 50 {
+            f.write_all(format!("\x00\x01\x02 garbage bytes /fault/g{n} \x7f\x1b[0m\n").as_bytes())
+                .unwrap();
+            f.write_all(b"invalid utf-8 \xff\xfe\xfd /fault/u").unwrap();
+            f.write_all(format!("{n} end\n").as_bytes()).unwrap();
+            f.write_all(format!("not an httpd line at all /fault/p{n} \n").as_bytes())
+                .unwrap();
+            f.write_all(
+                format!("huge line /fault/h{n} {}\n", "x".repeat(5 * 1024 * 1024)).as_bytes(),
+            )
+            .unwrap();
+            written += 4;
+        }
+    }
+    f.flush().unwrap();
+    let (_, docs) = route.settle(written).await;
+    let hits = route.es.search_all(&route.pattern(), 1000).await;
+    route.stop();
+    let tagged = |tag: &str| {
+        hits.iter()
+            .filter(|h| {
+                h["_source"]["tags"]
+                    .as_array()
+                    .is_some_and(|t| t.iter().any(|x| x == tag))
+            })
+            .count()
+    };
+    let dead_letters = std::fs::read_to_string(
+        route
+            .dir
+            .path()
+            .join("index-state/dead-letter/fault.ndjson"),
+    )
+    .map(|t| t.lines().count())
+    .unwrap_or(0);
+    println!(
+        "bad input: written {written} lines (12 bad), indexed {docs}, tagged _invalid_utf8 {}, _truncated {}, dead-lettered {dead_letters}",
+        tagged("_invalid_utf8"),
+        tagged("_truncated")
+    );
+    assert_eq!(
+        docs + dead_letters as u64,
+        written,
+        "every line is a document or a dead letter"
+    );
+    assert_eq!(tagged("_invalid_utf8"), 3);
+    assert_eq!(tagged("_truncated"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_stays_bounded_while_elasticsearch_is_down() {
+    let Some(mut route) = Route::new("memory").await else {
+        return;
+    };
+    route.start();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    route.es_proxy.set_up(false);
+    let total = 40_000;
+    let log = route.log.clone();
+    let writer = std::thread::spawn(move || write_numbered(&log, 0, total, 20_000));
+    let mut peak: f64 = 0.0;
+    let until = Instant::now() + Duration::from_secs(12);
+    while Instant::now() < until {
+        peak = route.rss_mib().into_iter().fold(peak, f64::max);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    writer.join().unwrap();
+    route.es_proxy.set_up(true);
+    let (_, docs) = route.settle(total).await;
+    route.stop();
+    println!("memory: {total} lines written during a 12 s Elasticsearch outage; peak RSS {peak:.0} MiB; indexed {docs}");
+    assert!(peak < 256.0, "peak RSS {peak:.0} MiB");
+    assert_eq!(docs, total);
+}
