@@ -75,6 +75,11 @@ impl Run {
         }
     }
 
+    /// The events so far.
+    pub fn snapshot(&self) -> Vec<Value> {
+        self.events.lock().unwrap().clone()
+    }
+
     pub fn count(&self) -> usize {
         self.events.lock().unwrap().len()
     }
