@@ -165,6 +165,9 @@ impl Tail {
                     self.dirty = true;
                 }
                 (file.path, file.inode) = (path, inode);
+                // Positions of batches in flight may lie past a shorter
+                // copy's end; its checkpoint must not.
+                file.clamp = (reader.position() < resume).then(|| reader.position());
                 file.reader = Some(reader);
                 (file.at_eof, file.detached) = (false, false);
                 file.last_growth = Instant::now();
@@ -280,7 +283,7 @@ impl Tail {
 }
 
 /// Finds a matched file other than `inode` that starts with the content
-/// `fp` was taken of and reaches `resume`, opened and positioned there.
+/// `fp` was taken of, opened and positioned at `resume` (or its end).
 fn find_copy(
     patterns: &[String],
     exclude: &[glob::Pattern],
@@ -291,14 +294,17 @@ fn find_copy(
 ) -> Option<(PathBuf, Inode, LineReader)> {
     scan::find(patterns, exclude)
         .into_iter()
-        .filter(|c| c.inode != inode && c.size >= resume)
+        .filter(|c| c.inode != inode)
         .find_map(|c| {
             let file = std::fs::File::open(&c.path).ok()?;
             let prefix = fingerprint::read_prefix(&file).ok()?;
             if !fp.matches_prefix(&prefix) {
                 return None;
             }
-            let reader = LineReader::new(file, resume, max_line).ok()?;
+            // A copy shorter than `resume`: logrotate copied, the writer
+            // appended and logpipe read that before the truncation. The
+            // copy holds nothing unread then; it is taken over at its end.
+            let reader = LineReader::new(file, resume.min(c.size), max_line).ok()?;
             Some((c.path, c.inode, reader))
         })
 }

@@ -45,6 +45,10 @@ pub(super) struct Tracked {
     /// When its modification time is older than `ignore_older`, as far as
     /// the last read knows.
     pub old: bool,
+    /// Checkpoints of this file never go past this offset: set when the
+    /// file took over from a copytruncated one whose batches in flight may
+    /// end past this copy's end.
+    pub clamp: Option<u64>,
 }
 
 impl Tracked {
@@ -68,6 +72,7 @@ impl Tracked {
             detached: false,
             last_growth: Instant::now(),
             old: false,
+            clamp: None,
         }
     }
 
@@ -203,7 +208,7 @@ impl Tail {
                 continue;
             };
             if let Some(entry) = self.known.get_mut(&file.identity) {
-                entry.offset = offset;
+                entry.offset = file.clamp.map_or(offset, |c| offset.min(c));
                 entry.updated.clone_from(&now);
                 self.dirty = true;
             }
