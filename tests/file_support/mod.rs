@@ -62,10 +62,20 @@ impl Run {
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&events);
         let collector = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let event: Value = serde_json::from_str(&line).unwrap();
-                sink.lock().unwrap().push(event);
+            let mut stdout = BufReader::new(stdout);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match stdout.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    // A kill -9 can cut the last line short; that batch was
+                    // not acknowledged, so it is read again anyway.
+                    Ok(_) if line.last() != Some(&b'\n') => break,
+                    Ok(_) => {
+                        let event: Value = serde_json::from_slice(&line).unwrap();
+                        sink.lock().unwrap().push(event);
+                    }
+                }
             }
         });
         Run {
