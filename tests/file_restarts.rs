@@ -31,7 +31,12 @@ fn spawn_writer(writer: Writer, total: u64) -> std::thread::JoinHandle<()> {
 /// written.
 fn checkpoint(state: &Path) -> Option<u64> {
     let dir = state.join("checkpoints/tail");
-    let file = std::fs::read_dir(dir).ok()?.next()?.ok()?.path();
+    // Not a `.json.tmp` that a kill left behind: the next start ignores it.
+    let file = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))?;
     let registry: serde_json::Value = serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
     registry["files"][0]["offset"].as_u64()
 }

@@ -51,11 +51,15 @@ impl FileInput {
         let registry = self
             .checkpoint
             .then(|| Registry::new(self.registry_path(&cx)));
-        let known = match &registry {
+        // `start_position` applies only to a first start: without a
+        // registry. Files that appear while logpipe is down are new files,
+        // read from their beginning.
+        let (known, first_start) = match &registry {
             Some(reg) => load_registry(reg.clone()).await,
-            None => HashMap::new(),
+            None => (HashMap::new(), true),
         };
         let mut tail = Tail::new(self, cx, known, registry);
+        tail.first_scan = first_start;
         let result = tail.follow(&out).await;
         drop(out);
         tail.finish().await;
@@ -63,17 +67,21 @@ impl FileInput {
     }
 }
 
-async fn load_registry(reg: Registry) -> HashMap<String, Entry> {
+/// The checkpoints, and whether this is a first start (no usable registry).
+async fn load_registry(reg: Registry) -> (HashMap<String, Entry>, bool) {
     let path = reg.path().to_path_buf();
     let loaded = tokio::task::spawn_blocking(move || reg.load())
         .await
         .unwrap_or(Loaded::Fresh);
     match loaded {
-        Loaded::Fresh => HashMap::new(),
-        Loaded::Ok(entries) => entries
-            .into_iter()
-            .map(|e| (e.identity.clone(), e))
-            .collect(),
+        Loaded::Fresh => (HashMap::new(), true),
+        Loaded::Ok(entries) => (
+            entries
+                .into_iter()
+                .map(|e| (e.identity.clone(), e))
+                .collect(),
+            false,
+        ),
         Loaded::Corrupt { reason, moved_to } => {
             tracing::error!(
                 registry = %path.display(),
@@ -81,7 +89,7 @@ async fn load_registry(reg: Registry) -> HashMap<String, Entry> {
                 %reason,
                 "Checkpoint registry is unreadable; moved it aside and starting without it per start_position."
             );
-            HashMap::new()
+            (HashMap::new(), true)
         }
     }
 }
