@@ -283,3 +283,26 @@ fn start_position_end_skips_existing_lines_only_at_the_first_start_never_those_o
     run.wait_for(1, Duration::from_secs(30));
     assert_eq!(messages(&run.stop()), ["while down"]);
 }
+
+#[test]
+fn new_files_are_noticed_through_inotify_without_waiting_for_the_rescan() {
+    let dir = temp_dir();
+    let logs = dir.path().join("vhosts");
+    std::fs::create_dir_all(logs.join("shop")).unwrap();
+    write_lines(&logs.join("shop/error_log"), ["first".to_owned()]);
+    let pattern = logs.join("*/error_log");
+    let pipeline = pipeline(dir.path(), &[&pattern], "")
+        .to_string_lossy()
+        .into_owned();
+    // Only inotify can find the second file: the rescan is an hour away.
+    let text = std::fs::read_to_string(&pipeline)
+        .unwrap()
+        .replace("scan_interval = \"100ms\"", "scan_interval = \"1h\"");
+    std::fs::write(&pipeline, text).unwrap();
+    let run = Run::start(Path::new(&pipeline), &dir.path().join("state"));
+    run.wait_for(1, Duration::from_secs(30));
+    std::fs::create_dir_all(logs.join("blog")).unwrap();
+    write_lines(&logs.join("blog/error_log"), ["second".to_owned()]);
+    run.wait_for(2, Duration::from_secs(30));
+    assert_eq!(messages(&run.stop()), ["first", "second"]);
+}
