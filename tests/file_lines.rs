@@ -291,18 +291,56 @@ fn new_files_are_noticed_through_inotify_without_waiting_for_the_rescan() {
     std::fs::create_dir_all(logs.join("shop")).unwrap();
     write_lines(&logs.join("shop/error_log"), ["first".to_owned()]);
     let pattern = logs.join("*/error_log");
-    let pipeline = pipeline(dir.path(), &[&pattern], "")
-        .to_string_lossy()
-        .into_owned();
     // Only inotify can find the second file: the rescan is an hour away.
-    let text = std::fs::read_to_string(&pipeline)
-        .unwrap()
-        .replace("scan_interval = \"100ms\"", "scan_interval = \"1h\"");
-    std::fs::write(&pipeline, text).unwrap();
-    let run = Run::start(Path::new(&pipeline), &dir.path().join("state"));
+    let pipeline = pipeline(dir.path(), &[&pattern], "scan_interval = \"1h\"");
+    let run = Run::start(&pipeline, &dir.path().join("state"));
     run.wait_for(1, Duration::from_secs(30));
     std::fs::create_dir_all(logs.join("blog")).unwrap();
     write_lines(&logs.join("blog/error_log"), ["second".to_owned()]);
     run.wait_for(2, Duration::from_secs(30));
     assert_eq!(messages(&run.stop()), ["first", "second"]);
+}
+
+/// Whether process `pid` holds `path` open.
+fn holds_open(pid: u32, path: &Path) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == path))
+}
+
+#[test]
+fn old_files_are_read_in_full_and_then_released_at_once_with_ignore_older() {
+    let dir = temp_dir();
+    let old = dir.path().join("access_log.1");
+    let live = dir.path().join("access_log");
+    write_lines(&old, ["old but unread".to_owned()]);
+    let week_ago = std::time::SystemTime::now() - Duration::from_secs(7 * 24 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(week_ago)
+        .unwrap();
+    write_lines(&live, ["live".to_owned()]);
+    let pipeline = pipeline(
+        dir.path(),
+        &[&dir.path().join("access_log*")],
+        "ignore_older = \"1h\"\nclose_inactive = \"1h\"",
+    );
+    let run = Run::start(&pipeline, &dir.path().join("state"));
+    run.wait_for(2, Duration::from_secs(30));
+    wait_until("the old file to be released", || {
+        !holds_open(run.pid(), &old)
+    });
+    assert!(
+        holds_open(run.pid(), &live),
+        "close_inactive holds the live file"
+    );
+    let mut texts = messages(&run.stop())
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    texts.sort();
+    assert_eq!(texts, ["live", "old but unread"]);
 }

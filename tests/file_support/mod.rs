@@ -16,12 +16,25 @@ use serde_json::Value;
 use crate::common::{sigterm, spawn_run, wait_exit};
 
 /// A pipeline file that follows `paths` and prints events with `@metadata`.
-/// `extra` goes into the input table.
+/// `extra` goes into the input table; its keys replace the defaults here.
 pub fn pipeline(dir: &Path, paths: &[&Path], extra: &str) -> PathBuf {
     let list: Vec<String> = paths
         .iter()
         .map(|p| format!("\"{}\"", p.display()))
         .collect();
+    let defaults: String = [
+        "scan_interval = \"100ms\"",
+        "poll_interval = \"20ms\"",
+        "close_inactive = \"2s\"",
+        "batch_events = 500",
+    ]
+    .iter()
+    .filter(|line| {
+        let key = line.split(' ').next().unwrap();
+        !extra.lines().any(|l| l.starts_with(&format!("{key} ")))
+    })
+    .map(|line| format!("{line}\n"))
+    .collect();
     let path = dir.join("tail.toml");
     std::fs::write(
         &path,
@@ -31,11 +44,7 @@ name = "tail"
 [[input]]
 type = "file"
 paths = [{}]
-scan_interval = "100ms"
-poll_interval = "20ms"
-close_inactive = "2s"
-batch_events = 500
-{extra}
+{defaults}{extra}
 
 [[output]]
 type = "stdout"
@@ -83,6 +92,10 @@ impl Run {
             events,
             collector: Some(collector),
         }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The events so far.
