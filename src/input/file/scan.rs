@@ -282,7 +282,10 @@ impl Tail {
             }
             Some(entry) => {
                 tracing::warn!(path = %path.display(), checkpoint = entry.offset, size, "File is shorter than its checkpoint (truncated while logpipe was not running); reading it from the start.");
-                (format!("{}-{}", fp.to_hex(), Utc::now().timestamp()), 0)
+                // Derived from what is on disk, not from the clock: after a
+                // crash before the next checkpoint write, the same content
+                // gets the same identity, hence the same origin ids.
+                (format!("{}-t{}", fp.to_hex(), entry.offset), 0)
             }
             None => {
                 let offset = match (first_scan, self.input.start_position) {
