@@ -160,14 +160,15 @@ impl Tail {
         match copy {
             Some((path, inode, reader)) => {
                 tracing::info!(path = %file.path.display(), copy = %path.display(), offset = resume, "File was copied and truncated (copytruncate); finishing the copy, then reading the truncated file anew.");
+                // Positions of batches acknowledged or in flight may lie
+                // past a shorter copy's end; its checkpoint must not.
+                file.clamp = (reader.position() < resume).then(|| reader.position());
                 if let Some(entry) = self.known.get_mut(&file.identity) {
                     (entry.path, entry.dev, entry.ino) = (path.clone(), inode.dev, inode.ino);
+                    entry.offset = file.clamp.map_or(entry.offset, |c| entry.offset.min(c));
                     self.dirty = true;
                 }
                 (file.path, file.inode) = (path, inode);
-                // Positions of batches in flight may lie past a shorter
-                // copy's end; its checkpoint must not.
-                file.clamp = (reader.position() < resume).then(|| reader.position());
                 file.reader = Some(reader);
                 (file.at_eof, file.detached) = (false, false);
                 file.last_growth = Instant::now();
