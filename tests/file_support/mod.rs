@@ -60,6 +60,8 @@ metadata = true
 /// A running `logpipe run` whose stdout events are collected.
 pub struct Run {
     child: Child,
+    /// Its stderr, where it says when its signal handlers are in place.
+    log: PathBuf,
     events: Arc<Mutex<Vec<Value>>>,
     collector: Option<JoinHandle<()>>,
 }
@@ -89,6 +91,7 @@ impl Run {
         });
         Run {
             child,
+            log: state.with_extension("log"),
             events,
             collector: Some(collector),
         }
@@ -122,6 +125,15 @@ impl Run {
 
     /// SIGTERM; returns the events once logpipe exited 0.
     pub fn stop(mut self) -> Vec<Value> {
+        // A SIGTERM before the handlers are installed would just kill it.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .contains("logpipe is running.")
+        {
+            assert!(Instant::now() < deadline, "logpipe did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
         sigterm(&self.child);
         let status = wait_exit(&mut self.child, Duration::from_secs(60));
         assert!(status.success(), "exit status after SIGTERM: {status}");
