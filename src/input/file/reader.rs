@@ -19,6 +19,8 @@ pub struct Line {
     pub truncated: bool,
     /// The line was not valid UTF-8; bad bytes were replaced with U+FFFD.
     pub invalid_utf8: bool,
+    /// Several lines joined by multiline rules.
+    pub multiline: bool,
 }
 
 /// Why `read_lines` returned.
@@ -201,6 +203,7 @@ fn make_line(offset: u64, end: u64, raw: &[u8], truncated: bool) -> Line {
         text,
         truncated,
         invalid_utf8,
+        multiline: false,
     }
 }
 

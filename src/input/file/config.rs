@@ -1,0 +1,231 @@
+//! The settings of a `file` input as written in a pipeline file, and their
+//! validation into a [`FileInput`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use toml::Spanned;
+
+use super::multiline::{Match, Multiline};
+use crate::config::types::{Seconds, StringList};
+use crate::config::Cx;
+
+/// Where to start in files that are present at the first start, with no
+/// checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartPosition {
+    Beginning,
+    End,
+}
+
+/// `[[input]] type = "file"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Paths or glob patterns of the files to follow; relative ones resolve
+    /// against the pipeline file's directory.
+    pub paths: Spanned<StringList>,
+    /// Glob patterns of paths to leave out.
+    #[serde(default)]
+    pub exclude: Vec<Spanned<String>>,
+    /// Names this input's checkpoint file; default: derived from `paths`.
+    pub id: Option<String>,
+    /// Tags added to every event, e.g. `["httpd_access"]`.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Extra fields, placed under `fields` as Filebeat does.
+    pub fields: Option<Map<String, Value>>,
+    /// `beginning` (default) or `end`, for files present at the first start.
+    /// Files that appear later are always read from the beginning.
+    pub start_position: Option<StartPosition>,
+    /// Stop when every file is read to its end and delivered (one-shot runs,
+    /// the quickstart). Default false: keep tailing.
+    #[serde(default)]
+    pub exit_after_eof: bool,
+    /// Keep checkpoints in the state directory (default true). Without them
+    /// every run starts per `start_position`.
+    pub checkpoint: Option<bool>,
+    /// Longer lines are truncated to this many bytes and tagged `_truncated`
+    /// (default 512 KiB, so an event stays under Kafka's 1 MB default).
+    /// Also caps the size of a multiline event.
+    pub max_line_bytes: Option<usize>,
+    /// Events per batch (default 1024).
+    pub batch_events: Option<usize>,
+    /// Bytes of log text per batch (default 1 MiB). With the pipeline's
+    /// `channel_capacity` it bounds the memory this input can fill.
+    pub batch_bytes: Option<usize>,
+    /// How often to look for new files matching `paths` (default 1s). New
+    /// files are also noticed at once through inotify; the scan is the
+    /// fallback for when inotify misses or overflows.
+    pub scan_interval: Option<Seconds>,
+    /// How long to wait at end of file before reading again (default 250ms).
+    pub poll_interval: Option<Seconds>,
+    /// A last line without its newline is held back this long (default 1m)
+    /// and then sent as it is: writers add the newline almost at once, so
+    /// a longer wait means the line will not be finished.
+    pub partial_line_timeout: Option<Seconds>,
+    /// Release the handle of a file that was read to its end and did not
+    /// change for this long (default 5m). A renamed or deleted file is read
+    /// until it stays unchanged this long too, since Apache writes to the
+    /// renamed file until it is reloaded. A released file is opened again
+    /// when it grows.
+    pub close_inactive: Option<Seconds>,
+    /// A file not modified for this long is released as soon as it is read
+    /// to its end, instead of after `close_inactive`, and is opened again
+    /// only when it grows (default: off). Unlike Filebeat, a file with
+    /// unread bytes is always read, however old.
+    pub ignore_older: Option<Seconds>,
+    /// Forget the checkpoint of a file that is no longer found under any
+    /// path of the input (default true), so the registry does not grow
+    /// forever with rotated-away files.
+    pub clean_removed: Option<bool>,
+    /// At most this many files open at once (default 1024). Files over the
+    /// cap wait their turn (with a warning); none is skipped.
+    pub max_open_files: Option<usize>,
+    /// Joins lines into one event (stack traces, multi-line records).
+    pub multiline: Option<MultilineConfig>,
+}
+
+/// `multiline = { pattern = "^\\s", match = "previous" }`, with Filebeat's
+/// and Logstash's meaning.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultilineConfig {
+    /// Regular expression tested against each line.
+    pub pattern: Spanned<String>,
+    /// Invert the test: lines that do *not* match the pattern are the
+    /// continuation lines (default false).
+    #[serde(default)]
+    pub negate: bool,
+    /// `previous` (default): a matching line belongs to the event before
+    /// it. `next`: a matching line belongs to the event after it.
+    #[serde(rename = "match")]
+    pub match_: Option<Match>,
+    /// Lines kept per event (default 500); further lines of the same event
+    /// are dropped and the event is tagged `_truncated`.
+    pub max_lines: Option<usize>,
+    /// An unfinished event is sent after this long without a new line
+    /// (default 5s).
+    pub timeout: Option<Seconds>,
+}
+
+/// A validated file input.
+#[derive(Debug, Clone)]
+pub struct FileInput {
+    pub id: String,
+    pub patterns: Vec<String>,
+    pub exclude: Vec<glob::Pattern>,
+    pub tags: Vec<String>,
+    pub fields: Option<Map<String, Value>>,
+    pub start_position: StartPosition,
+    pub exit_after_eof: bool,
+    pub checkpoint: bool,
+    pub max_line_bytes: usize,
+    pub batch_events: usize,
+    pub batch_bytes: usize,
+    pub scan_interval: Duration,
+    pub poll_interval: Duration,
+    pub partial_line_timeout: Duration,
+    pub close_inactive: Duration,
+    pub ignore_older: Option<Duration>,
+    pub clean_removed: bool,
+    pub max_open_files: usize,
+    pub multiline: Option<Arc<Multiline>>,
+}
+
+fn secs(value: Option<Seconds>, default: Duration) -> Duration {
+    value.map_or(default, |s| s.0)
+}
+
+impl Config {
+    pub fn validate(self, cx: &mut Cx<'_>) -> Option<FileInput> {
+        let mut ok = true;
+        if self.paths.get_ref().0.is_empty() {
+            cx.error(
+                &self.paths.span(),
+                "`paths` must name at least one file or glob",
+            );
+            ok = false;
+        }
+        let mut patterns = Vec::new();
+        for path in &self.paths.get_ref().0 {
+            let resolved = cx.path(path);
+            let text = resolved.to_string_lossy().into_owned();
+            if let Err(e) = glob::Pattern::new(&text) {
+                cx.error(&self.paths.span(), format!("invalid glob `{path}`: {e}"));
+                ok = false;
+            }
+            patterns.push(text);
+        }
+        let mut exclude = Vec::new();
+        for pattern in &self.exclude {
+            let resolved = cx.path(pattern.get_ref());
+            match glob::Pattern::new(&resolved.to_string_lossy()) {
+                Ok(p) => exclude.push(p),
+                Err(e) => {
+                    cx.error(&pattern.span(), format!("invalid glob: {e}"));
+                    ok = false;
+                }
+            }
+        }
+        let max_line_bytes = self.max_line_bytes.unwrap_or(512 * 1024);
+        let batch_events = self.batch_events.unwrap_or(1024);
+        let batch_bytes = self.batch_bytes.unwrap_or(1024 * 1024);
+        let max_open_files = self.max_open_files.unwrap_or(1024);
+        if max_line_bytes == 0 || batch_events == 0 || batch_bytes == 0 || max_open_files == 0 {
+            cx.error(
+                &self.paths.span(),
+                "max_line_bytes, batch_events, batch_bytes and max_open_files must be positive",
+            );
+            ok = false;
+        }
+        let multiline = match self.multiline {
+            None => None,
+            Some(m) => match regex::Regex::new(m.pattern.get_ref()) {
+                Ok(pattern) => Some(Arc::new(Multiline {
+                    pattern,
+                    negate: m.negate,
+                    match_: m.match_.unwrap_or(Match::Previous),
+                    max_lines: m.max_lines.unwrap_or(500).max(1),
+                    max_bytes: max_line_bytes,
+                    timeout: secs(m.timeout, Duration::from_secs(5)),
+                })),
+                Err(e) => {
+                    cx.error(&m.pattern.span(), format!("invalid multiline pattern: {e}"));
+                    ok = false;
+                    None
+                }
+            },
+        };
+        ok.then(|| FileInput {
+            id: self.id.unwrap_or_else(|| {
+                let joined = self.paths.get_ref().0.join("\n");
+                format!(
+                    "file-{:016x}",
+                    xxhash_rust::xxh3::xxh3_64(joined.as_bytes())
+                )
+            }),
+            patterns,
+            exclude,
+            tags: self.tags,
+            fields: self.fields,
+            start_position: self.start_position.unwrap_or(StartPosition::Beginning),
+            exit_after_eof: self.exit_after_eof,
+            checkpoint: self.checkpoint.unwrap_or(true),
+            max_line_bytes,
+            batch_events,
+            batch_bytes,
+            scan_interval: secs(self.scan_interval, Duration::from_secs(1)),
+            poll_interval: secs(self.poll_interval, Duration::from_millis(250)),
+            partial_line_timeout: secs(self.partial_line_timeout, Duration::from_secs(60)),
+            close_inactive: secs(self.close_inactive, Duration::from_secs(300)),
+            ignore_older: self.ignore_older.map(|s| s.0),
+            clean_removed: self.clean_removed.unwrap_or(true),
+            max_open_files,
+            multiline,
+        })
+    }
+}

@@ -1,0 +1,370 @@
+//! Discovery: which files match the input's globs, which of them are new,
+//! renamed or gone, and when to look again (inotify events, with a periodic
+//! rescan as the fallback because inotify can overflow or miss events on
+//! some filesystems).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use chrono::{SecondsFormat, Utc};
+use notify::{EventKind, RecursiveMode, Watcher};
+use tokio::sync::Notify;
+
+use super::fingerprint::{self, Fingerprint, Inode};
+use super::reader::LineReader;
+use super::registry::Entry;
+use super::tail::{Tail, Tracked};
+use super::StartPosition;
+
+/// A regular file matching the patterns.
+#[derive(Debug)]
+pub struct Candidate {
+    pub path: PathBuf,
+    pub inode: Inode,
+    pub size: u64,
+    pub modified: SystemTime,
+}
+
+/// Expands the patterns into regular files, minus exclusions, oldest first
+/// (rotated files before the live one, so a cap on open files lets the
+/// backlog drain in order). Blocking.
+pub fn find(patterns: &[String], exclude: &[glob::Pattern]) -> Vec<Candidate> {
+    let mut out: Vec<Candidate> = Vec::new();
+    for pattern in patterns {
+        let Ok(paths) = glob::glob(pattern) else {
+            continue;
+        };
+        for path in paths.flatten() {
+            if exclude.iter().any(|p| p.matches_path(&path)) {
+                continue;
+            }
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            if !meta.is_file() || out.iter().any(|c| c.path == path) {
+                continue;
+            }
+            out.push(Candidate {
+                inode: Inode::of(&meta),
+                size: meta.len(),
+                modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                path,
+            });
+        }
+    }
+    out.sort_by_key(|c| c.modified);
+    out
+}
+
+/// Wakes the tail loop: `notify` for new data, `rescan` set when files
+/// appeared, moved or went away.
+#[derive(Debug, Default)]
+pub struct Wake {
+    pub notify: Notify,
+    pub rescan: AtomicBool,
+}
+
+/// Watches the directories the patterns live in. `None` when inotify is not
+/// available (limits reached, unsupported filesystem): the periodic rescan
+/// still finds everything, only later.
+pub fn watch(patterns: &[String], wake: Arc<Wake>) -> Option<notify::RecommendedWatcher> {
+    let handler = move |event: notify::Result<notify::Event>| {
+        let rescan = match event {
+            Ok(event) => !matches!(
+                event.kind,
+                EventKind::Modify(notify::event::ModifyKind::Data(_)) | EventKind::Access(_)
+            ),
+            // An overflow or error: look at everything again.
+            Err(_) => true,
+        };
+        if rescan {
+            wake.rescan.store(true, Ordering::Release);
+        }
+        wake.notify.notify_one();
+    };
+    let mut watcher = match notify::recommended_watcher(handler) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(error = %e, "Cannot watch for new files; relying on the periodic scan.");
+            return None;
+        }
+    };
+    for pattern in patterns {
+        let (dir, recursive) = watch_root(pattern);
+        let mode = if recursive {
+            RecursiveMode::Recursive
+        } else {
+            RecursiveMode::NonRecursive
+        };
+        if let Err(e) = watcher.watch(&dir, mode) {
+            tracing::warn!(dir = %dir.display(), error = %e, "Cannot watch directory; relying on the periodic scan for it.");
+        }
+    }
+    Some(watcher)
+}
+
+/// The deepest directory of `pattern` without glob characters, and whether
+/// the pattern has globs in its directories (then the watch is recursive).
+fn watch_root(pattern: &str) -> (PathBuf, bool) {
+    let path = Path::new(pattern);
+    let is_glob = |s: &str| s.contains(['*', '?', '[']);
+    let mut root = PathBuf::new();
+    let mut components: Vec<_> = path.components().collect();
+    components.pop();
+    let mut recursive = false;
+    for c in components {
+        let text = c.as_os_str().to_string_lossy();
+        if is_glob(&text) {
+            recursive = true;
+            break;
+        }
+        root.push(c);
+    }
+    if root.as_os_str().is_empty() {
+        root.push(".");
+    }
+    (root, recursive)
+}
+
+impl Tail {
+    /// Finds files matching the patterns: notes renamed and vanished ones,
+    /// starts following new ones (up to `max_open_files`), prunes the
+    /// checkpoints of files gone for good.
+    pub(super) async fn scan(&mut self) {
+        let patterns = self.input.patterns.clone();
+        let exclude = self.input.exclude.clone();
+        let candidates = tokio::task::spawn_blocking(move || find(&patterns, &exclude))
+            .await
+            .unwrap_or_default();
+        let first = std::mem::replace(&mut self.first_scan, false);
+        for file in &mut self.files {
+            let same_path = candidates
+                .iter()
+                .any(|c| c.inode == file.inode && c.path == file.path);
+            if same_path || file.detached {
+                continue;
+            }
+            match candidates.iter().find(|c| c.inode == file.inode) {
+                Some(moved) => {
+                    tracing::info!(from = %file.path.display(), to = %moved.path.display(), "File was renamed; following it under its new name.");
+                    file.path = moved.path.clone();
+                }
+                None => {
+                    tracing::info!(path = %file.path.display(), "File was renamed away or deleted; reading it until it stays unchanged for close_inactive.");
+                    file.detached = true;
+                }
+            }
+        }
+        let mut waiting = 0;
+        let mut unopened = false;
+        for candidate in &candidates {
+            if candidate.size == 0 || self.files.iter().any(|f| f.inode == candidate.inode) {
+                continue;
+            }
+            if self.drained_hint(candidate) {
+                continue;
+            }
+            if self.files.len() >= self.input.max_open_files {
+                waiting += 1;
+                continue;
+            }
+            unopened |= !self.open(candidate, first).await;
+        }
+        self.waiting = waiting;
+        if waiting > 0 {
+            if let Some(suppressed) = self.cap_warning.ready() {
+                tracing::warn!(
+                    waiting,
+                    open = self.files.len(),
+                    max_open_files = self.input.max_open_files,
+                    suppressed,
+                    "Files wait for a free slot (max_open_files); each is read once a followed file is drained and released."
+                );
+            }
+        }
+        // Entries are matched to files by fingerprint when a file is opened,
+        // which refreshes their dev/inode hint; a file that could not be
+        // opened or fingerprinted this time keeps a stale hint, so prune only
+        // when every candidate was looked at.
+        if self.input.clean_removed && waiting == 0 && !unopened {
+            self.clean_removed(&candidates);
+        }
+    }
+
+    /// Whether the checkpoint of the file with this dev/inode already covers
+    /// its whole size, so opening it would find nothing new. Only a hint (an
+    /// inode can be reused), used so that rotated files already read are
+    /// not opened and fingerprinted again on every scan; a file that grows
+    /// no longer matches it.
+    fn drained_hint(&self, candidate: &Candidate) -> bool {
+        self.known
+            .values()
+            .any(|e| e.inode() == candidate.inode && e.offset == candidate.size)
+    }
+
+    fn clean_removed(&mut self, candidates: &[Candidate]) {
+        let files = &self.files;
+        let before = self.known.len();
+        self.known.retain(|identity, entry| {
+            files.iter().any(|f| &f.identity == identity)
+                || candidates.iter().any(|c| c.inode == entry.inode())
+        });
+        let removed = before - self.known.len();
+        if removed > 0 {
+            tracing::info!(
+                removed,
+                "Forgot the checkpoints of files no longer found (clean_removed)."
+            );
+            self.dirty = true;
+        }
+    }
+
+    /// Opens a candidate and decides where to start in it. Returns false
+    /// when it could not be opened (it is tried again at the next scan).
+    async fn open(&mut self, candidate: &Candidate, first_scan: bool) -> bool {
+        let path = candidate.path.clone();
+        let opening = path.clone();
+        let opened = tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(&opening)?;
+            let meta = file.metadata()?;
+            let prefix = fingerprint::read_prefix(&file)?;
+            Ok::<_, std::io::Error>((file, meta, prefix))
+        })
+        .await;
+        let (file, meta, prefix) = match opened {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => {
+                if let Some(suppressed) = self.open_warning.ready() {
+                    tracing::warn!(path = %path.display(), error = %e, suppressed, "Cannot open file; will try again.");
+                }
+                return false;
+            }
+            Err(_) => return false,
+        };
+        if prefix.is_empty() {
+            return true;
+        }
+        let size = meta.len();
+        let inode = Inode::of(&meta);
+        // The longest stored fingerprint this file starts with; among equals
+        // the one with the same inode.
+        let known = self
+            .known
+            .values()
+            .filter(|e| e.fingerprint().is_some_and(|fp| fp.matches_prefix(&prefix)))
+            .max_by_key(|e| (e.fp_len, e.inode() == inode))
+            .cloned();
+        if let Some(entry) = &known {
+            if let Some(other) = self.files.iter().find(|f| f.identity == entry.identity) {
+                // The same content under a second name: the copy made by
+                // copytruncate (picked up when the original is truncated)
+                // or a hard link. Reading it too would repeat every line.
+                tracing::debug!(path = %path.display(), followed = %other.path.display(), "File has the same content as a followed file; not reading it twice.");
+                return true;
+            }
+        }
+        let fp = Fingerprint::of(&prefix);
+        let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+        let (identity, offset) = match known {
+            Some(entry) if entry.offset == size => {
+                // Read to its end already; follow it only once it grows.
+                if let Some(e) = self.known.get_mut(&entry.identity) {
+                    (e.dev, e.ino, e.size, e.path) = (inode.dev, inode.ino, size, path);
+                    self.dirty = true;
+                }
+                return true;
+            }
+            Some(entry) if entry.offset < size => {
+                tracing::info!(path = %path.display(), offset = entry.offset, "Resuming file from its checkpoint.");
+                (entry.identity, entry.offset)
+            }
+            Some(entry) => {
+                tracing::warn!(path = %path.display(), checkpoint = entry.offset, size, "File is shorter than its checkpoint (truncated while logpipe was not running); reading it from the start.");
+                // Derived from what is on disk, not from the clock: after a
+                // crash before the next checkpoint write, the same content
+                // gets the same identity, hence the same origin ids.
+                (format!("{}-t{}", fp.to_hex(), entry.offset), 0)
+            }
+            None => {
+                let offset = match (first_scan, self.input.start_position) {
+                    (true, StartPosition::End) => size,
+                    _ => 0,
+                };
+                tracing::info!(path = %path.display(), offset, "Following new file.");
+                (fp.to_hex(), offset)
+            }
+        };
+        let entry = self.known.entry(identity.clone()).or_insert_with(|| Entry {
+            identity: identity.clone(),
+            fp_len: fp.len,
+            fp_hash: fp.to_hex(),
+            path: path.clone(),
+            dev: inode.dev,
+            ino: inode.ino,
+            offset,
+            size,
+            updated: now,
+        });
+        (entry.path, entry.dev, entry.ino) = (path.clone(), inode.dev, inode.ino);
+        entry.offset = offset;
+        if fp.len > entry.fp_len {
+            entry.fp_len = fp.len;
+            entry.fp_hash = fp.to_hex();
+        }
+        self.dirty = true;
+        let reader = match LineReader::new(file, offset, self.input.max_line_bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "Cannot seek in file; will try again.");
+                return false;
+            }
+        };
+        let lane = self.tracker.open_lane();
+        self.files.push(Tracked::new(
+            path,
+            inode,
+            identity,
+            Fingerprint::of(&prefix),
+            lane,
+            reader,
+        ));
+        true
+    }
+}
+
+/// How long the tail loop may sleep before the next scan is due.
+pub fn until(next: std::time::Instant) -> Duration {
+    next.saturating_duration_since(std::time::Instant::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watch_root_is_the_deepest_literal_directory() {
+        assert_eq!(
+            watch_root("/var/log/httpd/access_log*"),
+            (PathBuf::from("/var/log/httpd"), false)
+        );
+        assert_eq!(
+            watch_root("/var/log/httpd/*/error_log"),
+            (PathBuf::from("/var/log/httpd"), true)
+        );
+    }
+
+    #[test]
+    fn candidates_exclude_directories_and_excluded_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("access_log"), b"a\n").unwrap();
+        std::fs::write(dir.path().join("access_log.gz"), b"x").unwrap();
+        std::fs::create_dir(dir.path().join("access_log.d")).unwrap();
+        let pattern = format!("{}/access_log*", dir.path().display());
+        let exclude = glob::Pattern::new("*.gz").unwrap();
+        let found = find(&[pattern], &[exclude]);
+        let names: Vec<_> = found.iter().map(|c| c.path.file_name().unwrap()).collect();
+        assert_eq!(names, ["access_log"]);
+    }
+}

@@ -1,0 +1,269 @@
+//! The tail loop of one file input: when to scan, read, settle
+//! acknowledgements into checkpoints, save them, and release files.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{SecondsFormat, Utc};
+use tokio::sync::mpsc;
+
+use super::fingerprint::{Fingerprint, Inode};
+use super::multiline::Joiner;
+use super::reader::LineReader;
+use super::registry::{Entry, Registry};
+use super::scan::{self, Wake};
+use super::FileInput;
+use crate::ack::{AckTracker, LaneId};
+use crate::error::StageError;
+use crate::event::Batch;
+use crate::shutdown::StageCx;
+use crate::telemetry::Throttle;
+
+/// How often acknowledged positions are written to the registry.
+const SAVE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A file being followed.
+pub(super) struct Tracked {
+    pub path: PathBuf,
+    pub inode: Inode,
+    /// Registry key and origin-id seed; fixed at first sight.
+    pub identity: String,
+    pub fingerprint: Fingerprint,
+    pub lane: LaneId,
+    /// `None` only while a blocking read holds it.
+    pub reader: Option<LineReader>,
+    pub joiner: Joiner,
+    pub at_eof: bool,
+    /// Its path now names another file, or none: read until it stays
+    /// unchanged for `close_inactive`, then release it.
+    pub detached: bool,
+    /// When bytes were last read from it.
+    pub last_growth: Instant,
+    /// When its modification time is older than `ignore_older`, as far as
+    /// the last read knows.
+    pub old: bool,
+    /// Checkpoints of this file never go past this offset: set when the
+    /// file took over from a copytruncated one whose batches in flight may
+    /// end past this copy's end.
+    pub clamp: Option<u64>,
+}
+
+impl Tracked {
+    pub fn new(
+        path: PathBuf,
+        inode: Inode,
+        identity: String,
+        fingerprint: Fingerprint,
+        lane: LaneId,
+        reader: LineReader,
+    ) -> Self {
+        Tracked {
+            path,
+            inode,
+            identity,
+            fingerprint,
+            lane,
+            reader: Some(reader),
+            joiner: Joiner::default(),
+            at_eof: false,
+            detached: false,
+            last_growth: Instant::now(),
+            old: false,
+            clamp: None,
+        }
+    }
+
+    /// Read to its end, with no held partial line or unfinished event.
+    pub fn drained(&self) -> bool {
+        self.at_eof
+            && !self.joiner.is_pending()
+            && self.reader.as_ref().is_some_and(|r| r.pending_bytes() == 0)
+    }
+}
+
+pub(super) struct Tail {
+    pub input: FileInput,
+    pub cx: StageCx,
+    pub tracker: AckTracker<u64>,
+    pub files: Vec<Tracked>,
+    /// Checkpoints by identity: the registry's content.
+    pub known: HashMap<String, Entry>,
+    pub registry: Option<Registry>,
+    pub dirty: bool,
+    pub last_save: Instant,
+    pub first_scan: bool,
+    /// Files over `max_open_files` at the last scan.
+    pub waiting: usize,
+    pub cap_warning: Throttle,
+    pub open_warning: Throttle,
+    pub read_warning: Throttle,
+    pub wake: Arc<Wake>,
+}
+
+impl Tail {
+    pub fn new(
+        input: FileInput,
+        cx: StageCx,
+        known: HashMap<String, Entry>,
+        registry: Option<Registry>,
+    ) -> Self {
+        Tail {
+            input,
+            cx,
+            tracker: AckTracker::new(),
+            files: Vec::new(),
+            known,
+            registry,
+            dirty: false,
+            last_save: Instant::now(),
+            first_scan: true,
+            waiting: 0,
+            cap_warning: Throttle::warnings(),
+            open_warning: Throttle::warnings(),
+            read_warning: Throttle::warnings(),
+            wake: Arc::new(Wake::default()),
+        }
+    }
+
+    pub async fn follow(&mut self, out: &mpsc::Sender<Batch>) -> Result<(), StageError> {
+        let stop = self.cx.shutdown.stop.clone();
+        // Kept alive for as long as the loop runs; dropping it stops watching.
+        let _watcher = if self.input.exit_after_eof {
+            None
+        } else {
+            scan::watch(&self.input.patterns, Arc::clone(&self.wake))
+        };
+        let mut next_scan = Instant::now();
+        loop {
+            if stop.is_cancelled() {
+                return Ok(());
+            }
+            if Instant::now() >= next_scan || self.wake.rescan.swap(false, Ordering::AcqRel) {
+                self.scan().await;
+                next_scan = Instant::now() + self.input.scan_interval;
+            }
+            let read_any = self.read_round(out).await?;
+            if stop.is_cancelled() {
+                return Ok(());
+            }
+            self.flush_expired(out).await?;
+            self.settle();
+            if self.tracker.has_failed() {
+                return Err(StageError::Undelivered);
+            }
+            self.save_if_due().await;
+            if read_any {
+                continue;
+            }
+            if self.input.exit_after_eof && self.waiting == 0 && self.files.iter().all(|f| f.at_eof)
+            {
+                self.flush_all(out).await?;
+                tracing::info!(
+                    files = self.files.len(),
+                    "All files read to their end; stopping (exit_after_eof)."
+                );
+                return Ok(());
+            }
+            let wait = self.input.poll_interval.min(scan::until(next_scan));
+            tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                _ = self.tracker.recv() => {}
+                _ = self.wake.notify.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Stops reading: waits for what is in flight (until the drain deadline)
+    /// and writes the final checkpoints.
+    pub async fn finish(&mut self) {
+        let abort = self.cx.shutdown.abort.clone();
+        while self.tracker.in_flight() > 0 && !self.tracker.has_failed() {
+            tokio::select! {
+                _ = self.tracker.recv() => self.settle(),
+                _ = abort.cancelled() => break,
+            }
+        }
+        self.tracker.drain();
+        self.settle();
+        if self.tracker.in_flight() > 0 {
+            tracing::warn!(
+                batches = self.tracker.in_flight(),
+                "Stopping with undelivered batches; their lines will be read again on the next start."
+            );
+        }
+        self.save().await;
+    }
+
+    /// Applies acknowledgements to the registry entries and releases files
+    /// that are done.
+    pub fn settle(&mut self) {
+        self.tracker.drain();
+        let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+        for (lane, offset) in self.tracker.take_progress() {
+            let Some(file) = self.files.iter().find(|f| f.lane == lane) else {
+                continue;
+            };
+            if let Some(entry) = self.known.get_mut(&file.identity) {
+                entry.offset = file.clamp.map_or(offset, |c| offset.min(c));
+                entry.updated.clone_from(&now);
+                self.dirty = true;
+            }
+        }
+        self.release();
+    }
+
+    /// Releases files that are drained, fully acknowledged and idle: for
+    /// `close_inactive`, or at once when they are old (`ignore_older`) or
+    /// when other files wait for a slot. Renamed and deleted files always
+    /// get the full `close_inactive`, since their writer may still append.
+    fn release(&mut self) {
+        let close_inactive = self.input.close_inactive;
+        let others_wait = self.waiting > 0;
+        let tracker = &mut self.tracker;
+        self.files.retain(|f| {
+            if !f.drained() || tracker.lane_in_flight(f.lane) > 0 {
+                return true;
+            }
+            let idle = f.last_growth.elapsed() >= close_inactive;
+            let done = idle || (!f.detached && (f.old || others_wait));
+            if done {
+                if f.detached {
+                    tracing::info!(path = %f.path.display(), "Released a rotated or deleted file after reading it to its end.");
+                } else {
+                    tracing::debug!(path = %f.path.display(), "Released an idle file; it is opened again when it grows.");
+                }
+                tracker.close_lane(f.lane);
+            }
+            !done
+        });
+    }
+
+    async fn save_if_due(&mut self) {
+        if self.dirty && self.last_save.elapsed() >= SAVE_INTERVAL {
+            self.save().await;
+        }
+    }
+
+    pub async fn save(&mut self) {
+        let Some(reg) = self.registry.clone() else {
+            return;
+        };
+        if !self.dirty {
+            return;
+        }
+        let entries: Vec<Entry> = self.known.values().cloned().collect();
+        let path = reg.path().to_path_buf();
+        match tokio::task::spawn_blocking(move || reg.save(&entries)).await {
+            Ok(Ok(())) => self.dirty = false,
+            Ok(Err(e)) => {
+                tracing::error!(registry = %path.display(), error = %e, "Cannot write checkpoints; will retry.")
+            }
+            Err(e) => tracing::error!(error = %e, "Checkpoint writer failed."),
+        }
+        self.last_save = Instant::now();
+    }
+}
