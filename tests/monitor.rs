@@ -75,6 +75,23 @@ async fn metrics_count_the_events_and_status_reads_the_daemon_and_the_checkpoint
         ),
         Some(0.0)
     );
+    let behind = eventually(Duration::from_secs(10), "file gauges", || {
+        let base = base.clone();
+        async move {
+            let (_, text) = get(&format!("{base}/metrics")).await;
+            sample(&text, "logpipe_file_bytes_behind", &["pipeline=\"m\""])
+        }
+    })
+    .await;
+    assert_eq!(behind, 0.0, "read to the end");
+    assert_eq!(
+        sample(
+            &get(&format!("{base}/metrics")).await.1,
+            "logpipe_open_files",
+            &["pipeline=\"m\""]
+        ),
+        Some(1.0)
+    );
     let (status, health) = get(&format!("{base}/health")).await;
     assert_eq!(status, 200, "{health}");
     assert!(health.contains("\"status\":\"ok\""), "{health}");

@@ -97,6 +97,7 @@ impl Tail {
                 self.grow_fingerprint(index, &prefix);
             }
             let file = &mut self.files[index];
+            file.size = round.size;
             file.reader = Some(round.reader);
             file.at_eof = stop == Stop::Eof;
             if grew {

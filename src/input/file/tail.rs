@@ -49,6 +49,8 @@ pub(super) struct Tracked {
     /// file took over from a copytruncated one whose batches in flight may
     /// end past this copy's end.
     pub clamp: Option<u64>,
+    /// Size at the last read, for bytes-behind figures.
+    pub size: u64,
 }
 
 impl Tracked {
@@ -73,6 +75,7 @@ impl Tracked {
             last_growth: Instant::now(),
             old: false,
             clamp: None,
+            size: 0,
         }
     }
 
@@ -101,7 +104,20 @@ pub(super) struct Tail {
     pub open_warning: Throttle,
     pub read_warning: Throttle,
     pub wake: Arc<Wake>,
+    pub progress: Progress,
 }
+
+/// Catch-up reporting: bytes behind per file as metrics, and a log line
+/// every few seconds while a start (or a backfill) works through a backlog.
+pub(super) struct Progress {
+    last_report: Instant,
+    catching_up: bool,
+}
+
+/// How often progress is logged while behind.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// Less than this behind counts as caught up (one batch of lines or so).
+const CAUGHT_UP_BYTES: u64 = 1024 * 1024;
 
 impl Tail {
     pub fn new(
@@ -125,6 +141,10 @@ impl Tail {
             open_warning: Throttle::warnings(),
             read_warning: Throttle::warnings(),
             wake: Arc::new(Wake::default()),
+            progress: Progress {
+                last_report: Instant::now(),
+                catching_up: false,
+            },
         }
     }
 
@@ -242,7 +262,45 @@ impl Tail {
         });
     }
 
+    /// Updates the file gauges and logs catch-up progress, every few seconds.
+    fn report_progress(&mut self) {
+        if self.progress.last_report.elapsed() < PROGRESS_EVERY && self.progress.catching_up {
+            return;
+        }
+        if self.progress.last_report.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.progress.last_report = Instant::now();
+        let pipeline = self.cx.pipeline.to_string();
+        let mut behind_total = 0u64;
+        for file in &self.files {
+            let read = file.reader.as_ref().map_or(0, |r| r.read_position());
+            let behind = file.size.saturating_sub(read);
+            behind_total += behind;
+            metrics::gauge!(
+                "logpipe_file_bytes_behind",
+                "pipeline" => pipeline.clone(),
+                "path" => file.path.display().to_string()
+            )
+            .set(behind as f64);
+        }
+        metrics::gauge!("logpipe_open_files", "pipeline" => pipeline).set(self.files.len() as f64);
+        if behind_total >= CAUGHT_UP_BYTES {
+            self.progress.catching_up = true;
+            tracing::info!(
+                files = self.files.len(),
+                waiting = self.waiting,
+                bytes_behind = behind_total,
+                "Catching up with existing files."
+            );
+        } else if self.progress.catching_up {
+            self.progress.catching_up = false;
+            tracing::info!(files = self.files.len(), "Caught up.");
+        }
+    }
+
     async fn save_if_due(&mut self) {
+        self.report_progress();
         if self.dirty && self.last_save.elapsed() >= SAVE_INTERVAL {
             self.save().await;
         }
