@@ -4,7 +4,9 @@
 //! and Elasticsearch outages through proxies, bad input), and at the end the
 //! indexed set must equal the written set: zero lost, zero duplicated.
 //!
-//! Each scenario prints what it did and its counts.
+//! The writer rotates its file every 1000 lines in every scenario,
+//! alternating rename + create and copytruncate. Each scenario prints what
+//! it did and its counts.
 
 mod common;
 
@@ -58,7 +60,7 @@ impl Route {
                 r#"name = "fault"
 [[input]]
 type = "file"
-paths = ["{log}"]
+paths = ["{log}*"]
 tags = ["httpd_access"]
 poll_interval = "50ms"
 
@@ -226,15 +228,33 @@ fn line_number(message: &str) -> Option<u64> {
     rest.split(' ').next()?.parse().ok()
 }
 
-/// Appends lines `from..to` at about `rate` lines per second.
+/// Appends lines `from..to` at about `rate` lines per second, rotating the
+/// file every `ROTATE_EVERY` lines, alternately by rename + create (as
+/// logrotate's default) and by copytruncate, with the copies matched by the
+/// input's glob (`access_log*`).
 fn write_numbered(path: &Path, from: u64, to: u64, rate: u64) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
+    const ROTATE_EVERY: u64 = 1000;
+    let open = || {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap()
+    };
+    let mut f = open();
     let start = Instant::now();
     for n in from..to {
+        if n > from && n % ROTATE_EVERY == 0 {
+            f.flush().unwrap();
+            let rotated = PathBuf::from(format!("{}.{n}", path.display()));
+            if (n / ROTATE_EVERY) % 2 == 0 {
+                std::fs::rename(path, &rotated).unwrap();
+                f = open();
+            } else {
+                std::fs::copy(path, &rotated).unwrap();
+                f.set_len(0).unwrap();
+            }
+        }
         f.write_all(line(n).as_bytes()).unwrap();
         let due = Duration::from_secs_f64((n - from) as f64 / rate as f64);
         if let Some(wait) = due.checked_sub(start.elapsed()) {
@@ -260,7 +280,11 @@ fn assert_exact(name: &str, seen: &BTreeMap<u64, usize>, docs: u64, written: u64
         "{name}: lost lines {:?}…",
         &lost[..lost.len().min(10)]
     );
-    assert!(duplicated.is_empty(), "{name}: duplicated {duplicated:?}");
+    assert!(
+        duplicated.is_empty(),
+        "{name}: duplicated lines {:?}…",
+        &duplicated[..duplicated.len().min(20)]
+    );
     assert_eq!(docs, written, "{name}: documents");
 }
 

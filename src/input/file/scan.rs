@@ -296,6 +296,7 @@ impl Tail {
                 (fp.to_hex(), offset)
             }
         };
+        let new_identity = !self.known.contains_key(&identity);
         let entry = self.known.entry(identity.clone()).or_insert_with(|| Entry {
             identity: identity.clone(),
             fp_len: fp.len,
@@ -330,6 +331,14 @@ impl Tail {
             lane,
             reader,
         ));
+        if new_identity {
+            // Origin ids derive from the identity, and the identity from the
+            // bytes present at first sight: write it down before the first
+            // event leaves, so that a crash before the next periodic save
+            // cannot give the same lines other ids (and duplicates) when a
+            // short file is identified again after it grew.
+            self.save().await;
+        }
         true
     }
 }
