@@ -8,6 +8,7 @@
 //! `else if` is an `if` filter inside `else`.
 
 pub mod cond;
+pub mod grok;
 pub mod mutate;
 
 use serde::Deserialize;
@@ -19,7 +20,7 @@ use crate::config::{take, Cx};
 use crate::event::Event;
 use cond::Condition;
 
-const TYPES: &[&str] = &["mutate", "drop", "if"];
+const TYPES: &[&str] = &["grok", "date", "mutate", "json", "drop", "if"];
 
 /// What happens to an event after a filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +32,7 @@ pub enum Verdict {
 
 #[derive(Debug, Clone)]
 pub enum FilterSpec {
+    Grok(Box<grok::Grok>),
     Mutate(mutate::Mutate),
     Drop,
     If(Box<If>),
@@ -57,6 +59,17 @@ pub fn build(
     cx: &mut Cx<'_>,
 ) -> Option<FilterSpec> {
     match kind.get_ref().as_str() {
+        "grok" => {
+            let span = value.span();
+            let DeValue::Table(mut table) = value.into_inner() else {
+                return None;
+            };
+            let matches = grok::take_matches(&mut table, &span, cx);
+            let config = cx.de::<grok::Config>(Spanned::new(span, DeValue::Table(table)))?;
+            config
+                .validate(matches?, cx)
+                .map(|g| FilterSpec::Grok(Box::new(g)))
+        }
         "mutate" => cx
             .de::<mutate::Config>(value)?
             .validate(cx)
@@ -137,6 +150,7 @@ struct DropConfig {}
 impl FilterSpec {
     pub fn apply(&self, event: &mut Event) -> Verdict {
         match self {
+            FilterSpec::Grok(g) => g.apply(event),
             FilterSpec::Mutate(m) => m.apply(event),
             FilterSpec::Drop => Verdict::Drop,
             FilterSpec::If(conditional) => {
