@@ -8,6 +8,7 @@
 //! `else if` is an `if` filter inside `else`.
 
 pub mod cond;
+pub mod date;
 pub mod grok;
 pub mod mutate;
 
@@ -33,6 +34,7 @@ pub enum Verdict {
 #[derive(Debug, Clone)]
 pub enum FilterSpec {
     Grok(Box<grok::Grok>),
+    Date(Box<date::Date>),
     Mutate(mutate::Mutate),
     Drop,
     If(Box<If>),
@@ -70,6 +72,10 @@ pub fn build(
                 .validate(matches?, cx)
                 .map(|g| FilterSpec::Grok(Box::new(g)))
         }
+        "date" => cx
+            .de::<date::Config>(value)?
+            .validate(cx)
+            .map(|d| FilterSpec::Date(Box::new(d))),
         "mutate" => cx
             .de::<mutate::Config>(value)?
             .validate(cx)
@@ -151,6 +157,7 @@ impl FilterSpec {
     pub fn apply(&self, event: &mut Event) -> Verdict {
         match self {
             FilterSpec::Grok(g) => g.apply(event),
+            FilterSpec::Date(d) => d.apply(event),
             FilterSpec::Mutate(m) => m.apply(event),
             FilterSpec::Drop => Verdict::Drop,
             FilterSpec::If(conditional) => {
