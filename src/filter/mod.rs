@@ -10,6 +10,7 @@
 pub mod cond;
 pub mod date;
 pub mod grok;
+pub mod json;
 pub mod mutate;
 
 use serde::Deserialize;
@@ -36,6 +37,7 @@ pub enum FilterSpec {
     Grok(Box<grok::Grok>),
     Date(Box<date::Date>),
     Mutate(mutate::Mutate),
+    Json(json::Json),
     Drop,
     If(Box<If>),
 }
@@ -80,6 +82,10 @@ pub fn build(
             .de::<mutate::Config>(value)?
             .validate(cx)
             .map(FilterSpec::Mutate),
+        "json" => cx
+            .de::<json::Config>(value)?
+            .validate(cx)
+            .map(FilterSpec::Json),
         "drop" => {
             cx.de::<DropConfig>(value)?;
             Some(FilterSpec::Drop)
@@ -159,6 +165,7 @@ impl FilterSpec {
             FilterSpec::Grok(g) => g.apply(event),
             FilterSpec::Date(d) => d.apply(event),
             FilterSpec::Mutate(m) => m.apply(event),
+            FilterSpec::Json(j) => j.apply(event),
             FilterSpec::Drop => Verdict::Drop,
             FilterSpec::If(conditional) => {
                 let holds = conditional
