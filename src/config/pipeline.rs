@@ -30,6 +30,7 @@ use crate::filter::{self, FilterSpec};
 use crate::input::{self, InputSpec};
 use crate::kafka::{Hop, HopConfig};
 use crate::output::{self, OutputSpec};
+use crate::testing;
 
 /// A validated pipeline, ready to be planned and run.
 #[derive(Debug, Clone)]
@@ -43,6 +44,8 @@ pub struct Pipeline {
     /// The `if` of each output, in the order of `outputs`: the fanout sends
     /// an output only the events its condition accepts.
     pub output_if: Vec<Option<Condition>>,
+    /// `[[test]]` cases for `logpipe test`; `run` ignores them.
+    pub tests: Vec<testing::Case>,
     /// Batches buffered between two stages.
     pub channel_capacity: usize,
     /// A hash of the file's text: a reload restarts only pipelines whose file changed.
@@ -82,6 +85,7 @@ pub fn parse(
     let raw_inputs = take(&mut table, "input");
     let raw_filters = take(&mut table, "filter");
     let raw_outputs = take(&mut table, "output");
+    let raw_tests = take(&mut table, "test");
     // Judged on the text, so that a stage with an error of its own does not
     // also count as missing.
     let has_hop = table.get("kafka").is_some();
@@ -123,6 +127,13 @@ pub fn parse(
         .into_iter()
         .map(|s| (s.condition, s.stage))
         .unzip();
+    let tests = match raw_tests {
+        Some(raw) => match cx.de::<Vec<Spanned<testing::CaseConfig>>>(raw) {
+            Some(configs) => testing::cases(configs, &mut cx),
+            None => Vec::new(),
+        },
+        None => Vec::new(),
+    };
     let hop = header
         .as_ref()
         .and_then(|h| h.kafka.clone())
@@ -161,6 +172,7 @@ pub fn parse(
         filters,
         outputs,
         output_if,
+        tests,
         channel_capacity,
         digest: xxhash_rust::xxh3::xxh3_64(source.text.as_bytes()),
     });

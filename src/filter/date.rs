@@ -211,6 +211,9 @@ impl Date {
                 Format::UnixMs => n.as_i64().and_then(DateTime::from_timestamp_millis),
                 _ => None,
             }),
+            // Like Logstash, a missing field is not a failure: there was
+            // nothing to parse (a line grok could not parse, say).
+            None => return Verdict::Keep,
             _ => None,
         };
         let Some(time) = parsed else {
