@@ -126,7 +126,11 @@ fn default_failure_tags() -> Vec<String> {
 
 #[derive(Debug, Clone)]
 enum Engine {
-    Linear(regex::Regex),
+    /// ASCII classes over bytes: much smaller automata, so captures are
+    /// resolved by the fast engines instead of the slow PikeVM fallback.
+    Ascii(regex::bytes::Regex),
+    /// Unicode classes, for patterns that need them (`\p{L}`).
+    Unicode(regex::Regex),
     Backtracking(Box<fancy_regex::Regex>),
 }
 
@@ -134,6 +138,8 @@ enum Engine {
 struct Pattern {
     engine: Engine,
     captures: Vec<Capture>,
+    /// The regex group index of each capture.
+    groups: Vec<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -239,9 +245,14 @@ fn compile(library: &Library, pattern: &Spanned<String>, cx: &mut Cx<'_>) -> Opt
             return None;
         }
     };
-    let engine = match regex::Regex::new(&regex) {
-        Ok(re) => Engine::Linear(re),
-        Err(linear_error) => match fancy_regex::Regex::new(&regex) {
+    let ascii = regex::bytes::RegexBuilder::new(&regex)
+        .unicode(false)
+        .build();
+    let unicode = || regex::Regex::new(&regex);
+    let engine = match ascii.map_err(|_| unicode()) {
+        Ok(re) => Engine::Ascii(re),
+        Err(Ok(re)) => Engine::Unicode(re),
+        Err(Err(linear_error)) => match fancy_regex::Regex::new(&regex) {
             Ok(re) => {
                 cx.warn(
                     &pattern.span(),
@@ -258,33 +269,69 @@ fn compile(library: &Library, pattern: &Spanned<String>, cx: &mut Cx<'_>) -> Opt
             }
         },
     };
-    Some(Pattern { engine, captures })
+    let names: Vec<Option<String>> = match &engine {
+        Engine::Ascii(re) => re.capture_names().map(|n| n.map(str::to_owned)).collect(),
+        Engine::Unicode(re) => re.capture_names().map(|n| n.map(str::to_owned)).collect(),
+        Engine::Backtracking(re) => re.capture_names().map(|n| n.map(str::to_owned)).collect(),
+    };
+    let groups = captures
+        .iter()
+        .map(|c| {
+            names
+                .iter()
+                .position(|n| n.as_deref() == Some(c.group.as_str()))
+                .unwrap_or(0)
+        })
+        .collect();
+    Some(Pattern {
+        engine,
+        captures,
+        groups,
+    })
 }
 
 impl Pattern {
-    /// The captured values of a match, in capture order (`None` when the
-    /// group did not take part).
-    fn captures<'t>(&self, text: &'t str) -> Option<Vec<Option<&'t str>>> {
+    /// The byte ranges captured by a match, in capture order (`None` when
+    /// the group did not take part).
+    fn captures(&self, text: &str) -> Option<Vec<Option<(usize, usize)>>> {
         match &self.engine {
-            Engine::Linear(re) => {
+            Engine::Ascii(re) => {
+                let caps = re.captures(text.as_bytes())?;
+                Some(
+                    self.groups
+                        .iter()
+                        .map(|g| caps.get(*g).map(|m| (m.start(), m.end())))
+                        .collect(),
+                )
+            }
+            Engine::Unicode(re) => {
                 let caps = re.captures(text)?;
                 Some(
-                    self.captures
+                    self.groups
                         .iter()
-                        .map(|c| caps.name(&c.group).map(|m| m.as_str()))
+                        .map(|g| caps.get(*g).map(|m| (m.start(), m.end())))
                         .collect(),
                 )
             }
             Engine::Backtracking(re) => {
                 let caps = re.captures(text).ok()??;
                 Some(
-                    self.captures
+                    self.groups
                         .iter()
-                        .map(|c| caps.name(&c.group).map(|m| m.as_str()))
+                        .map(|g| caps.get(*g).map(|m| (m.start(), m.end())))
                         .collect(),
                 )
             }
         }
+    }
+}
+
+/// A captured slice as a string; an ASCII-mode match may split a character
+/// (`.` matches single bytes), which is then replaced rather than lost.
+fn slice(text: &str, (start, end): (usize, usize)) -> String {
+    match text.get(start..end) {
+        Some(s) => s.to_owned(),
+        None => String::from_utf8_lossy(&text.as_bytes()[start..end]).into_owned(),
     }
 }
 
@@ -303,8 +350,8 @@ impl Grok {
                 matched = true;
                 for (capture, value) in pattern.captures.iter().zip(values) {
                     match value {
-                        Some(v) if !v.is_empty() || self.keep_empty_captures => {
-                            found.push((capture, v.to_owned()))
+                        Some(range) if range.1 > range.0 || self.keep_empty_captures => {
+                            found.push((capture, slice(text, range)))
                         }
                         _ => {}
                     }
