@@ -12,6 +12,7 @@
 //! compiled with `fancy-regex` instead, with a warning. A line that matches
 //! no pattern is tagged (`_grokparsefailure`) and goes on.
 
+mod httpd;
 pub mod library;
 
 use std::collections::BTreeMap;
@@ -140,6 +141,8 @@ struct Pattern {
     captures: Vec<Capture>,
     /// The regex group index of each capture.
     groups: Vec<usize>,
+    /// The hand-written parser for this pattern, if it has one.
+    fast: Option<httpd::Shape>,
 }
 
 #[derive(Debug, Clone)]
@@ -283,10 +286,24 @@ fn compile(library: &Library, pattern: &Spanned<String>, cx: &mut Cx<'_>) -> Opt
                 .unwrap_or(0)
         })
         .collect();
+    // Only when the pattern means exactly what the built-in one does: a user
+    // redefinition of any part of it keeps the regex.
+    let fast = match pattern.get_ref().as_str() {
+        "^%{HTTPD_COMMONLOG}" => Some(httpd::Shape::Common),
+        "^%{HTTPD_COMBINEDLOG}" => Some(httpd::Shape::Combined),
+        _ => None,
+    }
+    .filter(|_| matches!(engine, Engine::Ascii(_)))
+    .filter(|_| {
+        Library::builtin()
+            .expand(pattern.get_ref())
+            .is_ok_and(|(builtin, _)| builtin == regex)
+    });
     Some(Pattern {
         engine,
         captures,
         groups,
+        fast,
     })
 }
 
@@ -294,6 +311,11 @@ impl Pattern {
     /// The byte ranges captured by a match, in capture order (`None` when
     /// the group did not take part).
     fn captures(&self, text: &str) -> Option<Vec<Option<(usize, usize)>>> {
+        if let Some(shape) = self.fast {
+            if let Some(captures) = httpd::parse(shape, text) {
+                return Some(captures);
+            }
+        }
         match &self.engine {
             Engine::Ascii(re) => {
                 let caps = re.captures(text.as_bytes())?;
@@ -538,6 +560,20 @@ pattern_definitions = { MYWORD = "x+(?<[extra]>y*)" }"#,
         assert_eq!(run(&g, "abc").fields["message"], json!(["abc", "abc"]));
         let g = grok("match = { message = \"%{WORD:message} \" }\noverwrite = [\"message\"]");
         assert_eq!(run(&g, "abc ").fields["message"], json!("abc"));
+    }
+
+    #[test]
+    fn the_fast_path_serves_only_the_builtin_httpd_patterns() {
+        let g = grok("match = { message = [\"^%{HTTPD_COMBINEDLOG}\", \"^%{HTTPD_COMMONLOG}\", \"%{HTTPD_COMMONLOG}\"] }");
+        let fast: Vec<bool> = g.matches[0].1.iter().map(|p| p.fast.is_some()).collect();
+        assert_eq!(fast, [true, true, false]);
+        let g = grok("match = { message = \"^%{HTTPD_COMMONLOG}\" }\npattern_definitions = { HTTPDUSER = \"[a-z]+\" }");
+        assert!(g.matches[0].1[0].fast.is_none());
+        let e = run(
+            &g,
+            "192.0.2.1 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.0\" 200 5",
+        );
+        assert_eq!(e.fields["http"]["response"]["status_code"], json!(200));
     }
 
     #[test]
