@@ -36,8 +36,18 @@ fn lines() -> Vec<String> {
         .collect()
 }
 
-fn access_filters() -> Vec<FilterSpec> {
+/// The shipped access pipeline's filters, optionally without `useragent`.
+fn access_filters(useragent: bool) -> Vec<FilterSpec> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pipelines/httpd-access.toml");
+    let mut text = std::fs::read_to_string(path).unwrap();
+    if !useragent {
+        let filter = "[[filter]]\ntype = \"useragent\"\nif = '[user_agent][original]'\n";
+        assert!(text.contains(filter));
+        text = text.replace(filter, "");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("httpd-access.toml");
+    std::fs::write(&path, text).unwrap();
     let loaded = config::load(&[path], &|_| None);
     assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
     loaded.pipelines.into_iter().next().unwrap().filters
@@ -87,7 +97,8 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(lines.len() as u64));
     for (name, filters) in [
         ("parse_grok_and_date", parse_filters()),
-        ("preset_filter_chain", access_filters()),
+        ("preset_chain_without_useragent", access_filters(false)),
+        ("preset_chain_with_useragent", access_filters(true)),
     ] {
         group.bench_function(name, |b| {
             b.iter_batched(

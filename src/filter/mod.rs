@@ -12,6 +12,7 @@ pub mod date;
 pub mod grok;
 pub mod json;
 pub mod mutate;
+pub mod useragent;
 
 use serde::Deserialize;
 use toml::de::DeValue;
@@ -22,7 +23,7 @@ use crate::config::{take, Cx};
 use crate::event::Event;
 use cond::Condition;
 
-const TYPES: &[&str] = &["grok", "date", "mutate", "json", "drop", "if"];
+const TYPES: &[&str] = &["grok", "date", "mutate", "json", "useragent", "drop", "if"];
 
 /// What happens to an event after a filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +39,7 @@ pub enum FilterSpec {
     Date(Box<date::Date>),
     Mutate(mutate::Mutate),
     Json(json::Json),
+    UserAgent(Box<useragent::UserAgent>),
     Drop,
     If(Box<If>),
 }
@@ -86,6 +88,10 @@ pub fn build(
             .de::<json::Config>(value)?
             .validate(cx)
             .map(FilterSpec::Json),
+        "useragent" => cx
+            .de::<useragent::Config>(value)?
+            .validate(cx)
+            .map(|u| FilterSpec::UserAgent(Box::new(u))),
         "drop" => {
             cx.de::<DropConfig>(value)?;
             Some(FilterSpec::Drop)
@@ -166,6 +172,7 @@ impl FilterSpec {
             FilterSpec::Date(d) => d.apply(event),
             FilterSpec::Mutate(m) => m.apply(event),
             FilterSpec::Json(j) => j.apply(event),
+            FilterSpec::UserAgent(u) => u.apply(event),
             FilterSpec::Drop => Verdict::Drop,
             FilterSpec::If(conditional) => {
                 let holds = conditional
