@@ -102,6 +102,43 @@ pub async fn topics_ensure(paths: &[PathBuf]) -> ExitCode {
     }
 }
 
+/// `logpipe test`.
+pub fn test(pipeline: &std::path::Path, input: Option<&std::path::Path>) -> ExitCode {
+    let loaded = config::load(&[pipeline.to_path_buf()], &config::process_env);
+    if report(&loaded) {
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let Some(pipeline) = loaded.pipelines.first() else {
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    let input = match input {
+        Some(path) => path,
+        None if !pipeline.tests.is_empty() => {
+            let report = crate::testing::run_cases(pipeline);
+            for line in &report.lines {
+                println!("{line}");
+            }
+            println!("{} passed, {} failed", report.passed, report.failed);
+            return if report.failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_FAILURE)
+            };
+        }
+        None => std::path::Path::new("-"),
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match crate::testing::feed(pipeline, input, &mut out) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("logpipe: {}: {e}", input.display());
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
 /// `logpipe run`.
 pub async fn run(
     paths: &[PathBuf],

@@ -67,6 +67,16 @@ pub enum Command {
         #[arg(default_value = DEFAULT_PIPELINE_DIR)]
         paths: Vec<PathBuf>,
     },
+    /// Run a pipeline's filters on log lines and print the resulting events,
+    /// one JSON object per line; without --input, check the pipeline's
+    /// [[test]] cases (or read stdin when it has none).
+    Test {
+        /// The pipeline file.
+        pipeline: PathBuf,
+        /// Lines to feed, as if read by the pipeline's first input (`-`: stdin).
+        #[arg(long, value_name = "FILE")]
+        input: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

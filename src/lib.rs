@@ -7,7 +7,7 @@
 //! carries an [`ack::AckToken`] so its source learns when it is delivered.
 //!
 //! Module map:
-//! - [`cli`], [`app`]: commands and the process lifecycle.
+//! - [`cli`], [`app`]: commands and the process lifecycle; [`testing`]: `logpipe test`.
 //! - [`config`]: pipeline files, `${VAR}`, diagnostics with positions.
 //! - [`event`], [`ack`], [`template`]: the core types.
 //! - [`topology`]: pipelines to tasks and channels, by role.
@@ -35,6 +35,7 @@ pub mod status;
 pub mod supervisor;
 pub mod telemetry;
 pub mod template;
+pub mod testing;
 pub mod topology;
 
 pub use ack::AckToken;

@@ -10,6 +10,7 @@ fn main() -> ExitCode {
     logpipe::telemetry::init(cli.log_level.as_deref());
     match cli.command {
         Command::Check { paths } => app::check(&paths),
+        Command::Test { pipeline, input } => app::test(&pipeline, input.as_deref()),
         Command::Run {
             paths,
             role,

@@ -227,3 +227,49 @@ fn the_quickstart_prints_events_and_exits() {
         .unwrap()
         .contains("GET /favicon.ico"));
 }
+
+const OK_INPUT: &str = "[[input]]\ntype = \"file\"\npaths = [\"/x\"]\n";
+
+#[test]
+fn a_syntax_error_in_an_if_points_inside_the_toml_string() {
+    let text =
+        format!("{OK_INPUT}[[filter]]\ntype = \"drop\"\nif = '\"a\" in [tags] and'\n{OK_OUTPUT}");
+    let d = diagnostics(&text, &[]);
+    assert_eq!(d.len(), 1, "{d:?}");
+    // Column 24 is the end of the condition, where an operand was expected.
+    assert!(
+        d[0].starts_with("p.toml:6:24: error: the condition ends"),
+        "{}",
+        d[0]
+    );
+    let text = format!("{OK_INPUT}[[output]]\ntype = \"stdout\"\nif = \"[a] = 1\"\n");
+    let d = diagnostics(&text, &[]);
+    assert_eq!(d, ["p.toml:6:11: error: unexpected `=`"]);
+}
+
+#[test]
+fn an_if_filter_checks_its_branches_and_needs_a_condition() {
+    let text = format!(
+        "{OK_INPUT}[[filter]]\ntype = \"if\"\nthen = [{{ type = \"drop\", bogus = 1 }}]\n{OK_OUTPUT}"
+    );
+    let d = diagnostics(&text, &[]);
+    assert_eq!(d.len(), 2, "{d:?}");
+    assert!(
+        d[0].starts_with("p.toml:4:1: error: a filter of type \"if\" needs"),
+        "{}",
+        d[0]
+    );
+    assert!(
+        d[1].starts_with("p.toml:6:26: error: unknown field `bogus`"),
+        "{}",
+        d[1]
+    );
+}
+
+#[test]
+fn the_input_does_not_take_an_if() {
+    let text = format!("[[input]]\ntype = \"file\"\npaths = [\"/x\"]\nif = \"[a]\"\n{OK_OUTPUT}");
+    let d = diagnostics(&text, &[]);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert!(d[0].contains("unknown field `if`"), "{}", d[0]);
+}

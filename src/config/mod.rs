@@ -21,6 +21,7 @@ use serde::de::DeserializeOwned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
+use crate::filter::cond::Condition;
 use crate::template::{FieldRef, Template};
 pub use diagnostic::{Diagnostic, Severity, Source};
 pub use pipeline::Pipeline;
@@ -199,6 +200,18 @@ impl<'a> Cx<'a> {
     pub fn field(&mut self, text: &Spanned<String>) -> Option<FieldRef> {
         match FieldRef::parse(text.get_ref()) {
             Ok(f) => Some(f),
+            Err(e) => {
+                let at = self.source.offset_in_string(&text.span(), e.offset);
+                self.diagnostics.push(self.source.error_at(at, e.message));
+                None
+            }
+        }
+    }
+
+    /// Compiles an `if` condition; an error points at the offending character.
+    pub fn condition(&mut self, text: &Spanned<String>) -> Option<Condition> {
+        match Condition::parse(text.get_ref()) {
+            Ok(c) => Some(c),
             Err(e) => {
                 let at = self.source.offset_in_string(&text.span(), e.offset);
                 self.diagnostics.push(self.source.error_at(at, e.message));

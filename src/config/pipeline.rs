@@ -25,10 +25,12 @@ use toml::Spanned;
 
 use super::interpolate::interpolate;
 use super::{take, Cx, Diagnostic, Source};
+use crate::filter::cond::Condition;
 use crate::filter::{self, FilterSpec};
 use crate::input::{self, InputSpec};
 use crate::kafka::{Hop, HopConfig};
 use crate::output::{self, OutputSpec};
+use crate::testing;
 
 /// A validated pipeline, ready to be planned and run.
 #[derive(Debug, Clone)]
@@ -39,6 +41,11 @@ pub struct Pipeline {
     pub hop: Option<Hop>,
     pub filters: Vec<FilterSpec>,
     pub outputs: Vec<OutputSpec>,
+    /// The `if` of each output, in the order of `outputs`: the fanout sends
+    /// an output only the events its condition accepts.
+    pub output_if: Vec<Option<Condition>>,
+    /// `[[test]]` cases for `logpipe test`; `run` ignores them.
+    pub tests: Vec<testing::Case>,
     /// Batches buffered between two stages.
     pub channel_capacity: usize,
     /// A hash of the file's text: a reload restarts only pipelines whose file changed.
@@ -78,6 +85,7 @@ pub fn parse(
     let raw_inputs = take(&mut table, "input");
     let raw_filters = take(&mut table, "filter");
     let raw_outputs = take(&mut table, "output");
+    let raw_tests = take(&mut table, "test");
     // Judged on the text, so that a stage with an error of its own does not
     // also count as missing.
     let has_hop = table.get("kafka").is_some();
@@ -109,9 +117,23 @@ pub fn parse(
     };
     cx.pipeline = name.clone();
 
-    let inputs = stages(raw_inputs, "input", &mut cx, input::build);
-    let filters = stages(raw_filters, "filter", &mut cx, filter::build);
-    let outputs = stages(raw_outputs, "output", &mut cx, output::build);
+    let inputs = stages(raw_inputs, "input", false, &mut cx, input::build)
+        .into_iter()
+        .map(|s| s.stage)
+        .collect();
+    let filters = stages(raw_filters, "filter", true, &mut cx, filter::build);
+    let filters = filter::chain(filters, &mut cx);
+    let (output_if, outputs) = stages(raw_outputs, "output", true, &mut cx, output::build)
+        .into_iter()
+        .map(|s| (s.condition, s.stage))
+        .unzip();
+    let tests = match raw_tests {
+        Some(raw) => match cx.de::<Vec<Spanned<testing::CaseConfig>>>(raw) {
+            Some(configs) => testing::cases(configs, &mut cx),
+            None => Vec::new(),
+        },
+        None => Vec::new(),
+    };
     let hop = header
         .as_ref()
         .and_then(|h| h.kafka.clone())
@@ -149,19 +171,33 @@ pub fn parse(
         hop,
         filters,
         outputs,
+        output_if,
+        tests,
         channel_capacity,
         digest: xxhash_rust::xxh3::xxh3_64(source.text.as_bytes()),
     });
     (pipeline, cx.diagnostics)
 }
 
-/// Builds one list of stage tables, each dispatched on its `type`.
-pub(crate) fn stages<T>(
+/// A built stage with its optional `if` and the span of its table.
+#[derive(Debug)]
+pub struct Staged<T> {
+    pub condition: Option<Condition>,
+    pub stage: T,
+    pub span: std::ops::Range<usize>,
+}
+
+/// Builds one list of stage tables, each dispatched on its `type`. With
+/// `conditional`, the `if` key is taken out and compiled here for every
+/// stage, so stage configs need not know about it (and keep rejecting
+/// unknown keys).
+pub fn stages<T>(
     raw: Option<Spanned<DeValue<'_>>>,
     section: &str,
+    conditional: bool,
     cx: &mut Cx<'_>,
     build: fn(&Spanned<String>, Spanned<DeValue<'_>>, &mut Cx<'_>) -> Option<T>,
-) -> Vec<T> {
+) -> Vec<Staged<T>> {
     let Some(raw) = raw else {
         return Vec::new();
     };
@@ -190,8 +226,30 @@ pub(crate) fn stages<T>(
             continue;
         };
         let kind = Spanned::new(kind_span, kind_text);
-        if let Some(stage) = build(&kind, Spanned::new(span, DeValue::Table(table)), cx) {
-            built.push(stage);
+        let mut condition = None;
+        let mut condition_ok = true;
+        if conditional {
+            if let Some(raw_if) = take(&mut table, "if") {
+                let if_span = raw_if.span();
+                match raw_if.get_ref().as_str() {
+                    Some(text) => {
+                        condition = cx.condition(&Spanned::new(if_span, text.to_owned()));
+                        condition_ok = condition.is_some();
+                    }
+                    None => {
+                        cx.error(&if_span, "`if` must be a string holding a condition");
+                        condition_ok = false;
+                    }
+                }
+            }
+        }
+        let stage = build(&kind, Spanned::new(span.clone(), DeValue::Table(table)), cx);
+        if let (Some(stage), true) = (stage, condition_ok) {
+            built.push(Staged {
+                condition,
+                stage,
+                span,
+            });
         }
     }
     built
@@ -241,5 +299,61 @@ fn interpolate_value(
         }
         DeValue::Table(inner) => interpolate_table(inner, env, cx),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+    use crate::filter::{apply_all, Verdict};
+    use serde_json::json;
+
+    fn pipeline(text: &str) -> Pipeline {
+        let source = Source::new("p.toml", text);
+        let (pipeline, diagnostics) = parse(&source, &|_| None);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        pipeline.unwrap()
+    }
+
+    #[test]
+    fn if_filters_chain_else_if_and_else() {
+        let p = pipeline(
+            r#"
+[[input]]
+type = "file"
+paths = ["/x"]
+[[filter]]
+type = "if"
+if = '"a" in [tags]'
+then = [{ type = "mutate", add_field = { branch = "a" } }]
+[[filter.else]]
+type = "if"
+if = '[n] > 1'
+then = [{ type = "mutate", add_field = { branch = "n" } }]
+else = [{ type = "drop" }]
+[[filter]]
+type = "mutate"
+if = '[branch] == "a"'
+add_tag = ["was_a"]
+[[output]]
+type = "stdout"
+if = '"was_a" in [tags]'
+"#,
+        );
+        let mut a = Event::default();
+        a.add_tag("a");
+        let mut n = Event::default();
+        n.fields.insert("n".into(), json!(2));
+        let mut events = vec![a, n, Event::default()];
+        apply_all(&p.filters, &mut events);
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].fields["branch"], json!("a"));
+        assert!(events[0].has_tag("was_a"));
+        assert_eq!(events[1].fields["branch"], json!("n"));
+        assert!(!events[1].has_tag("was_a"));
+        let route = p.output_if[0].as_ref().unwrap();
+        assert!(route.eval(&events[0]) && !route.eval(&events[1]));
+        assert_eq!(p.filters[0].apply(&mut Event::default()), Verdict::Drop);
     }
 }

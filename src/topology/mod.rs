@@ -104,7 +104,11 @@ pub fn spawn(
                 &mut tasks,
                 rx,
                 pipeline.filters,
-                pipeline.outputs,
+                pipeline
+                    .outputs
+                    .into_iter()
+                    .zip(pipeline.output_if)
+                    .collect(),
                 capacity,
                 &cx,
                 &dead_letters,
@@ -137,7 +141,11 @@ pub fn spawn(
                     &mut tasks,
                     rx,
                     pipeline.filters,
-                    pipeline.outputs,
+                    pipeline
+                        .outputs
+                        .into_iter()
+                        .zip(pipeline.output_if)
+                        .collect(),
                     capacity,
                     &cx,
                     &dead_letters,
@@ -173,7 +181,10 @@ fn spawn_index_half(
     tasks: &mut JoinSet<(&'static str, Result<(), StageError>)>,
     rx: mpsc::Receiver<Batch>,
     filters: Vec<crate::filter::FilterSpec>,
-    outputs: Vec<crate::output::OutputSpec>,
+    outputs: Vec<(
+        crate::output::OutputSpec,
+        Option<crate::filter::cond::Condition>,
+    )>,
     capacity: usize,
     cx: &StageCx,
     dead_letters: &DeadLetters,
@@ -185,10 +196,10 @@ fn spawn_index_half(
         "filter",
         filter_stage::run(filters, rx, filtered_tx, cx.pipeline.clone()),
     );
-    let mut senders = Vec::new();
-    for output in outputs {
-        let (tx, rx) = mpsc::channel(capacity);
-        senders.push(tx);
+    let mut routes = Vec::new();
+    for (output, condition) in outputs {
+        let (sender, rx) = mpsc::channel(capacity);
+        routes.push(fanout::Route { sender, condition });
         let stage = output.name();
         spawn_stage(
             tasks,
@@ -197,7 +208,7 @@ fn spawn_index_half(
             output.run(rx, cx.clone(), dead_letters.clone()),
         );
     }
-    spawn_stage(tasks, cx, "fanout", fanout::run(filtered_rx, senders));
+    spawn_stage(tasks, cx, "fanout", fanout::run(filtered_rx, routes));
 }
 
 fn spawn_stage(

@@ -17,7 +17,7 @@
 //! - [`registry`]: the checkpoint file.
 
 pub mod config;
-mod fields;
+pub(crate) mod fields;
 pub mod fingerprint;
 pub mod multiline;
 mod read;
