@@ -27,17 +27,29 @@ fn spawn(role: &str, state: &Path, env: &[(&str, String)]) -> Child {
     cmd.spawn().unwrap()
 }
 
-fn access_line(i: usize) -> String {
-    let now = chrono::Utc::now().format("%d/%b/%Y:%H:%M:%S +0000");
+/// A day of this run's own (in 2031–2040), so its daily indices hold only
+/// its documents even when other tests use the shipped index names.
+fn run_day() -> chrono::NaiveDateTime {
+    let day = chrono::NaiveDate::from_ymd_opt(
+        2031 + fastrand::i32(0..10),
+        1 + fastrand::u32(0..12),
+        1 + fastrand::u32(0..28),
+    )
+    .unwrap();
+    day.and_hms_opt(10, 0, 0).unwrap()
+}
+
+fn access_line(day: chrono::NaiveDateTime, i: usize) -> String {
+    let at = day.format("%d/%b/%Y:%H:%M:%S +0000");
     format!(
-        "192.0.2.{} - - [{now}] \"GET /shipped/{i} HTTP/1.1\" 200 {i} \"-\" \"curl/8.5.0\"",
+        "192.0.2.{} - - [{at}] \"GET /shipped/{i} HTTP/1.1\" 200 {i} \"-\" \"curl/8.5.0\"",
         i % 200
     )
 }
 
-fn error_line(i: usize) -> String {
-    let now = chrono::Utc::now().format("%a %b %d %H:%M:%S%.6f %Y");
-    format!("[{now}] [core:error] [pid 4242:tid 140000000000] [client 192.0.2.9:51234] AH00128: File does not exist: /srv/www/missing-{i}")
+fn error_line(day: chrono::NaiveDateTime, i: usize) -> String {
+    let at = day.format("%a %b %d %H:%M:%S%.6f %Y");
+    format!("[{at}] [core:error] [pid 4242:tid 140000000000] [client 192.0.2.9:51234] AH00128: File does not exist: /srv/www/missing-{i}")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -46,8 +58,14 @@ async fn the_shipped_pipelines_route_access_and_error_logs_to_their_daily_indice
     let dir = temp_dir();
     let access = dir.path().join("access_log");
     let error = dir.path().join("error_log");
-    write_lines(&access, (0..100).map(access_line));
-    write_lines(&error, (0..20).map(error_line));
+    let day = run_day();
+    let stamp = day.format("%Y.%m.%d").to_string();
+    let (access_index, error_index) = (
+        format!("httpd_access-{stamp}"),
+        format!("httpd_error-{stamp}"),
+    );
+    write_lines(&access, (0..100).map(|i| access_line(day, i)));
+    write_lines(&error, (0..20).map(|i| error_line(day, i)));
     let env = vec![
         ("LOGPIPE_ACCESS_LOG", access.display().to_string()),
         ("LOGPIPE_ERROR_LOG", error.display().to_string()),
@@ -71,14 +89,14 @@ async fn the_shipped_pipelines_route_access_and_error_logs_to_their_daily_indice
 
     let es = Es::new(&svc.es);
     let wait_counts = |access_n: u64, error_n: u64| {
-        let es = &es;
+        let (es, access_index, error_index) = (&es, &access_index, &error_index);
         async move {
             eventually(
                 Duration::from_secs(120),
                 "documents in both indices",
                 || async move {
-                    let a = es.count("httpd_access-*").await;
-                    let e = es.count("httpd_error-*").await;
+                    let a = es.count(access_index).await;
+                    let e = es.count(error_index).await;
                     (a >= access_n && e >= error_n).then_some((a, e))
                 },
             )
@@ -96,18 +114,14 @@ async fn the_shipped_pipelines_route_access_and_error_logs_to_their_daily_indice
     // Two processes: a web host shipping, an indexer indexing. The ship side
     // resumes from the checkpoints the first run wrote; the index side from
     // the group's committed offsets.
-    write_lines(&access, (100..150).map(access_line));
-    write_lines(&error, (20..30).map(error_line));
+    write_lines(&access, (100..150).map(|i| access_line(day, i)));
+    write_lines(&error, (20..30).map(|i| error_line(day, i)));
     let mut ship = spawn("ship", &state, &env);
     let mut index = spawn("index", &dir.path().join("indexer"), &env);
     assert_eq!(wait_counts(150, 30).await, (150, 30));
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(
-        es.count("httpd_access-*").await,
-        150,
-        "nothing indexed twice"
-    );
-    assert_eq!(es.count("httpd_error-*").await, 30, "nothing indexed twice");
+    assert_eq!(es.count(&access_index).await, 150, "nothing indexed twice");
+    assert_eq!(es.count(&error_index).await, 30, "nothing indexed twice");
     for child in [&ship, &index] {
         sigterm(child);
     }
@@ -118,8 +132,8 @@ async fn the_shipped_pipelines_route_access_and_error_logs_to_their_daily_indice
     // lines in httpd_error-YYYY.MM.dd, each stamped with the day of its
     // @timestamp.
     for (pattern, tag, prefix) in [
-        ("httpd_access-*", "httpd_access", "httpd_access-"),
-        ("httpd_error-*", "httpd_error", "httpd_error-"),
+        (&access_index, "httpd_access", "httpd_access-"),
+        (&error_index, "httpd_error", "httpd_error-"),
     ] {
         for hit in es.search_all(pattern, 200).await {
             let source = &hit["_source"];
