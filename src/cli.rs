@@ -40,6 +40,13 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Install the index templates of the pipelines' Elasticsearch outputs
+    /// (ECS types for the httpd fields); safe to run again.
+    Setup {
+        /// Pipeline files or directories of them.
+        #[arg(default_value = DEFAULT_PIPELINE_DIR)]
+        paths: Vec<PathBuf>,
+    },
     /// Validate pipeline files: print every problem, exit non-zero on any error.
     Check {
         /// Pipeline files or directories of them.

@@ -10,6 +10,10 @@ fn main() -> ExitCode {
     logpipe::telemetry::init(cli.log_level.as_deref());
     match cli.command {
         Command::Check { paths } => app::check(&paths),
+        Command::Setup { paths } => match runtime() {
+            Some(rt) => rt.block_on(app::setup(&paths)),
+            None => ExitCode::from(app::EXIT_FAILURE),
+        },
         Command::Run {
             paths,
             role,
@@ -33,6 +37,19 @@ fn main() -> ExitCode {
                     ExitCode::from(app::EXIT_FAILURE)
                 }
             }
+        }
+    }
+}
+
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("logpipe: cannot start the runtime: {e}");
+            None
         }
     }
 }

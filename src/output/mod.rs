@@ -25,7 +25,7 @@ const TYPES: &[&str] = &["elasticsearch", "stdout"];
 
 #[derive(Debug, Clone)]
 pub enum OutputSpec {
-    Elasticsearch(elasticsearch::Elasticsearch),
+    Elasticsearch(Box<elasticsearch::Elasticsearch>),
     Stdout(stdout::Stdout),
 }
 
@@ -39,7 +39,7 @@ pub fn build(
         "elasticsearch" => cx
             .de::<elasticsearch::Config>(value)?
             .validate(cx)
-            .map(OutputSpec::Elasticsearch),
+            .map(|es| OutputSpec::Elasticsearch(Box::new(es))),
         "stdout" => Some(OutputSpec::Stdout(
             cx.de::<stdout::Config>(value)?.validate(),
         )),
