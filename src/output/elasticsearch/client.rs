@@ -111,6 +111,7 @@ struct Warnings {
     request: Mutex<Throttle>,
     items: Mutex<Throttle>,
     outage: Mutex<Throttle>,
+    refused: Mutex<Throttle>,
 }
 
 fn ready(t: &Mutex<Throttle>) -> Option<u64> {
@@ -147,6 +148,7 @@ impl Client {
                 request: Mutex::new(Throttle::warnings()),
                 items: Mutex::new(Throttle::warnings()),
                 outage: Mutex::new(Throttle::warnings()),
+                refused: Mutex::new(Throttle::warnings()),
             },
             pipeline,
         })
@@ -230,7 +232,9 @@ impl Client {
                         Failure::HostDown(message)
                     } else {
                         if !response::retry_request(status) {
-                            tracing::error!(host = %self.host(i), status, body = %snippet, "Elasticsearch refused the bulk request; retrying (fix the cause: events are held meanwhile).");
+                            if let Some(suppressed) = ready(&self.warnings.refused) {
+                                tracing::error!(host = %self.host(i), status, body = %snippet, suppressed, "Elasticsearch refused the bulk request; retrying (fix the cause: events are held meanwhile).");
+                            }
                         }
                         Failure::Refused(message)
                     }
@@ -284,7 +288,10 @@ impl Client {
                     .timeout(interval.max(Duration::from_secs(2)))
                     .send()
                     .await;
-                if probe.is_ok_and(|r| r.status().is_success()) && self.hosts.mark_up(i) {
+                // Any answer but a gateway error means the host is there: an
+                // API key without monitor rights gets 403 on `GET /`.
+                let answered = probe.is_ok_and(|r| !matches!(r.status().as_u16(), 502..=504));
+                if answered && self.hosts.mark_up(i) {
                     tracing::info!(host = %url, "Elasticsearch host is back; sending to it again.");
                 }
             }
