@@ -58,7 +58,7 @@ fn an_unknown_stage_type_lists_the_known_ones() {
     let d = diagnostics(&text, &[]);
     assert_eq!(
         d,
-        ["p.toml:2:8: error: unknown input type `flie` (expected one of: file)"]
+        ["p.toml:2:8: error: unknown input type `flie` (expected one of: file, dead_letter)"]
     );
 }
 
