@@ -112,6 +112,7 @@ struct Warnings {
     items: Mutex<Throttle>,
     outage: Mutex<Throttle>,
     refused: Mutex<Throttle>,
+    host_down: Mutex<Throttle>,
 }
 
 fn ready(t: &Mutex<Throttle>) -> Option<u64> {
@@ -149,6 +150,7 @@ impl Client {
                 items: Mutex::new(Throttle::warnings()),
                 outage: Mutex::new(Throttle::warnings()),
                 refused: Mutex::new(Throttle::warnings()),
+                host_down: Mutex::new(Throttle::warnings()),
             },
             pipeline,
         })
@@ -244,8 +246,11 @@ impl Client {
             Counters::add(&self.counters.failed_requests, 1);
             match failure {
                 Failure::HostDown(error) => {
+                    // Throttled too: a flapping host goes down at every probe.
                     if self.hosts.mark_down(i) {
-                        tracing::warn!(host = %self.host(i), %error, "Elasticsearch host marked down; its requests go to the other hosts until a probe finds it back.");
+                        if let Some(suppressed) = ready(&self.warnings.host_down) {
+                            tracing::warn!(host = %self.host(i), %error, suppressed, "Elasticsearch host marked down; its requests go to the other hosts until a probe finds it back.");
+                        }
                     }
                     // With another host up, go there at once; if none is,
                     // the loop waits for the probe.
