@@ -505,3 +505,40 @@ fn base64(input: &[u8]) -> String {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_key_or_a_password_file_authenticates_requests() {
+    let Some(svc) = services() else { return };
+    let dir = temp_dir();
+    let es = Es::new(&svc.es);
+    let password_file = dir.path().join("es-password");
+    std::fs::write(&password_file, "from-a-file\n").unwrap();
+    let cases = [
+        (
+            "ApiKey aWQ6a2V5".to_owned(),
+            "api_key = \"aWQ6a2V5\"".to_owned(),
+        ),
+        (
+            format!("Basic {}", base64(b"writer:from-a-file")),
+            format!(
+                "user = \"writer\"\npassword_file = \"{}\"",
+                password_file.display()
+            ),
+        ),
+    ];
+    for (header, auth) in cases {
+        let prefix = unique("auth");
+        let proxy = Proxy::start_with(&svc.es, None, Some(header.clone())).await;
+        let settings = format!(
+            "hosts = \"{}\"\nindex = \"{prefix}\"\nbatch_wait = \"20ms\"\n{auth}",
+            proxy.url
+        );
+        let events = (0..10)
+            .map(|i| event(i, "2026-11-25T08:00:00.000Z", &prefix))
+            .collect();
+        let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20);
+        let counts = index(output(dir.path(), &settings), vec![events], dl).await;
+        assert_eq!(counts.indexed, 10, "{header}");
+        assert_eq!(es.count(&prefix).await, 10);
+    }
+}
