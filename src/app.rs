@@ -139,6 +139,54 @@ pub fn test(pipeline: &std::path::Path, input: Option<&std::path::Path>) -> Exit
     }
 }
 
+/// `logpipe setup`: installs the index template of every Elasticsearch
+/// output, printing each step.
+pub async fn setup(paths: &[PathBuf]) -> ExitCode {
+    use crate::output::elasticsearch::{client::Client, setup};
+    use crate::output::OutputSpec;
+    let loaded = config::load(paths, &config::process_env);
+    if report(&loaded) {
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let mut failed = false;
+    let mut any = false;
+    for p in &loaded.pipelines {
+        for output in &p.outputs {
+            let OutputSpec::Elasticsearch(es) = output else {
+                continue;
+            };
+            any = true;
+            let client = match Client::new(es, p.name.as_str().into()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{} ({}): {e}", p.path.display(), p.name);
+                    failed = true;
+                    continue;
+                }
+            };
+            match setup::install(es, &client).await {
+                Ok(steps) => {
+                    for step in steps {
+                        println!("{} ({}): {step}", p.path.display(), p.name);
+                    }
+                }
+                Err(e) => {
+                    eprintln!("{} ({}): {e}", p.path.display(), p.name);
+                    failed = true;
+                }
+            }
+        }
+    }
+    if !any {
+        println!("No Elasticsearch output: nothing to set up.");
+    }
+    if failed {
+        ExitCode::from(EXIT_FAILURE)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 /// `logpipe run`.
 pub async fn run(
     paths: &[PathBuf],

@@ -61,6 +61,13 @@ pub enum Command {
         #[command(subcommand)]
         action: TopicsAction,
     },
+    /// Install the index templates of the pipelines' Elasticsearch outputs
+    /// (ECS types for the httpd fields); safe to run again.
+    Setup {
+        /// Pipeline files or directories of them.
+        #[arg(default_value = DEFAULT_PIPELINE_DIR)]
+        paths: Vec<PathBuf>,
+    },
     /// Validate pipeline files: print every problem, exit non-zero on any error.
     Check {
         /// Pipeline files or directories of them.

@@ -11,6 +11,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { paths } => app::check(&paths),
         Command::Test { pipeline, input } => app::test(&pipeline, input.as_deref()),
+        Command::Setup { paths } => block_on(async move { Ok(app::setup(&paths).await) }),
         Command::Run {
             paths,
             role,

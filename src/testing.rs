@@ -168,9 +168,10 @@ fn open(path: &Path) -> std::io::Result<(File, String, Option<PathBuf>)> {
 }
 
 fn first_file_input(pipeline: &crate::config::Pipeline) -> Option<&FileInput> {
-    pipeline.inputs.first().map(|input| match input {
-        InputSpec::File(file) => file,
-    })
+    match pipeline.inputs.first() {
+        Some(InputSpec::File(file)) => Some(file),
+        _ => None,
+    }
 }
 
 /// The event the file input would make of `line`: its own builder when the

@@ -58,7 +58,7 @@ fn an_unknown_stage_type_lists_the_known_ones() {
     let d = diagnostics(&text, &[]);
     assert_eq!(
         d,
-        ["p.toml:2:8: error: unknown input type `flie` (expected one of: file)"]
+        ["p.toml:2:8: error: unknown input type `flie` (expected one of: file, dead_letter)"]
     );
 }
 
@@ -110,7 +110,9 @@ fn variables_and_defaults_fill_in_settings() {
     let hop = loaded.pipelines[0].hop.as_ref().unwrap();
     assert_eq!(hop.brokers, ["a:9092", "b:9092"]);
     assert_eq!(hop.group_id, "logpipe-p");
-    let logpipe::input::InputSpec::File(file) = &loaded.pipelines[0].inputs[0];
+    let logpipe::input::InputSpec::File(file) = &loaded.pipelines[0].inputs[0] else {
+        panic!("a file input");
+    };
     assert_eq!(file.patterns, ["/var/log/httpd/access_log"]);
 }
 

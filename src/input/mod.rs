@@ -4,6 +4,7 @@
 //! The Kafka consumer is not listed here: it is the index half of a
 //! pipeline's `[kafka]` hop (see [`kafka`]).
 
+pub mod dead_letter;
 pub mod file;
 pub mod kafka;
 
@@ -17,11 +18,12 @@ use crate::error::StageError;
 use crate::event::Batch;
 use crate::shutdown::StageCx;
 
-const TYPES: &[&str] = &["file"];
+const TYPES: &[&str] = &["file", "dead_letter"];
 
 #[derive(Debug, Clone)]
 pub enum InputSpec {
-    File(file::FileInput),
+    File(Box<file::FileInput>),
+    DeadLetter(dead_letter::DeadLetterInput),
 }
 
 /// Builds an `[[input]]` table of type `kind`.
@@ -34,7 +36,11 @@ pub fn build(
         "file" => cx
             .de::<file::Config>(value)?
             .validate(cx)
-            .map(InputSpec::File),
+            .map(|f| InputSpec::File(Box::new(f))),
+        "dead_letter" => cx
+            .de::<dead_letter::Config>(value)?
+            .validate(cx)
+            .map(InputSpec::DeadLetter),
         _ => {
             unknown_type(cx, "input", kind, TYPES);
             None
@@ -47,12 +53,14 @@ impl InputSpec {
     pub fn name(&self) -> &'static str {
         match self {
             InputSpec::File(_) => "input.file",
+            InputSpec::DeadLetter(_) => "input.dead_letter",
         }
     }
 
     pub async fn run(self, out: mpsc::Sender<Batch>, cx: StageCx) -> Result<(), StageError> {
         match self {
-            InputSpec::File(input) => input.run(out, cx).await,
+            InputSpec::File(input) => (*input).run(out, cx).await,
+            InputSpec::DeadLetter(input) => input.run(out, cx).await,
         }
     }
 }

@@ -26,7 +26,7 @@ const TYPES: &[&str] = &["elasticsearch", "null", "stdout"];
 
 #[derive(Debug, Clone)]
 pub enum OutputSpec {
-    Elasticsearch(elasticsearch::Elasticsearch),
+    Elasticsearch(Box<elasticsearch::Elasticsearch>),
     Null,
     Stdout(stdout::Stdout),
 }
@@ -41,7 +41,7 @@ pub fn build(
         "elasticsearch" => cx
             .de::<elasticsearch::Config>(value)?
             .validate(cx)
-            .map(OutputSpec::Elasticsearch),
+            .map(|es| OutputSpec::Elasticsearch(Box::new(es))),
         "null" => cx.de::<null::Config>(value).map(|_| OutputSpec::Null),
         "stdout" => Some(OutputSpec::Stdout(
             cx.de::<stdout::Config>(value)?.validate(),

@@ -2,6 +2,8 @@
 //! `scripts/test.sh`, the logpipe binary, Elasticsearch queries.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -126,6 +128,18 @@ impl Es {
         let r = self
             .http
             .post(format!("{}/{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .put(format!("{}/{path}", self.base))
             .json(&body)
             .send()
             .await

@@ -1,5 +1,6 @@
 //! Classifying `_bulk` responses, item by item. Pure: no I/O.
 
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -22,7 +23,32 @@ pub enum Outcome {
 #[derive(Debug, Deserialize)]
 struct BulkResponse {
     #[serde(default)]
-    items: Vec<serde_json::Map<String, Value>>,
+    items: Vec<Entry>,
+}
+
+/// `{"create": {…}}`: the one value of a one-key object, read straight into
+/// [`Item`] (no intermediate `Value`: this runs once per document).
+#[derive(Debug)]
+struct Entry(Item);
+
+impl<'de> Deserialize<'de> for Entry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Entry;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a bulk response item such as {\"create\": {\"status\": 201}}")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry, A::Error> {
+                let (_, item) = map
+                    .next_entry::<IgnoredAny, Item>()?
+                    .ok_or_else(|| de::Error::custom("empty bulk response item"))?;
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Entry(item))
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,19 +68,11 @@ pub fn classify(body: &[u8], sent: usize) -> Result<Vec<Outcome>, String> {
             response.items.len()
         ));
     }
-    response
+    Ok(response
         .items
         .into_iter()
-        .map(|entry| {
-            let (_, result) = entry
-                .into_iter()
-                .next()
-                .ok_or_else(|| "empty bulk response item".to_owned())?;
-            let item: Item = serde_json::from_value(result)
-                .map_err(|e| format!("unreadable bulk response item: {e}"))?;
-            Ok(outcome(item.status, item.error.as_ref()))
-        })
-        .collect()
+        .map(|Entry(item)| outcome(item.status, item.error.as_ref()))
+        .collect())
 }
 
 /// The outcome of one item from its status and error.
@@ -136,6 +154,11 @@ mod tests {
         let body = json!({"errors": false, "items": [{"create": {"status": 201}}]});
         assert!(classify(body.to_string().as_bytes(), 2).is_err());
         assert!(classify(b"<html>", 1).is_err());
+        assert!(classify(br#"{"items": [{}]}"#, 1).is_err(), "empty item");
+        assert!(
+            classify(br#"{"items": [{"create": {}}]}"#, 1).is_err(),
+            "no status"
+        );
     }
 
     #[test]

@@ -1,0 +1,196 @@
+//! The `dead_letter` input: reads a dead-letter file (written by
+//! [`crate::output::dead_letter`]) back as events, so that events refused
+//! for good can be replayed once the cause (usually a mapping) is fixed.
+//!
+//! Each record's `event` becomes the event again, its `@metadata` restored
+//! (so the origin `_id` and hence the document id are the same as on the
+//! first attempt: replaying twice cannot duplicate). Why it was refused is
+//! kept in `[@metadata][dead_letter]` (`reason`, `status`, `error_type`,
+//! `index`, `pipeline`), never indexed but usable in templates and `if`.
+//!
+//! The file is read once, to its end; the input then waits until every
+//! batch is acknowledged and stops, so `logpipe run replay.toml` exits when
+//! the replay is done. It keeps no checkpoint: a replay is an operator's
+//! one-off action, and re-running it is harmless thanks to the ids.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::mpsc;
+
+use crate::ack::AckTracker;
+use crate::config::Cx;
+use crate::error::StageError;
+use crate::event::{Batch, Event};
+use crate::shutdown::StageCx;
+
+/// `[[input]] type = "dead_letter"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The dead-letter file to replay, e.g.
+    /// `/var/lib/logpipe/dead-letter/httpd-access.ndjson`. Rotated files
+    /// (`.1`, `.2`, …) are replayed by naming them in more inputs.
+    pub path: String,
+    /// Events per batch (default 500).
+    pub batch_events: Option<usize>,
+    /// Tags added to every replayed event (e.g. `["_replayed"]`).
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// A validated `dead_letter` input.
+#[derive(Debug, Clone)]
+pub struct DeadLetterInput {
+    pub path: PathBuf,
+    pub batch_events: usize,
+    pub tags: Vec<String>,
+}
+
+impl Config {
+    pub fn validate(self, cx: &mut Cx<'_>) -> Option<DeadLetterInput> {
+        Some(DeadLetterInput {
+            path: cx.path(&self.path),
+            batch_events: self.batch_events.unwrap_or(500).max(1),
+            tags: self.tags,
+        })
+    }
+}
+
+/// One dead-letter record, as far as replay needs it.
+#[derive(Debug, Deserialize)]
+struct Record {
+    event: Map<String, Value>,
+    #[serde(flatten)]
+    why: Map<String, Value>,
+}
+
+/// The event of one dead-letter line, or why the line is not one.
+pub fn parse_record(line: &str) -> Result<Event, String> {
+    let record: Record = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    let mut fields = record.event;
+    let mut metadata = match fields.remove("@metadata") {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    let mut why = Map::new();
+    for key in [
+        "reason",
+        "status",
+        "error_type",
+        "index",
+        "pipeline",
+        "stage",
+    ] {
+        if let Some(v) = record.why.get(key) {
+            why.insert(key.to_owned(), v.clone());
+        }
+    }
+    metadata.insert("dead_letter".to_owned(), Value::Object(why));
+    Ok(Event { fields, metadata })
+}
+
+impl DeadLetterInput {
+    pub async fn run(self, out: mpsc::Sender<Batch>, cx: StageCx) -> Result<(), StageError> {
+        let file = tokio::fs::File::open(&self.path)
+            .await
+            .map_err(|e| StageError::io("cannot open dead-letter file", &self.path, e))?;
+        let mut lines = BufReader::new(file).lines();
+        let mut tracker = AckTracker::<u64>::new();
+        let lane = tracker.open_lane();
+        let (mut line_no, mut skipped, mut sent) = (0u64, 0u64, 0u64);
+        let mut events = Vec::with_capacity(self.batch_events);
+        loop {
+            let line = tokio::select! {
+                line = lines.next_line() => line
+                    .map_err(|e| StageError::io("cannot read dead-letter file", &self.path, e))?,
+                _ = cx.shutdown.stop.cancelled() => None,
+            };
+            let end = line.is_none();
+            if let Some(line) = line {
+                line_no += 1;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                match parse_record(&line) {
+                    Ok(mut event) => {
+                        for tag in &self.tags {
+                            event.add_tag(tag);
+                        }
+                        events.push(event);
+                    }
+                    Err(error) => {
+                        skipped += 1;
+                        tracing::warn!(path = %self.path.display(), line = line_no, %error, "Skipping a line that is not a dead-letter record.");
+                    }
+                }
+            }
+            if events.len() >= self.batch_events || (end && !events.is_empty()) {
+                sent += events.len() as u64;
+                let batch = Batch::new(std::mem::take(&mut events), tracker.track(lane, line_no));
+                tokio::select! {
+                    r = out.send(batch) => if r.is_err() { break },
+                    _ = cx.shutdown.abort.cancelled() => break,
+                }
+                tracker.drain();
+            }
+            if end {
+                break;
+            }
+        }
+        drop(out);
+        while tracker.in_flight() > 0 && !tracker.has_failed() {
+            tokio::select! {
+                _ = tracker.recv() => {}
+                _ = cx.shutdown.abort.cancelled() => break,
+            }
+        }
+        if tracker.has_failed() || tracker.in_flight() > 0 {
+            return Err(StageError::Undelivered);
+        }
+        tracing::info!(path = %self.path.display(), events = sent, skipped, "Dead-letter file replayed.");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn records_become_their_original_events() {
+        let cases = [
+            (
+                json!({"reason": "failed to parse", "status": 400, "error_type": "mapper_parsing_exception",
+                       "index": "httpd_access-2026.11.25", "pipeline": "p", "stage": "output.elasticsearch",
+                       "event": {"message": "x", "@timestamp": "2026-11-25T23:59:59.000Z", "@metadata": {"_id": "abc"}}}),
+                json!({"message": "x", "@timestamp": "2026-11-25T23:59:59.000Z"}),
+                Some("abc"),
+            ),
+            (
+                json!({"reason": "too large", "event": {"message": "y"}}),
+                json!({"message": "y"}),
+                None,
+            ),
+        ];
+        for (record, fields, id) in cases {
+            let event = parse_record(&record.to_string()).unwrap();
+            assert_eq!(Value::Object(event.fields.clone()), fields);
+            assert_eq!(event.id(), id);
+            assert_eq!(
+                event.metadata["dead_letter"]["reason"], record["reason"],
+                "the reason travels in metadata"
+            );
+        }
+    }
+
+    #[test]
+    fn lines_that_are_not_records_are_refused() {
+        for line in ["", "{}", "not json", "{\"event\": 3}"] {
+            assert!(parse_record(line).is_err(), "{line}");
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! `[[output]] type = "elasticsearch"`: its settings and their validation.
+//! Secrets (passwords, API keys) are held in [`Secret`], whose `Debug` and
+//! `Display` never show the value, so they cannot leak into logs, errors or
+//! `logpipe check` output.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::bulk::Action;
+use super::stats::Counters;
+use crate::config::types::{Seconds, StringList};
+use crate::config::Cx;
+use crate::template::Template;
+
+/// A password or key. Shown as `<redacted>` everywhere.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// `[[output]] type = "elasticsearch"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// URLs, a list or one comma-separated string; `10.0.0.72:9200` means
+    /// `http://10.0.0.72:9200`. Requests go round-robin to the hosts that
+    /// are up; a host that fails is skipped until a probe finds it back.
+    pub hosts: Spanned<StringList>,
+    /// Index name template, e.g. `httpd_access-%{+YYYY.MM.dd}` (from the
+    /// event's `@timestamp`, in UTC).
+    pub index: Spanned<String>,
+    /// `create` (default: a replayed id answers 409 and counts as indexed) or
+    /// `index` (overwrite).
+    pub action: Option<Action>,
+    /// Document id template; default `%{[@metadata][_id]}`, the origin id.
+    /// Events without it get an id from Elasticsearch.
+    pub document_id: Option<Spanned<String>>,
+    /// Flush a bulk request at this many events (default 1000) …
+    pub batch_events: Option<usize>,
+    /// … or this many bytes (default 5 MiB) …
+    pub batch_bytes: Option<usize>,
+    /// … or when the oldest event waited this long (default 1s).
+    pub batch_wait: Option<Seconds>,
+    /// Bulk requests sent at the same time (default 2). Memory held is about
+    /// `(max_in_flight + 1) × batch_bytes`.
+    pub max_in_flight: Option<Spanned<usize>>,
+    /// Gzip request bodies (default false).
+    #[serde(default)]
+    pub compression: bool,
+    /// Timeout of one bulk request (default 60s); a request that times out
+    /// is sent again to the next host.
+    pub timeout: Option<Seconds>,
+    /// How often a host marked down is probed with `GET /` (default 5s).
+    pub probe_interval: Option<Seconds>,
+    /// Dead-letter file; default `<state_dir>/dead-letter/<pipeline>.ndjson`.
+    pub dead_letter_path: Option<String>,
+    /// Basic-auth user name.
+    pub user: Option<String>,
+    /// Basic-auth password; write `"${ES_PASSWORD}"` to take it from the
+    /// environment rather than the file.
+    pub password: Option<Secret>,
+    /// A file holding the basic-auth password (trailing newline ignored),
+    /// e.g. a systemd credential.
+    pub password_file: Option<String>,
+    /// API key, as Elasticsearch returns it encoded (`base64(id:key)`); sent
+    /// as `Authorization: ApiKey …`. Use `"${ES_API_KEY}"`.
+    pub api_key: Option<Secret>,
+    /// PEM file of the CA certificate(s) to trust besides the system roots.
+    pub ca: Option<String>,
+    /// PEM client certificate (chain) for mutual TLS; needs `client_key`.
+    pub client_cert: Option<String>,
+    /// PEM private key of `client_cert`.
+    pub client_key: Option<String>,
+    /// Install the index template (as `logpipe setup` does) when the output
+    /// starts (default false).
+    #[serde(default)]
+    pub setup: bool,
+}
+
+/// How requests authenticate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    None,
+    Basic { user: String, password: Password },
+    ApiKey(Secret),
+}
+
+/// Where a basic-auth password comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Password {
+    Given(Secret),
+    /// Read when the client is built, so `check` never reads the secret.
+    File(PathBuf),
+}
+
+/// TLS material beyond the system roots.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tls {
+    pub ca: Option<PathBuf>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+}
+
+/// A validated Elasticsearch output.
+#[derive(Debug, Clone)]
+pub struct Elasticsearch {
+    pub hosts: Vec<reqwest::Url>,
+    pub index: Template,
+    pub action: Action,
+    pub document_id: Template,
+    pub batch_events: usize,
+    pub batch_bytes: usize,
+    pub batch_wait: Duration,
+    pub max_in_flight: usize,
+    pub compression: bool,
+    pub timeout: Duration,
+    pub probe_interval: Duration,
+    pub dead_letter_path: Option<PathBuf>,
+    pub auth: Auth,
+    pub tls: Tls,
+    pub setup: bool,
+    /// Shared by every clone: what this output did so far.
+    pub counters: Arc<Counters>,
+}
+
+impl Config {
+    pub fn validate(self, cx: &mut Cx<'_>) -> Option<Elasticsearch> {
+        let mut ok = true;
+        let mut hosts = Vec::new();
+        let mut url_auth = None;
+        for host in &self.hosts.get_ref().0 {
+            match parse_host(host) {
+                Ok((url, auth)) => {
+                    url_auth = url_auth.or(auth);
+                    hosts.push(url);
+                }
+                // The host text may carry a password: name only the error.
+                Err(e) => {
+                    cx.error(
+                        &self.hosts.span(),
+                        format!("invalid Elasticsearch host: {e}"),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        if self.hosts.get_ref().0.is_empty() {
+            cx.error(
+                &self.hosts.span(),
+                "`hosts` must name at least one Elasticsearch URL",
+            );
+            ok = false;
+        }
+        let index = cx.template(&self.index);
+        let document_id = match &self.document_id {
+            Some(t) => cx.template(t),
+            None => Template::parse("%{[@metadata][_id]}").ok(),
+        };
+        let max_in_flight = match &self.max_in_flight {
+            Some(n) if *n.get_ref() == 0 => {
+                cx.error(&n.span(), "max_in_flight must be at least 1");
+                ok = false;
+                1
+            }
+            Some(n) => *n.get_ref(),
+            None => 2,
+        };
+        let auth = self.auth(url_auth, cx, &mut ok);
+        let tls = Tls {
+            ca: self.ca.as_deref().map(|p| cx.path(p)),
+            client_cert: self.client_cert.as_deref().map(|p| cx.path(p)),
+            client_key: self.client_key.as_deref().map(|p| cx.path(p)),
+        };
+        if tls.client_cert.is_some() != tls.client_key.is_some() {
+            cx.error(
+                &self.hosts.span(),
+                "`client_cert` and `client_key` go together: set both or neither",
+            );
+            ok = false;
+        }
+        let (index, document_id) = (index?, document_id?);
+        ok.then(|| Elasticsearch {
+            hosts,
+            index,
+            action: self.action.unwrap_or(Action::Create),
+            document_id,
+            batch_events: self.batch_events.unwrap_or(1000).max(1),
+            batch_bytes: self.batch_bytes.unwrap_or(5 * 1024 * 1024).max(1),
+            batch_wait: self.batch_wait.map_or(Duration::from_secs(1), |s| s.0),
+            max_in_flight,
+            compression: self.compression,
+            timeout: self.timeout.map_or(Duration::from_secs(60), |s| s.0),
+            probe_interval: self
+                .probe_interval
+                .map_or(Duration::from_secs(5), |s| s.0)
+                .max(Duration::from_millis(10)),
+            dead_letter_path: self.dead_letter_path.as_deref().map(|p| cx.path(p)),
+            auth,
+            tls,
+            setup: self.setup,
+            counters: Arc::default(),
+        })
+    }
+
+    fn auth(&self, from_url: Option<(String, Secret)>, cx: &mut Cx<'_>, ok: &mut bool) -> Auth {
+        let span = self.hosts.span();
+        let password = match (&self.password, &self.password_file) {
+            (Some(_), Some(_)) => {
+                cx.error(&span, "set `password` or `password_file`, not both");
+                *ok = false;
+                None
+            }
+            (Some(p), None) => Some(Password::Given(p.clone())),
+            (None, Some(f)) => Some(Password::File(cx.path(f))),
+            (None, None) => None,
+        };
+        match (&self.user, password, &self.api_key, from_url) {
+            (Some(_), _, Some(_), _) => {
+                cx.error(&span, "set `user`/`password` or `api_key`, not both");
+                *ok = false;
+                Auth::None
+            }
+            (Some(user), Some(password), None, _) => Auth::Basic {
+                user: user.clone(),
+                password,
+            },
+            (Some(_), None, None, _) => {
+                cx.error(&span, "`user` needs `password` or `password_file`");
+                *ok = false;
+                Auth::None
+            }
+            (None, Some(_), _, _) => {
+                cx.error(&span, "`password` needs `user`");
+                *ok = false;
+                Auth::None
+            }
+            (None, None, Some(key), _) => Auth::ApiKey(key.clone()),
+            (None, None, None, Some((user, password))) => Auth::Basic {
+                user,
+                password: Password::Given(password),
+            },
+            (None, None, None, None) => Auth::None,
+        }
+    }
+}
+
+/// `10.0.0.72:9200` → `http://10.0.0.72:9200/`. Credentials written in the
+/// URL (`https://user:pass@host`) are taken out of it, so that the URL can
+/// be logged, and returned apart.
+pub fn parse_host(host: &str) -> Result<(reqwest::Url, Option<(String, Secret)>), String> {
+    let with_scheme = if host.contains("://") {
+        host.to_owned()
+    } else {
+        format!("http://{host}")
+    };
+    let mut url = reqwest::Url::parse(&with_scheme).map_err(|e| e.to_string())?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("unsupported scheme `{}`", url.scheme()));
+    }
+    let credentials = url
+        .password()
+        .map(|p| (url.username().to_owned(), Secret::new(percent_decode(p))));
+    let _ = url.set_password(None);
+    let _ = url.set_username("");
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok((url, credentials))
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_without_a_scheme_mean_http() {
+        let cases = [
+            ("10.0.0.72:9200", Ok("http://10.0.0.72:9200/")),
+            (
+                "https://es.example:9243/prefix",
+                Ok("https://es.example:9243/prefix/"),
+            ),
+            ("ftp://x", Err(())),
+        ];
+        for (text, want) in cases {
+            let got = parse_host(text).map(|(u, _)| u.to_string()).map_err(|_| ());
+            assert_eq!(got, want.map(str::to_owned), "{text}");
+        }
+    }
+
+    #[test]
+    fn credentials_in_a_host_url_are_taken_out_of_it() {
+        let (url, creds) = parse_host("https://elastic:s%40cret@es.example:9200").unwrap();
+        assert_eq!(url.as_str(), "https://es.example:9200/");
+        let (user, password) = creds.unwrap();
+        assert_eq!(user, "elastic");
+        assert_eq!(password.expose(), "s@cret");
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let auth = Auth::Basic {
+            user: "elastic".into(),
+            password: Password::Given(Secret::new("hunter2")),
+        };
+        let text = format!("{auth:?} {:?} {}", Secret::new("k3y"), Secret::new("k3y"));
+        assert!(!text.contains("hunter2") && !text.contains("k3y"), "{text}");
+        assert!(text.contains("elastic"));
+    }
+}

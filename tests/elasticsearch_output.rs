@@ -1,0 +1,544 @@
+//! The Elasticsearch output against the real Elasticsearch-compatible
+//! server, run in-process with crafted events (so `@timestamp` and ids are
+//! exactly what the test says), with a fault-injecting proxy in between where
+//! the test needs faults.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::proxy::{Fault, Proxy};
+use common::*;
+use logpipe::ack::AckTracker;
+use logpipe::event::{Batch, Event};
+use logpipe::output::dead_letter::DeadLetters;
+use logpipe::output::elasticsearch::stats::Snapshot;
+use logpipe::output::elasticsearch::Elasticsearch;
+use logpipe::output::OutputSpec;
+use logpipe::shutdown::{Shutdown, StageCx};
+use serde_json::{json, Value};
+
+/// The output of a pipeline file whose `[[output]]` holds `settings`.
+fn output(dir: &Path, settings: &str) -> Elasticsearch {
+    let path = dir.join(format!("p{:08x}.toml", fastrand::u32(..)));
+    let text = format!(
+        "[[input]]\ntype = \"file\"\npaths = [\"/nonexistent\"]\n[[output]]\ntype = \"elasticsearch\"\n{settings}\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    let loaded = logpipe::config::load(&[path], &|_: &str| None);
+    assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+    match &loaded.pipelines[0].outputs[0] {
+        OutputSpec::Elasticsearch(es) => (**es).clone(),
+        other => panic!("not elasticsearch: {other:?}"),
+    }
+}
+
+fn event(i: usize, time: &str, id_prefix: &str) -> Event {
+    let mut e = Event::from_message(format!("event {i}"));
+    e.fields.insert("@timestamp".into(), json!(time));
+    e.fields.insert("n".into(), json!(i));
+    e.metadata
+        .insert("_id".into(), json!(format!("{id_prefix}-{i}")));
+    e
+}
+
+/// Runs the output over `batches` until its input closes; asserts that every
+/// batch was acknowledged as delivered; returns the counters.
+async fn index(es: Elasticsearch, batches: Vec<Vec<Event>>, dead_letters: DeadLetters) -> Snapshot {
+    let counters = Arc::clone(&es.counters);
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let cx = StageCx {
+        pipeline: Arc::from("test"),
+        shutdown: Shutdown::default(),
+        state_dir: std::env::temp_dir(),
+    };
+    let task = tokio::spawn(es.run(rx, cx, dead_letters));
+    let mut tracker = AckTracker::new();
+    let lane = tracker.open_lane();
+    let n = batches.len();
+    for (i, events) in batches.into_iter().enumerate() {
+        tx.send(Batch::new(events, tracker.track(lane, i)))
+            .await
+            .unwrap();
+    }
+    drop(tx);
+    tokio::time::timeout(Duration::from_secs(240), task)
+        .await
+        .expect("the output finishes")
+        .unwrap()
+        .unwrap();
+    tracker.drain();
+    assert!(!tracker.has_failed(), "a batch failed");
+    assert_eq!(tracker.in_flight(), 0, "every batch acknowledged");
+    assert_eq!(tracker.take_progress(), vec![(lane, n - 1)]);
+    counters.snapshot()
+}
+
+fn chunks(events: Vec<Event>, size: usize) -> Vec<Vec<Event>> {
+    let mut out = Vec::new();
+    let mut it = events.into_iter().peekable();
+    while it.peek().is_some() {
+        out.push(it.by_ref().take(size).collect());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_land_once_each_in_the_index_of_their_own_utc_day_even_when_replayed() {
+    let Some(svc) = services() else { return };
+    let dir = temp_dir();
+    let prefix = unique("day");
+    let es = Es::new(&svc.es);
+    let events: Vec<Event> = (0..1000)
+        .map(|i| {
+            let time = if i % 2 == 0 {
+                "2026-11-25T23:59:59.999Z"
+            } else {
+                "2026-11-26T00:00:00.000Z"
+            };
+            event(i, time, &prefix)
+        })
+        .collect();
+    let settings = format!(
+        "hosts = \"{}\"\nindex = \"{prefix}-%{{+YYYY.MM.dd}}\"\nbatch_events = 64\nmax_in_flight = 3\ncompression = true\nbatch_wait = \"50ms\"",
+        svc.es
+    );
+    let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20);
+    let first = index(
+        output(dir.path(), &settings),
+        chunks(events.clone(), 37),
+        dl.clone(),
+    )
+    .await;
+    assert_eq!(first.indexed, 1000);
+    assert_eq!(es.count(&format!("{prefix}-2026.11.25")).await, 500);
+    assert_eq!(es.count(&format!("{prefix}-2026.11.26")).await, 500);
+    assert_eq!(
+        es.indices(&format!("{prefix}-*")).await,
+        [
+            format!("{prefix}-2026.11.25"),
+            format!("{prefix}-2026.11.26")
+        ]
+    );
+
+    // The same events again (a Kafka range consumed twice): no duplicate.
+    let again = index(output(dir.path(), &settings), chunks(events, 100), dl).await;
+    assert_eq!(again.indexed, 0);
+    assert_eq!(
+        again.already_indexed, 1000,
+        "every replayed event counted as a 409"
+    );
+    assert_eq!(es.count(&format!("{prefix}-*")).await, 1000);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mapping_conflict_goes_to_the_dead_letter_file_and_can_be_replayed_elsewhere() {
+    let Some(svc) = services() else { return };
+    let dir = temp_dir();
+    let prefix = unique("conflict");
+    let es = Es::new(&svc.es);
+    let index_name = format!("{prefix}-2026.11.25");
+    let (status, body) = es
+        .put(
+            &index_name,
+            json!({"mappings": {"properties": {"http": {"properties": {"response": {"properties": {"status_code": {"type": "long"}}}}}}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut events: Vec<Event> = (0..50)
+        .map(|i| {
+            let mut e = event(i, "2026-11-25T12:00:00.000Z", &prefix);
+            e.fields
+                .insert("http".into(), json!({"response": {"status_code": 200}}));
+            e
+        })
+        .collect();
+    events[17].fields.insert(
+        "http".into(),
+        json!({"response": {"status_code": "not-a-number"}}),
+    );
+    let dl_path = dir.path().join("dead-letter.ndjson");
+    let dl = DeadLetters::new("t", dl_path.clone(), 1 << 20);
+    let settings = format!(
+        "hosts = \"{}\"\nindex = \"{prefix}-%{{+YYYY.MM.dd}}\"\nbatch_wait = \"50ms\"",
+        svc.es
+    );
+    let counts = index(output(dir.path(), &settings), vec![events], dl).await;
+    assert_eq!((counts.indexed, counts.dead_lettered), (49, 1));
+    assert_eq!(es.count(&index_name).await, 49);
+
+    let text = std::fs::read_to_string(&dl_path).unwrap();
+    let records: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 1);
+    let r = &records[0];
+    assert_eq!(r["status"], 400);
+    assert_eq!(r["index"], index_name.as_str());
+    assert!(r["error_type"].as_str().unwrap().contains("pars"), "{r}");
+    assert!(r["reason"].as_str().unwrap().contains("status_code"), "{r}");
+    assert_eq!(r["event"]["n"], 17);
+    assert_eq!(
+        r["event"]["@metadata"]["_id"],
+        format!("{prefix}-17").as_str()
+    );
+
+    // Once the mapping is "fixed" (here: another index), the dead_letter
+    // input replays the event; `logpipe run` stops when the file is done.
+    let fixed = format!("{prefix}-fixed");
+    let pipeline = dir.path().join("replay.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "[[input]]\ntype = \"dead_letter\"\npath = \"{}\"\ntags = [\"_replayed\"]\n[[output]]\ntype = \"elasticsearch\"\nhosts = \"{}\"\nindex = \"{fixed}\"\nbatch_wait = \"50ms\"\n",
+            dl_path.display(),
+            svc.es
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let mut child = spawn_run(&pipeline, &state, &[], std::process::Stdio::null());
+    let status = wait_exit(&mut child, Duration::from_secs(120));
+    assert!(status.success(), "replay exits 0 when done: {status}");
+    let hits = es.search_all(&fixed, 10).await;
+    assert_eq!(hits.len(), 1);
+    assert_eq!(
+        hits[0]["_id"],
+        format!("{prefix}-17").as_str(),
+        "the origin id is kept"
+    );
+    assert_eq!(hits[0]["_source"]["tags"], json!(["_replayed"]));
+    assert!(hits[0]["_source"].get("@metadata").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_event_is_indexed_exactly_once_through_a_faulty_proxy() {
+    let Some(svc) = services() else { return };
+    let dir = temp_dir();
+    let prefix = unique("faults");
+    let es = Es::new(&svc.es);
+    let proxy = Proxy::start(&svc.es).await;
+    proxy.inject([
+        Fault::Status(429),
+        Fault::RejectItems(3),
+        Fault::Status(503),
+        Fault::DropMidBody,
+        Fault::Slow(Duration::from_secs(3)),
+        Fault::DropAfterForward,
+        Fault::RejectItems(2),
+        Fault::Status(504),
+        Fault::Slow(Duration::from_millis(300)),
+        Fault::Status(429),
+    ]);
+    let events: Vec<Event> = (0..3000)
+        .map(|i| event(i, "2026-11-25T08:00:00.000Z", &prefix))
+        .collect();
+    let settings = format!(
+        "hosts = \"{}\"\nindex = \"{prefix}\"\nbatch_events = 250\nmax_in_flight = 2\ntimeout = \"1s\"\nprobe_interval = \"100ms\"\nbatch_wait = \"50ms\"\ncompression = true",
+        proxy.url
+    );
+    let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20);
+    let counts = index(output(dir.path(), &settings), chunks(events, 50), dl).await;
+    assert_eq!(proxy.faults_left(), 0, "every fault was played");
+    assert_eq!(counts.dead_lettered, 0);
+    assert_eq!(counts.indexed + counts.already_indexed, 3000);
+    assert!(
+        counts.retried_items > 0 && counts.failed_requests >= 6,
+        "{counts:?}"
+    );
+    assert_eq!(es.count(&prefix).await, 3000, "exactly once");
+    let hits = es.search_all(&prefix, 5000).await;
+    let mut ns: Vec<u64> = hits
+        .iter()
+        .map(|h| h["_source"]["n"].as_u64().unwrap())
+        .collect();
+    ns.sort_unstable();
+    ns.dedup();
+    assert_eq!(ns.len(), 3000);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_host_takes_over_and_the_first_is_used_again_once_back() {
+    let Some(svc) = services() else { return };
+    let dir = temp_dir();
+    let prefix = unique("failover");
+    let es = Es::new(&svc.es);
+    let (a, b) = (Proxy::start(&svc.es).await, Proxy::start(&svc.es).await);
+    a.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let settings = format!(
+        "hosts = [\"{}\", \"{}\"]\nindex = \"{prefix}\"\nbatch_events = 10\nbatch_wait = \"20ms\"\nprobe_interval = \"100ms\"",
+        a.url, b.url
+    );
+    let out = output(dir.path(), &settings);
+    let counters = Arc::clone(&out.counters);
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let cx = StageCx {
+        pipeline: Arc::from("test"),
+        shutdown: Shutdown::default(),
+        state_dir: dir.path().to_path_buf(),
+    };
+    let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20);
+    let task = tokio::spawn(out.run(rx, cx, dl));
+    let mut sent = 0;
+    let mut send = |n: usize| {
+        let batch: Vec<Event> = (sent..sent + n)
+            .map(|i| event(i, "2026-11-25T08:00:00.000Z", &prefix))
+            .collect();
+        sent += n;
+        Batch::new(batch, logpipe::AckToken::untracked())
+    };
+    // A is down: everything goes through B.
+    for _ in 0..10 {
+        tx.send(send(10)).await.unwrap();
+    }
+    eventually(
+        Duration::from_secs(60),
+        "100 documents through B",
+        || async { (counters.snapshot().indexed >= 100).then_some(()) },
+    )
+    .await;
+    assert_eq!(a.forwarded.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert!(b.forwarded.load(std::sync::atomic::Ordering::SeqCst) > 0);
+
+    // A is back: the probe finds it and it gets requests again.
+    a.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while a.forwarded.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(std::time::Instant::now() < deadline, "A never used again");
+        tx.send(send(10)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(tx);
+    task.await.unwrap().unwrap();
+    assert_eq!(es.count(&prefix).await, sent as u64);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_and_basic_auth_work_and_the_password_never_shows() {
+    let Some(svc) = services() else { return };
+    let dir = temp_dir();
+    let prefix = unique("tls");
+    let password = format!("pw-{:016x}", fastrand::u64(..));
+    let expected = format!(
+        "Basic {}",
+        base64(format!("logpipe_writer:{password}").as_bytes())
+    );
+    let (acceptor, ca_pem) = common::proxy::tls_acceptor();
+    let proxy = Proxy::start_with(&svc.es, Some(acceptor), Some(expected)).await;
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let log = dir.path().join("access_log");
+    write_lines(&log, (0..200).map(|i| format!("line {i}")));
+    let pipeline = dir.path().join("tls.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            r#"
+[[input]]
+type = "file"
+paths = ["{log}"]
+exit_after_eof = true
+
+[[output]]
+type = "elasticsearch"
+hosts = "{url}"
+index = "{prefix}"
+user = "logpipe_writer"
+password = "${{ES_TEST_PASSWORD}}"
+ca = "{ca}"
+batch_wait = "50ms"
+"#,
+            log = log.display(),
+            url = proxy.url,
+            ca = ca.display(),
+        ),
+    )
+    .unwrap();
+    let check = logpipe()
+        .arg("check")
+        .arg(&pipeline)
+        .env("ES_TEST_PASSWORD", &password)
+        .output()
+        .unwrap();
+    assert!(check.status.success());
+    let check_text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(!check_text.contains(&password), "{check_text}");
+
+    let state = dir.path().join("state");
+    let log_file = state.with_extension("log");
+    let mut child = logpipe()
+        .arg("run")
+        .arg(&pipeline)
+        .arg("--state-dir")
+        .arg(&state)
+        .env("ES_TEST_PASSWORD", &password)
+        .env("RUST_LOG", "debug")
+        .stderr(std::fs::File::create(&log_file).unwrap())
+        .spawn()
+        .unwrap();
+    let es = Es::new(&svc.es);
+    eventually(
+        Duration::from_secs(120),
+        "200 documents over TLS",
+        || async { (es.count(&prefix).await >= 200).then_some(()) },
+    )
+    .await;
+    let status = wait_exit(&mut child, Duration::from_secs(60));
+    assert!(status.success(), "{status}");
+    assert_eq!(es.count(&prefix).await, 200);
+    let logs = std::fs::read_to_string(&log_file).unwrap();
+    assert!(!logs.is_empty());
+    assert!(
+        !logs.contains(&password),
+        "the password leaked into the logs"
+    );
+
+    // A wrong password is refused, and neither password shows in the logs.
+    let wrong = dir.path().join("wrong.toml");
+    let text = std::fs::read_to_string(&pipeline).unwrap();
+    std::fs::write(&wrong, text.replace(&prefix, &format!("{prefix}-wrong"))).unwrap();
+    let wrong_log = dir.path().join("wrong.log");
+    let mut child = logpipe()
+        .arg("run")
+        .arg(&wrong)
+        .arg("--state-dir")
+        .arg(dir.path().join("state2"))
+        .env("ES_TEST_PASSWORD", "wrong-secret-value")
+        .env("RUST_LOG", "debug")
+        .stderr(std::fs::File::create(&wrong_log).unwrap())
+        .spawn()
+        .unwrap();
+    eventually(
+        Duration::from_secs(60),
+        "a refused request in the log",
+        || async {
+            let text = std::fs::read_to_string(&wrong_log).unwrap_or_default();
+            text.contains("401").then_some(())
+        },
+    )
+    .await;
+    sigterm(&child);
+    let _ = wait_exit(&mut child, Duration::from_secs(60));
+    let logs = std::fs::read_to_string(&wrong_log).unwrap();
+    assert!(!logs.contains("wrong-secret-value"), "{logs}");
+    assert_eq!(es.count(&format!("{prefix}-wrong")).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn setup_installs_a_template_that_types_later_documents() {
+    let Some(svc) = services() else { return };
+    let dir = temp_dir();
+    let prefix = unique("setup");
+    let pipeline = dir.path().join("setup.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "[[input]]\ntype = \"file\"\npaths = [\"/nonexistent\"]\n[[output]]\ntype = \"elasticsearch\"\nhosts = \"{}\"\nindex = \"{prefix}-%{{+YYYY.MM.dd}}\"\n",
+            svc.es
+        ),
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let out = logpipe().arg("setup").arg(&pipeline).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains(&format!("`{prefix}-*`")), "{stdout}");
+        assert!(stdout.contains("installed template"), "{stdout}");
+    }
+    let es = Es::new(&svc.es);
+    let (status, body) = es.get(&format!("_index_template/logpipe-{prefix}")).await;
+    assert_eq!(status, 200, "{body}");
+
+    // A later document, with strings everywhere, gets the ECS types.
+    let index = format!("{prefix}-2026.11.25");
+    let (status, body) = es
+        .post(
+            &format!("{index}/_doc"),
+            json!({"@timestamp": "2026-11-25T10:00:00Z", "source": {"ip": "192.0.2.7"},
+                   "http": {"response": {"status_code": "404", "body": {"bytes": "512"}}},
+                   "url": {"original": "/a?b=c"}, "message": "GET /a"}),
+        )
+        .await;
+    assert!(status == 200 || status == 201, "{body}");
+    let (_, mapping) = es.get(&format!("{index}/_mapping")).await;
+    let props = &mapping[&index]["mappings"]["properties"];
+    assert_eq!(props["@timestamp"]["type"], "date");
+    assert_eq!(props["source"]["properties"]["ip"]["type"], "ip");
+    assert_eq!(
+        props["http"]["properties"]["response"]["properties"]["status_code"]["type"],
+        "long"
+    );
+    assert_eq!(
+        props["http"]["properties"]["response"]["properties"]["body"]["properties"]["bytes"]
+            ["type"],
+        "long"
+    );
+    assert_eq!(props["url"]["properties"]["original"]["type"], "wildcard");
+    assert_eq!(props["message"]["type"], "text");
+}
+
+fn base64(input: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in input.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for k in 0..4 {
+            out.push(if k <= c.len() {
+                A[((n >> (18 - 6 * k)) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_key_or_a_password_file_authenticates_requests() {
+    let Some(svc) = services() else { return };
+    let dir = temp_dir();
+    let es = Es::new(&svc.es);
+    let password_file = dir.path().join("es-password");
+    std::fs::write(&password_file, "from-a-file\n").unwrap();
+    let cases = [
+        (
+            "ApiKey aWQ6a2V5".to_owned(),
+            "api_key = \"aWQ6a2V5\"".to_owned(),
+        ),
+        (
+            format!("Basic {}", base64(b"writer:from-a-file")),
+            format!(
+                "user = \"writer\"\npassword_file = \"{}\"",
+                password_file.display()
+            ),
+        ),
+    ];
+    for (header, auth) in cases {
+        let prefix = unique("auth");
+        let proxy = Proxy::start_with(&svc.es, None, Some(header.clone())).await;
+        let settings = format!(
+            "hosts = \"{}\"\nindex = \"{prefix}\"\nbatch_wait = \"20ms\"\n{auth}",
+            proxy.url
+        );
+        let events = (0..10)
+            .map(|i| event(i, "2026-11-25T08:00:00.000Z", &prefix))
+            .collect();
+        let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20);
+        let counts = index(output(dir.path(), &settings), vec![events], dl).await;
+        assert_eq!(counts.indexed, 10, "{header}");
+        assert_eq!(es.count(&prefix).await, 10);
+    }
+}

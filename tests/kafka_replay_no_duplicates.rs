@@ -1,0 +1,132 @@
+//! Consuming the same Kafka range twice (as after an offset reset or a
+//! rebalance) must not create a single duplicate document: the origin id
+//! travels in the message and `create` answers 409 for it.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+
+fn pipeline(
+    dir: &std::path::Path,
+    name: &str,
+    log: &std::path::Path,
+    svc: &Services,
+    topic: &str,
+    group: &str,
+    prefix: &str,
+) -> std::path::PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+name = "{name}"
+[[input]]
+type = "file"
+paths = ["{log}"]
+
+[kafka]
+brokers = "{kafka}"
+topic = "{topic}"
+group_id = "{group}"
+session_timeout = "6s"
+
+[[output]]
+type = "elasticsearch"
+hosts = "{es}"
+index = "{prefix}-%{{+YYYY.MM.dd}}"
+batch_wait = "100ms"
+"#,
+            log = log.display(),
+            kafka = svc.kafka,
+            es = svc.es,
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Sum of `duplicates=N` in the output's debug lines.
+fn duplicates_logged(log: &std::path::Path) -> u64 {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("Documents already indexed"))
+        .filter_map(|l| {
+            let rest = l.split("duplicates=").nth(1)?;
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn consuming_a_kafka_range_again_creates_no_duplicate() {
+    let Some(svc) = services() else { return };
+    let dir = temp_dir();
+    let topic = unique("replay");
+    let prefix = unique("replay-idx");
+    create_topic(&svc.kafka, &topic, 2).await;
+    let log = dir.path().join("access_log");
+    write_lines(&log, (0..300).map(|i| format!("line {i}")));
+    let es = Es::new(&svc.es);
+    let pattern = format!("{prefix}-*");
+
+    let first = pipeline(
+        dir.path(),
+        "first",
+        &log,
+        &svc,
+        &topic,
+        &format!("{topic}-a"),
+        &prefix,
+    );
+    let state = dir.path().join("state-a");
+    let mut child = spawn_run(&first, &state, &[], Stdio::null());
+    eventually(Duration::from_secs(120), "300 documents", || async {
+        (es.count(&pattern).await >= 300).then_some(())
+    })
+    .await;
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(60)).success());
+
+    // A new consumer group reads the whole topic again from the earliest
+    // offset: the same range, consumed a second time.
+    let second = pipeline(
+        dir.path(),
+        "second",
+        &log,
+        &svc,
+        &topic,
+        &format!("{topic}-b"),
+        &prefix,
+    );
+    let state_b = dir.path().join("state-b");
+    let log_b = state_b.with_extension("log");
+    let mut child = logpipe()
+        .arg("run")
+        .arg(&second)
+        .arg("--state-dir")
+        .arg(&state_b)
+        .args(["--role", "index"])
+        .env("RUST_LOG", "info,logpipe::output::elasticsearch=debug")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_b).unwrap())
+        .spawn()
+        .unwrap();
+    eventually(
+        Duration::from_secs(120),
+        "300 replayed events answered 409",
+        || async { (duplicates_logged(&log_b) >= 300).then_some(()) },
+    )
+    .await;
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(60)).success());
+    assert_eq!(duplicates_logged(&log_b), 300);
+    assert_eq!(es.count(&pattern).await, 300, "not a single duplicate");
+}
