@@ -156,6 +156,9 @@ fn null_server() -> String {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                 loop {
                     let (mut s, _) = listener.accept().await.unwrap();
+                    // Without it, Nagle plus delayed ACKs stall every
+                    // response by tens of milliseconds: a wall-clock artifact.
+                    s.set_nodelay(true).unwrap();
                     tokio::spawn(async move {
                         let mut buf = Vec::new();
                         let mut chunk = vec![0u8; 1 << 16];
@@ -195,10 +198,8 @@ fn null_server() -> String {
                                 body.push_str(item);
                             }
                             body.push_str("]}");
-                            let head = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n", body.len());
-                            if s.write_all(head.as_bytes()).await.is_err()
-                                || s.write_all(body.as_bytes()).await.is_err()
-                            {
+                            let response = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+                            if s.write_all(response.as_bytes()).await.is_err() {
                                 return;
                             }
                         }
