@@ -9,6 +9,7 @@
 
 pub mod cond;
 pub mod date;
+pub mod geoip;
 pub mod grok;
 pub mod json;
 pub mod mutate;
@@ -23,7 +24,16 @@ use crate::config::{take, Cx};
 use crate::event::Event;
 use cond::Condition;
 
-const TYPES: &[&str] = &["grok", "date", "mutate", "json", "useragent", "drop", "if"];
+const TYPES: &[&str] = &[
+    "grok",
+    "date",
+    "mutate",
+    "json",
+    "useragent",
+    "geoip",
+    "drop",
+    "if",
+];
 
 /// What happens to an event after a filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +50,7 @@ pub enum FilterSpec {
     Mutate(mutate::Mutate),
     Json(json::Json),
     UserAgent(Box<useragent::UserAgent>),
+    GeoIp(Box<geoip::GeoIp>),
     Drop,
     If(Box<If>),
 }
@@ -92,6 +103,10 @@ pub fn build(
             .de::<useragent::Config>(value)?
             .validate(cx)
             .map(|u| FilterSpec::UserAgent(Box::new(u))),
+        "geoip" => cx
+            .de::<geoip::Config>(value)?
+            .validate(cx)
+            .map(|g| FilterSpec::GeoIp(Box::new(g))),
         "drop" => {
             cx.de::<DropConfig>(value)?;
             Some(FilterSpec::Drop)
@@ -173,6 +188,7 @@ impl FilterSpec {
             FilterSpec::Mutate(m) => m.apply(event),
             FilterSpec::Json(j) => j.apply(event),
             FilterSpec::UserAgent(u) => u.apply(event),
+            FilterSpec::GeoIp(g) => g.apply(event),
             FilterSpec::Drop => Verdict::Drop,
             FilterSpec::If(conditional) => {
                 let holds = conditional
