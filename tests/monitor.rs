@@ -122,3 +122,87 @@ async fn metrics_count_the_events_and_status_reads_the_daemon_and_the_checkpoint
     assert!(stopped.contains(&log.display().to_string()), "{stopped}");
     assert!(stopped.contains("not reachable"), "{stopped}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_turns_503_while_elasticsearch_is_down_and_200_when_it_is_back() {
+    let Some(svc) = services() else { return };
+    let dir = temp_dir();
+    let proxy = Proxy::start(
+        svc.es
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned(),
+    )
+    .await;
+    let log = dir.path().join("access_log");
+    write_lines(&log, (0..200).map(|i| format!("before {i}")));
+    let index = unique("health");
+    let pipeline = dir.path().join("h.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "name = \"h\"\n[[input]]\ntype = \"file\"\npaths = [\"{}\"]\npoll_interval = \"50ms\"\n[[output]]\ntype = \"elasticsearch\"\nhosts = \"http://127.0.0.1:{}\"\nindex = \"{index}\"\nbatch_wait = \"100ms\"\nprobe_interval = \"200ms\"\n",
+            log.display(),
+            proxy.port
+        ),
+    )
+    .unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let base = format!("http://{addr}");
+    let mut child = spawn_run(
+        &pipeline,
+        &dir.path().join("state"),
+        &["--metrics-address", &addr],
+        Stdio::null(),
+    );
+    let es = Es::new(&svc.es);
+    eventually(Duration::from_secs(60), "200 documents", || async {
+        (es.count(&index).await == 200).then_some(())
+    })
+    .await;
+    let healthy = |want: u16| {
+        let base = base.clone();
+        async move {
+            let (status, body) = get(&format!("{base}/health")).await;
+            (status == want).then_some(body)
+        }
+    };
+    eventually(Duration::from_secs(10), "/health 200", || healthy(200)).await;
+    let metrics = eventually(Duration::from_secs(10), "indexed counter", || {
+        let base = base.clone();
+        async move {
+            let (_, text) = get(&format!("{base}/metrics")).await;
+            (sample(&text, "logpipe_es_items_total", &["result=\"indexed\""]) == Some(200.0))
+                .then_some(text)
+        }
+    })
+    .await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "logpipe_events_out_total",
+            &["stage=\"output.elasticsearch\""]
+        ),
+        Some(200.0)
+    );
+    assert!(
+        metrics.contains("logpipe_es_bulk_seconds"),
+        "bulk latency histogram"
+    );
+
+    proxy.set_up(false);
+    write_lines(&log, (0..100).map(|i| format!("during {i}")));
+    let body = eventually(Duration::from_secs(30), "/health 503", || healthy(503)).await;
+    assert!(body.contains("output.elasticsearch"), "{body}");
+    proxy.set_up(true);
+    eventually(Duration::from_secs(60), "/health 200 again", || {
+        healthy(200)
+    })
+    .await;
+    eventually(Duration::from_secs(60), "300 documents", || async {
+        (es.count(&index).await == 300).then_some(())
+    })
+    .await;
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
+}

@@ -128,7 +128,12 @@ pub struct Client {
     pub counters: Arc<Counters>,
     warnings: Warnings,
     pipeline: Arc<str>,
+    /// `/health` was told the destination is unreachable.
+    degraded: AtomicBool,
 }
+
+/// The stage name in metrics and health.
+const STAGE: &str = "output.elasticsearch";
 
 /// Why a bulk request must be sent again.
 enum Failure {
@@ -153,7 +158,60 @@ impl Client {
                 host_down: Mutex::new(Throttle::warnings()),
             },
             pipeline,
+            degraded: AtomicBool::new(false),
         })
+    }
+
+    /// Tells `/health` that requests fail (events are held).
+    fn degrade(&self, reason: &str) {
+        self.degraded.store(true, Ordering::Relaxed);
+        crate::monitor::health::degraded(&self.pipeline, STAGE, reason);
+    }
+
+    /// Tells `/health` that requests succeed again.
+    fn recovered(&self) {
+        if self.degraded.load(Ordering::Relaxed) && self.degraded.swap(false, Ordering::Relaxed) {
+            crate::monitor::health::running(&self.pipeline, STAGE);
+        }
+    }
+
+    /// Publishes the counters as Prometheus metrics, every second, until
+    /// `stop` fires.
+    pub async fn export_metrics(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        let labels = |result: &'static str| {
+            [
+                ("pipeline", self.pipeline.to_string()),
+                ("stage", STAGE.to_owned()),
+                ("result", result.to_owned()),
+            ]
+        };
+        let indexed = metrics::counter!("logpipe_es_items_total", &labels("indexed"));
+        let already = metrics::counter!("logpipe_es_items_total", &labels("already_indexed"));
+        let dead = metrics::counter!("logpipe_es_items_total", &labels("dead_lettered"));
+        let retried = metrics::counter!("logpipe_es_items_total", &labels("retried"));
+        let out_labels = [
+            ("pipeline", self.pipeline.to_string()),
+            ("stage", STAGE.to_owned()),
+        ];
+        let failed = metrics::counter!("logpipe_es_failed_requests_total", &out_labels);
+        let events_out = metrics::counter!("logpipe_events_out_total", &out_labels);
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            let last = tokio::select! {
+                _ = tick.tick() => false,
+                _ = stop.cancelled() => true,
+            };
+            let s = self.counters.snapshot();
+            indexed.absolute(s.indexed);
+            already.absolute(s.already_indexed);
+            dead.absolute(s.dead_lettered);
+            retried.absolute(s.retried_items);
+            failed.absolute(s.failed_requests);
+            events_out.absolute(s.indexed + s.already_indexed + s.dead_lettered);
+            if last {
+                return;
+            }
+        }
     }
 
     pub fn http(&self) -> &reqwest::Client {
@@ -195,6 +253,7 @@ impl Client {
         let mut back = self.hosts.subscribe();
         loop {
             let Some(i) = self.hosts.pick() else {
+                self.degrade("every Elasticsearch host is down");
                 if let Some(suppressed) = ready(&self.warnings.outage) {
                     tracing::warn!(pipeline = %self.pipeline, suppressed, "Every Elasticsearch host is down; events are held until one answers again.");
                 }
@@ -213,6 +272,7 @@ impl Client {
             if self.compression {
                 request = request.header(CONTENT_ENCODING, "gzip");
             }
+            let started = std::time::Instant::now();
             let sent = tokio::select! {
                 sent = request.send() => sent,
                 _ = abort.cancelled() => return None,
@@ -221,6 +281,12 @@ impl Client {
                 Ok(r) if r.status().is_success() => match r.bytes().await {
                     Ok(bytes) => {
                         backoff.reset();
+                        self.recovered();
+                        metrics::histogram!(
+                            "logpipe_es_bulk_seconds",
+                            "pipeline" => self.pipeline.to_string()
+                        )
+                        .record(started.elapsed().as_secs_f64());
                         return Some(bytes);
                     }
                     Err(e) => Failure::HostDown(format!("reading the response: {e}")),
@@ -244,6 +310,9 @@ impl Client {
                 Err(e) => Failure::HostDown(error_chain(&e)),
             };
             Counters::add(&self.counters.failed_requests, 1);
+            match &failure {
+                Failure::HostDown(e) | Failure::Refused(e) => self.degrade(e),
+            }
             match failure {
                 Failure::HostDown(error) => {
                     // Throttled too: a flapping host goes down at every probe.

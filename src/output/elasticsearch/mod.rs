@@ -89,6 +89,7 @@ impl Elasticsearch {
         let client = Arc::new(client);
         let probe_stop = CancellationToken::new();
         let _stop_probe = probe_stop.clone().drop_guard();
+        tokio::spawn(Arc::clone(&client).export_metrics(probe_stop.clone()));
         {
             let client = Arc::clone(&client);
             let interval = self.probe_interval;
