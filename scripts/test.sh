@@ -29,6 +29,14 @@ if [[ -z ${LOGPIPE_TEST_CMD:-} ]]; then
   step "cargo clippy --all-targets -- -D warnings" cargo clippy --all-targets -- -D warnings
 fi
 
+# systemd-analyze verifies the shipped unit (tests/systemd_unit.rs); install it
+# where it is missing.
+if ! command -v systemd-analyze >/dev/null && command -v apt-get >/dev/null; then
+  log "installing systemd (for systemd-analyze)"
+  sudo=""; [[ $EUID -eq 0 ]] || sudo=sudo
+  $sudo apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq systemd >/dev/null
+fi
+
 # ---- 2. project-local venv with the pinned service wheels -------------------------
 # Fast path: the venv's python runs and has exactly the pinned versions -> no pip/network.
 pins_ok() {

@@ -48,6 +48,11 @@ pub async fn run(
     let mut topic = String::new();
     let mut key = String::new();
     let mut full = Throttle::warnings();
+    let bytes_out = metrics::counter!(
+        "logpipe_bytes_out_total",
+        "pipeline" => cx.pipeline.to_string(),
+        "stage" => "output.kafka"
+    );
 
     loop {
         let batch = tokio::select! {
@@ -65,6 +70,7 @@ pub async fn run(
             body.clear();
             codec::encode_into(event, &mut body)
                 .map_err(|e| StageError::Fatal(format!("cannot encode event: {e}")))?;
+            bytes_out.increment(body.len() as u64);
             hop.topic.render_into(event, &mut topic);
             if let Some(k) = &hop.key {
                 k.render_into(event, &mut key);

@@ -70,6 +70,8 @@ impl Tail {
             .map_err(|e| StageError::Fatal(format!("file reader thread failed: {e}")))?;
             let file = &mut self.files[index];
             let grew = round.reader.read_position() > round.read_before;
+            metrics::counter!("logpipe_bytes_in_total", "pipeline" => self.cx.pipeline.to_string(), "stage" => "input.file")
+                .increment(round.reader.read_position().saturating_sub(round.read_before));
             let (stop, prefix) = match (round.stop, round.prefix) {
                 (Ok(stop), Ok(prefix)) => (stop, prefix),
                 (Err(e), _) | (_, Err(e)) => {

@@ -282,6 +282,12 @@ impl Client {
                     Ok(bytes) => {
                         backoff.reset();
                         self.recovered();
+                        metrics::counter!(
+                            "logpipe_bytes_out_total",
+                            "pipeline" => self.pipeline.to_string(),
+                            "stage" => STAGE
+                        )
+                        .increment(payload.len() as u64);
                         metrics::histogram!(
                             "logpipe_es_bulk_seconds",
                             "pipeline" => self.pipeline.to_string()
