@@ -320,9 +320,19 @@ async fn kill_9_of_the_index_process_loses_and_duplicates_nothing() {
     run_kills("index").await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_broker_outage_loses_and_duplicates_nothing() {
-    let Some(mut route) = Route::new("broker-down").await else {
+/// Which service an outage scenario cuts off.
+#[derive(Clone, Copy)]
+enum Outage {
+    Broker,
+    Elasticsearch,
+}
+
+async fn run_outage(outage: Outage) {
+    let (name, what) = match outage {
+        Outage::Broker => ("broker-down", "broker"),
+        Outage::Elasticsearch => ("es-down", "Elasticsearch"),
+    };
+    let Some(mut route) = Route::new(name).await else {
         return;
     };
     route.start();
@@ -330,34 +340,28 @@ async fn a_broker_outage_loses_and_duplicates_nothing() {
     let log = route.log.clone();
     let writer = std::thread::spawn(move || write_numbered(&log, 0, total, 600));
     tokio::time::sleep(Duration::from_secs(1)).await;
-    route.kafka.set_up(false);
-    println!("broker-down: broker unreachable for 6 s while the writer writes");
+    let proxy = match outage {
+        Outage::Broker => &route.kafka,
+        Outage::Elasticsearch => &route.es_proxy,
+    };
+    proxy.set_up(false);
+    println!("{name}: {what} unreachable for 6 s while the writer writes");
     tokio::time::sleep(Duration::from_secs(6)).await;
-    route.kafka.set_up(true);
+    proxy.set_up(true);
     writer.join().unwrap();
     let (seen, docs) = route.settle(total).await;
     route.stop();
-    assert_exact("broker outage", &seen, docs, total);
+    assert_exact(&format!("{what} outage"), &seen, docs, total);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broker_outage_loses_and_duplicates_nothing() {
+    run_outage(Outage::Broker).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_elasticsearch_outage_loses_and_duplicates_nothing() {
-    let Some(mut route) = Route::new("es-down").await else {
-        return;
-    };
-    route.start();
-    let total = 3000;
-    let log = route.log.clone();
-    let writer = std::thread::spawn(move || write_numbered(&log, 0, total, 600));
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    route.es_proxy.set_up(false);
-    println!("es-down: Elasticsearch unreachable for 6 s while the writer writes");
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    route.es_proxy.set_up(true);
-    writer.join().unwrap();
-    let (seen, docs) = route.settle(total).await;
-    route.stop();
-    assert_exact("Elasticsearch outage", &seen, docs, total);
+    run_outage(Outage::Elasticsearch).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -76,8 +76,8 @@ impl<'de> Deserialize<'de> for StringList {
     }
 }
 
-/// A secret setting (a password): never shown by `Debug`, so it cannot leak
-/// into logs, errors or `logpipe check` output.
+/// A secret setting (a password, an API key): `Debug` and `Display` show
+/// `<redacted>`, so it cannot leak into logs, errors or `logpipe check` output.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
@@ -95,7 +95,13 @@ impl Secret {
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("\"***\"")
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
     }
 }
 

@@ -2,6 +2,8 @@
 //! Secrets (passwords, API keys) are held in [`Secret`], whose `Debug` and
 //! `Display` never show the value, so they cannot leak into logs, errors or
 //! `logpipe check` output.
+//!
+//! [`Secret`]: crate::config::types::Secret
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,37 +14,9 @@ use toml::Spanned;
 
 use super::bulk::Action;
 use super::stats::Counters;
-use crate::config::types::{Seconds, StringList};
+use crate::config::types::{Seconds, Secret, StringList};
 use crate::config::Cx;
 use crate::template::Template;
-
-/// A password or key. Shown as `<redacted>` everywhere.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The value, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl std::fmt::Display for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
 
 /// `[[output]] type = "elasticsearch"`.
 #[derive(Debug, Clone, Deserialize)]
