@@ -177,6 +177,7 @@ class Recorder(http.server.BaseHTTPRequestHandler):
     Elasticsearch acknowledged it."""
     upstream = ""
     latencies = []
+    seen = set()
     lock = threading.Lock()
     pattern = re.compile(rb"/lat/(\d+)")
 
@@ -198,8 +199,11 @@ class Recorder(http.server.BaseHTTPRequestHandler):
         now = time.time_ns()
         if body and "_bulk" in self.path and status == 200:
             with self.lock:
-                for sent in self.pattern.findall(body):
-                    self.latencies.append((now - int(sent)) / 1e6)
+                # A document names its URL in several fields: count each line once.
+                for sent in set(self.pattern.findall(body)):
+                    if sent not in self.seen:
+                        self.seen.add(sent)
+                        self.latencies.append((now - int(sent)) / 1e6)
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(data)))
@@ -219,6 +223,7 @@ class Recorder(http.server.BaseHTTPRequestHandler):
 def phase_latency(work, kafka, es, rate, seconds):
     Recorder.upstream = es.rstrip("/")
     Recorder.latencies = []
+    Recorder.seen = set()
     port = free_port()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Recorder)
     threading.Thread(target=server.serve_forever, daemon=True).start()
