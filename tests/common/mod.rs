@@ -4,7 +4,7 @@
 
 pub mod proxy;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -114,36 +114,24 @@ impl Es {
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(format!("{}/{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        Self::send(self.http.get(self.url(path))).await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(format!("{}/{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        Self::send(self.http.post(self.url(path)).json(&body)).await
     }
 
     pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .http
-            .put(format!("{}/{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        Self::send(self.http.put(self.url(path)).json(&body)).await
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/{path}", self.base)
+    }
+
+    /// Sends a request; the status and the JSON body (null if none).
+    async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
+        let r = request.send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -245,14 +233,6 @@ pub fn write_lines(path: &Path, lines: impl IntoIterator<Item = String>) {
         f.write_all(b"\n").unwrap();
     }
     f.sync_all().unwrap();
-}
-
-pub fn toml_path(p: &Path) -> String {
-    p.display().to_string()
-}
-
-pub fn path_in(dir: &Path, name: &str) -> PathBuf {
-    dir.join(name)
 }
 
 /// A TCP proxy in front of a server that can be taken down (connections
