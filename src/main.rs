@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use logpipe::app;
 use logpipe::cli::{Cli, Command, TopicsAction};
 
+// glibc's malloc serialises on its arena locks when one thread frees what
+// another allocated, which is how every event travels between stages.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse_args();
     logpipe::telemetry::init(cli.log_level.as_deref());
