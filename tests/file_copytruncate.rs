@@ -100,15 +100,18 @@ async fn a_copy_shorter_than_what_was_read_is_taken_over_at_its_end_without_repe
         .unwrap()
         .set_len(0)
         .unwrap();
-    append(&log, ["second generation".to_owned()]);
-    receive(&mut rx, &mut seen, 1).await;
+    // Over 1024 bytes, so the new content is identified at once (a shorter
+    // file waits for close_inactive).
+    let second = |i: usize| format!("second generation line {i:02} {}", "s".repeat(60));
+    append(&log, (0..20).map(second));
+    receive(&mut rx, &mut seen, 20).await;
 
     stop.cancel();
     drop(rx);
     running.await.unwrap().unwrap();
     let mut expected: Vec<String> = (0..50).map(line).collect();
     expected.push("written after the copy".into());
-    expected.push("second generation".into());
+    expected.extend((0..20).map(second));
     assert_eq!(seen, expected);
 
     // A restart finds nothing unread in either file.

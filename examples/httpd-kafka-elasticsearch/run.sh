@@ -25,7 +25,8 @@ now() { date -u "$@"; }
 for i in $(seq 1 50); do
   echo "192.0.2.$i - - [$(now +%d/%b/%Y:%H:%M:%S) +0000] \"GET /page/$i HTTP/1.1\" 200 $((i * 100)) \"-\" \"curl/8.5.0\"" >> "$LOGPIPE_ACCESS_LOG"
 done
-for i in $(seq 1 5); do
+# 10 error lines: over 1024 bytes, so the file is identified at once (README: File identity)
+for i in $(seq 1 10); do
   echo "[$(now '+%a %b %d %H:%M:%S.%6N %Y')] [core:error] [pid 1234:tid 5678] [client 192.0.2.9:4242] AH00128: File does not exist: /srv/www/missing-$i" >> "$LOGPIPE_ERROR_LOG"
 done
 
@@ -40,14 +41,14 @@ INDEX=$!
 count() { curl -s -XPOST "$ES_HOSTS/$1/_refresh" > /dev/null; curl -s "$ES_HOSTS/$1/_count" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("count", 0))'; }
 for _ in $(seq 1 120); do
   a=$(count 'httpd_access-*'); e=$(count 'httpd_error-*')
-  [[ $a -ge 50 && $e -ge 5 ]] && break
+  [[ $a -ge 50 && $e -ge 10 ]] && break
   sleep 1
 done
 echo "== indexed"
 curl -s "$ES_HOSTS/_cat/indices/httpd_*?v"
 echo "httpd_access-*: $(count 'httpd_access-*') documents (50 written)"
-echo "httpd_error-*:  $(count 'httpd_error-*') documents (5 written)"
+echo "httpd_error-*:  $(count 'httpd_error-*') documents (10 written)"
 echo "== one access document"
 curl -s -XPOST "$ES_HOSTS/httpd_access-*/_search" -H 'content-type: application/json' \
   -d '{"size":1,"query":{"match_all":{}}}' | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["hits"]["hits"][0]["_source"], indent=2))'
-[[ $(count 'httpd_access-*') -eq 50 && $(count 'httpd_error-*') -eq 5 ]]
+[[ $(count 'httpd_access-*') -eq 50 && $(count 'httpd_error-*') -eq 10 ]]

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{SecondsFormat, Utc};
 use notify::{EventKind, RecursiveMode, Watcher};
@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use super::fingerprint::{self, Fingerprint, Inode};
 use super::reader::LineReader;
 use super::registry::Entry;
-use super::tail::{Tail, Tracked};
+use super::tail::{ShortFile, Tail, Tracked};
 use super::StartPosition;
 
 /// A regular file matching the patterns.
@@ -157,6 +157,8 @@ impl Tail {
                 }
             }
         }
+        self.short
+            .retain(|inode, _| candidates.iter().any(|c| c.inode == *inode));
         let mut waiting = 0;
         let mut unopened = false;
         for candidate in &candidates {
@@ -265,6 +267,12 @@ impl Tail {
                 return true;
             }
         }
+        if known.is_none()
+            && prefix.len() < fingerprint::FINGERPRINT_BYTES
+            && !self.short_file_ready(&path, inode, &meta, first_scan)
+        {
+            return true;
+        }
         let fp = Fingerprint::of(&prefix);
         let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
         let (identity, offset) = match known {
@@ -288,9 +296,13 @@ impl Tail {
                 (format!("{}-t{}", fp.to_hex(), entry.offset), 0)
             }
             None => {
-                let offset = match (first_scan, self.input.start_position) {
-                    (true, StartPosition::End) => size,
-                    _ => 0,
+                let offset = match self.short.remove(&inode) {
+                    // A line boundary when it was seen; truncated since: 0.
+                    Some(short) => short.start.filter(|&s| s <= size).unwrap_or(0),
+                    None => match (first_scan, self.input.start_position) {
+                        (true, StartPosition::End) => size,
+                        _ => 0,
+                    },
                 };
                 tracing::info!(path = %path.display(), offset, "Following new file.");
                 (fp.to_hex(), offset)
@@ -340,6 +352,48 @@ impl Tail {
             self.save().await;
         }
         true
+    }
+}
+
+impl Tail {
+    /// Whether a new file shorter than the fingerprint may be identified by
+    /// the bytes it has: once it has not changed for `close_inactive`, or
+    /// `close_inactive` after this process first saw it (so a quiet
+    /// `error_log` waits at most that long); until then the periodic scan
+    /// looks at it again, and it is identified by its full first 1024 bytes
+    /// as soon as it has them. A short identity is weaker: two files with
+    /// the same short content would count as one. In batch mode
+    /// (`exit_after_eof`) the file is complete, so it is read at once.
+    fn short_file_ready(
+        &mut self,
+        path: &Path,
+        inode: Inode,
+        meta: &std::fs::Metadata,
+        first_scan: bool,
+    ) -> bool {
+        let wait = self.input.close_inactive;
+        if self.input.exit_after_eof {
+            return true;
+        }
+        let end = self.input.start_position == StartPosition::End;
+        let short = self.short.entry(inode).or_insert_with(|| {
+            tracing::info!(
+                path = %path.display(),
+                size = meta.len(),
+                wait = ?wait,
+                "File is shorter than its 1024-byte fingerprint; it is read once it has 1024 bytes or after close_inactive."
+            );
+            ShortFile {
+                since: Instant::now(),
+                start: (first_scan && end).then_some(meta.len()),
+            }
+        });
+        let idle = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age >= wait);
+        idle || short.since.elapsed() >= wait
     }
 }
 

@@ -87,6 +87,15 @@ impl Tracked {
     }
 }
 
+/// A file too short to be identified yet (see [`Tail::short_file_ready`]).
+pub(super) struct ShortFile {
+    /// When this process first saw it.
+    pub since: Instant,
+    /// Where to start once it is identified: its size at first sight when it
+    /// was present at start and `start_position = "end"`.
+    pub start: Option<u64>,
+}
+
 pub(super) struct Tail {
     pub input: FileInput,
     pub cx: StageCx,
@@ -98,6 +107,8 @@ pub(super) struct Tail {
     pub dirty: bool,
     pub last_save: Instant,
     pub first_scan: bool,
+    /// Files shorter than the fingerprint, seen but not yet identified.
+    pub short: HashMap<Inode, ShortFile>,
     /// Files over `max_open_files` at the last scan.
     pub waiting: usize,
     pub cap_warning: Throttle,
@@ -136,6 +147,7 @@ impl Tail {
             dirty: false,
             last_save: Instant::now(),
             first_scan: true,
+            short: HashMap::new(),
             waiting: 0,
             cap_warning: Throttle::warnings(),
             open_warning: Throttle::warnings(),
@@ -164,6 +176,16 @@ impl Tail {
             if Instant::now() >= next_scan || self.wake.rescan.swap(false, Ordering::AcqRel) {
                 self.scan().await;
                 next_scan = Instant::now() + self.input.scan_interval;
+                // A short file waiting for close_inactive is looked at again
+                // when its wait ends, however long the scan interval.
+                if let Some(due) = self
+                    .short
+                    .values()
+                    .map(|s| s.since + self.input.close_inactive)
+                    .min()
+                {
+                    next_scan = next_scan.min(due.max(Instant::now()));
+                }
             }
             let read_any = self.read_round(out).await?;
             if stop.is_cancelled() {
