@@ -214,6 +214,51 @@ async fn a_mapping_conflict_goes_to_the_dead_letter_file_and_can_be_replayed_els
     assert!(hits[0]["_source"].get("@metadata").is_none());
 }
 
+/// A request refused for its content (413 over `http.max_content_length`,
+/// 400) is sent in halves: everything that fits is indexed, and only an
+/// item that is too large on its own goes to the dead-letter file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_refused_for_their_size_or_content_are_split_down_to_the_offending_item() {
+    let Some(svc) = services() else { return };
+    let dir = temp_dir();
+    let prefix = unique("split");
+    let es = Es::new(&svc.es);
+    let proxy = Proxy::start(&svc.es).await;
+    proxy
+        .max_body
+        .store(20_000, std::sync::atomic::Ordering::Relaxed);
+    proxy.inject([Fault::Status(400)]);
+    let mut events: Vec<Event> = (0..400)
+        .map(|i| event(i, "2026-11-25T08:00:00.000Z", &prefix))
+        .collect();
+    events[123]
+        .fields
+        .insert("blob".into(), json!("x".repeat(30_000)));
+    let dl_path = dir.path().join("dl.ndjson");
+    let dl = DeadLetters::new("t", dl_path.clone(), 1 << 20);
+    let settings = format!(
+        "hosts = \"{}\"\nindex = \"{prefix}\"\nbatch_events = 400\nbatch_wait = \"50ms\"\ncompression = false",
+        proxy.url
+    );
+    let counts = index(output(dir.path(), &settings), vec![events], dl).await;
+    assert_eq!(proxy.faults_left(), 0, "the 400 was played");
+    assert_eq!(
+        (counts.indexed, counts.dead_lettered),
+        (399, 1),
+        "{counts:?}"
+    );
+    assert_eq!(es.count(&prefix).await, 399);
+    let text = std::fs::read_to_string(&dl_path).unwrap();
+    let records: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["status"], 413);
+    assert_eq!(records[0]["error_type"], "http_413");
+    assert_eq!(records[0]["event"]["n"], 123);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_event_is_indexed_exactly_once_through_a_faulty_proxy() {
     let Some(svc) = services() else { return };

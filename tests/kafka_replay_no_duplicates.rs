@@ -129,4 +129,61 @@ async fn consuming_a_kafka_range_again_creates_no_duplicate() {
     assert!(wait_exit(&mut child, Duration::from_secs(60)).success());
     assert_eq!(duplicates_logged(&log_b), 300);
     assert_eq!(es.count(&pattern).await, 300, "not a single duplicate");
+
+    // The first group's own offsets reset to the start of the topic (what
+    // `kafka-consumer-groups --reset-offsets --to-earliest` does), and its
+    // indexer started again: the same range a third time.
+    reset_group_offsets(&svc.kafka, &format!("{topic}-a"), &topic, 2);
+    let log_a = dir.path().join("state-a-again.log");
+    let mut child = logpipe()
+        .arg("run")
+        .arg(&first)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["--role", "index"])
+        .env("RUST_LOG", "info,logpipe::output::elasticsearch=debug")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_a).unwrap())
+        .spawn()
+        .unwrap();
+    eventually(
+        Duration::from_secs(120),
+        "300 events replayed after the offset reset answered 409",
+        || async { (duplicates_logged(&log_a) >= 300).then_some(()) },
+    )
+    .await;
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(60)).success());
+    assert_eq!(duplicates_logged(&log_a), 300);
+    assert_eq!(es.count(&pattern).await, 300, "not a single duplicate");
+}
+
+/// Commits offset 0 for every partition of `topic` in `group`, as an
+/// operator's offset reset does (the group must have no live member).
+fn reset_group_offsets(brokers: &str, group: &str, topic: &str, partitions: i32) {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut reset = TopicPartitionList::new();
+    for p in 0..partitions {
+        reset
+            .add_partition_offset(topic, p, Offset::Offset(0))
+            .unwrap();
+    }
+    consumer.commit(&reset, CommitMode::Sync).unwrap();
+    let mut query = TopicPartitionList::new();
+    for p in 0..partitions {
+        query.add_partition(topic, p);
+    }
+    let committed = consumer
+        .committed_offsets(query, Duration::from_secs(10))
+        .unwrap();
+    for element in committed.elements() {
+        assert_eq!(element.offset(), Offset::Offset(0), "{element:?}");
+    }
 }

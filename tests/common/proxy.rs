@@ -44,6 +44,9 @@ pub struct Proxy {
     auth: Option<String>,
     /// Every request head seen, for leak checks.
     pub heads: Mutex<Vec<String>>,
+    /// `_bulk` bodies (uncompressed) longer than this get a 413, as from
+    /// Elasticsearch's `http.max_content_length`.
+    pub max_body: AtomicUsize,
 }
 
 impl Proxy {
@@ -68,6 +71,7 @@ impl Proxy {
             down: AtomicBool::new(false),
             auth,
             heads: Mutex::new(Vec::new()),
+            max_body: AtomicUsize::new(usize::MAX),
         });
         let p = Arc::clone(&proxy);
         tokio::spawn(async move {
@@ -184,6 +188,20 @@ impl Proxy {
                     }
                     continue;
                 }
+            }
+            if is_bulk && body.len() > self.max_body.load(Ordering::Relaxed) {
+                // The fault is for the next request that fits.
+                if let Some(fault) = fault {
+                    self.faults.lock().unwrap().push_front(fault);
+                }
+                let answer = json!({"error": {"type": "content_too_long_exception", "reason": "request body is too large"}, "status": 413});
+                if write_response(&mut stream, 413, answer.to_string().as_bytes())
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                continue;
             }
             let (status, answer) = match fault {
                 Some(Fault::Status(s)) => {

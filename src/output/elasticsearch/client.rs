@@ -136,6 +136,17 @@ pub struct Client {
 const STAGE: &str = "output.elasticsearch";
 
 /// Why a bulk request must be sent again.
+/// How a bulk request ended.
+pub enum Sent {
+    /// 200: the per-item response body.
+    Answered(bytes::Bytes),
+    /// Refused for its content (400, 413): sending it again cannot help, but
+    /// its halves may pass; see [`response::split_request`].
+    Unfit { status: u16, message: String },
+    /// `abort` fired first.
+    Aborted,
+}
+
 enum Failure {
     /// The host looks gone: mark it down.
     HostDown(String),
@@ -231,14 +242,14 @@ impl Client {
     }
 
     /// POSTs `body` (NDJSON, gzipped when configured) to `_bulk` on the next
-    /// live host until one answers 200; returns that response body, or
-    /// `None` when `abort` fires first.
+    /// live host until one answers 200 or refuses the request for its
+    /// content; other failures (connection, 429, 5xx, auth) are retried.
     pub async fn bulk(
         &self,
         body: &[u8],
         backoff: &mut Backoff,
         abort: &CancellationToken,
-    ) -> Option<bytes::Bytes> {
+    ) -> Sent {
         let payload = if self.compression {
             match gzip(body) {
                 Ok(gz) => bytes::Bytes::from(gz),
@@ -259,11 +270,14 @@ impl Client {
                 }
                 tokio::select! {
                     _ = back.changed() => {}
-                    _ = abort.cancelled() => return None,
+                    _ = abort.cancelled() => return Sent::Aborted,
                 }
                 continue;
             };
-            let url = self.hosts.url(i).and_then(|h| h.join("_bulk").ok())?;
+            // Host URLs are checked when the config is loaded.
+            let Some(url) = self.hosts.url(i).and_then(|h| h.join("_bulk").ok()) else {
+                return Sent::Aborted;
+            };
             let mut request = self
                 .http
                 .post(url)
@@ -275,7 +289,7 @@ impl Client {
             let started = std::time::Instant::now();
             let sent = tokio::select! {
                 sent = request.send() => sent,
-                _ = abort.cancelled() => return None,
+                _ = abort.cancelled() => return Sent::Aborted,
             };
             let failure = match sent {
                 Ok(r) if r.status().is_success() => match r.bytes().await {
@@ -293,7 +307,7 @@ impl Client {
                             "pipeline" => self.pipeline.to_string()
                         )
                         .record(started.elapsed().as_secs_f64());
-                        return Some(bytes);
+                        return Sent::Answered(bytes);
                     }
                     Err(e) => Failure::HostDown(format!("reading the response: {e}")),
                 },
@@ -304,6 +318,9 @@ impl Client {
                     let message = format!("HTTP {status}: {snippet}");
                     if matches!(status, 502..=504) {
                         Failure::HostDown(message)
+                    } else if response::split_request(status) {
+                        Counters::add(&self.counters.failed_requests, 1);
+                        return Sent::Unfit { status, message };
                     } else {
                         if !response::retry_request(status) {
                             if let Some(suppressed) = ready(&self.warnings.refused) {
@@ -337,7 +354,7 @@ impl Client {
                     let delay = backoff.next_delay();
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
-                        _ = abort.cancelled() => return None,
+                        _ = abort.cancelled() => return Sent::Aborted,
                     }
                 }
             }

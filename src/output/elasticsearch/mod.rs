@@ -22,6 +22,7 @@ pub mod response;
 pub mod setup;
 pub mod stats;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,7 +37,7 @@ use crate::event::{Batch, Event};
 use crate::retry::Backoff;
 use crate::shutdown::StageCx;
 use bulk::Body;
-use client::Client;
+use client::{Client, Sent};
 pub use config::{Config, Elasticsearch};
 use response::Outcome;
 use stats::Counters;
@@ -212,27 +213,28 @@ impl Job {
             ..
         } = request;
         let counters = &self.client.counters;
-        let mut todo: Vec<usize> = (0..body.len()).collect();
+        // Item sets still to send; a request refused for its content is
+        // split in halves, so one bad or oversized item cannot hold the rest.
+        let mut queue: VecDeque<Vec<usize>> = VecDeque::from([(0..body.len()).collect()]);
         let mut rejected = Vec::new();
         let mut retry_body = Vec::new();
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
         let mut item_backoff = backoff.clone();
-        let mut first = true;
-        while !todo.is_empty() {
-            let bytes: &[u8] = if first {
+        while let Some(todo) = queue.pop_front() {
+            let bytes: &[u8] = if todo.len() == body.len() {
                 &body.bytes
             } else {
                 body.select(&todo, &mut retry_body);
                 &retry_body
             };
-            first = false;
             let outcomes = loop {
-                let Some(response) = self.client.bulk(bytes, &mut backoff, &self.abort).await
-                else {
-                    return Ok(Spare { body, events });
+                let response = match self.client.bulk(bytes, &mut backoff, &self.abort).await {
+                    Sent::Answered(response) => response,
+                    Sent::Aborted => return Ok(Spare { body, events }),
+                    Sent::Unfit { status, message } => break Err((status, message)),
                 };
                 match response::classify(&response, todo.len()) {
-                    Ok(outcomes) => break outcomes,
+                    Ok(outcomes) => break Ok(outcomes),
                     Err(e) => {
                         // A proxy or a broken server answered 200 with
                         // something else: send the same items again.
@@ -242,6 +244,28 @@ impl Job {
                             return Ok(Spare { body, events });
                         }
                     }
+                }
+            };
+            let outcomes = match outcomes {
+                Ok(outcomes) => outcomes,
+                Err((status, message)) if todo.len() > 1 => {
+                    tracing::warn!(status, items = todo.len(), error = %message, "Elasticsearch refused the bulk request for its content; sending it in halves.");
+                    let (first, second) = todo.split_at(todo.len() / 2);
+                    queue.push_front(second.to_vec());
+                    queue.push_front(first.to_vec());
+                    continue;
+                }
+                Err((status, message)) => {
+                    let i = todo[0];
+                    rejected.push(DeadLetter {
+                        stage: "output.elasticsearch",
+                        reason: message,
+                        status: Some(status),
+                        error_type: Some(format!("http_{status}")),
+                        index: body.index_of(i),
+                        event: events.get(i).cloned().unwrap_or_default(),
+                    });
+                    continue;
                 }
             };
             let mut retry = Vec::new();
@@ -280,8 +304,8 @@ impl Job {
                 if !pause(&mut item_backoff, &self.abort).await {
                     return Ok(Spare { body, events });
                 }
+                queue.push_front(retry);
             }
-            todo = retry;
         }
         if !rejected.is_empty() {
             let path = self.dead_letters.path();

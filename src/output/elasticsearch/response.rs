@@ -114,6 +114,15 @@ pub fn outcome(status: u16, error: Option<&Value>) -> Outcome {
 }
 
 /// Whether a whole-request HTTP status is worth retrying on another host.
+/// Whether a whole-request failure is about the request's content, so that
+/// its halves are sent instead (down to one item, which is dead-lettered):
+/// 413, the body is over `http.max_content_length`; 400, the body could not
+/// be read. 401, 403 and 404 are about the setup: those requests are held
+/// and retried until it is fixed.
+pub fn split_request(status: u16) -> bool {
+    matches!(status, 400 | 413)
+}
+
 pub fn retry_request(status: u16) -> bool {
     matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
 }
