@@ -361,6 +361,75 @@ async fn a_second_host_takes_over_and_the_first_is_used_again_once_back() {
     assert_eq!(es.count(&prefix).await, sent as u64);
 }
 
+/// Mutual TLS: the proxy in front of the server requires a client
+/// certificate; logpipe presents `client_cert` / `client_key`. Without
+/// them the handshake fails and nothing gets through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_is_presented_for_mutual_tls() {
+    let Some(svc) = services() else { return };
+    let dir = temp_dir();
+    let prefix = unique("mtls");
+    let (acceptor, ca_pem, cert_pem, key_pem) = common::proxy::mtls_acceptor();
+    let proxy = Proxy::start_with(&svc.es, Some(acceptor), None).await;
+    let (ca, cert, key) = (
+        dir.path().join("ca.pem"),
+        dir.path().join("client.pem"),
+        dir.path().join("client.key"),
+    );
+    std::fs::write(&ca, ca_pem).unwrap();
+    std::fs::write(&cert, cert_pem).unwrap();
+    std::fs::write(&key, key_pem).unwrap();
+    let events = |n: usize| {
+        (0..n)
+            .map(|i| event(i, "2026-11-25T08:00:00.000Z", &prefix))
+            .collect::<Vec<_>>()
+    };
+
+    // Without the client certificate: refused at the handshake.
+    let without = format!(
+        "hosts = \"{}\"\nindex = \"{prefix}\"\nca = \"{}\"\nbatch_wait = \"50ms\"\ntimeout = \"1s\"",
+        proxy.url,
+        ca.display()
+    );
+    let es_output = output(dir.path(), &without);
+    let counters = Arc::clone(&es_output.counters);
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let cx = StageCx {
+        pipeline: Arc::from("mtls"),
+        shutdown: Shutdown::default(),
+        state_dir: std::env::temp_dir(),
+    };
+    let stop = cx.shutdown.clone();
+    let dl = DeadLetters::new("t", dir.path().join("dl0.ndjson"), 1 << 20);
+    let task = tokio::spawn(es_output.run(rx, cx, dl));
+    let mut tracker = AckTracker::new();
+    let lane = tracker.open_lane();
+    tx.send(Batch::new(events(10), tracker.track(lane, 0)))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(30), "failed requests", || async {
+        (counters.snapshot().failed_requests >= 1).then_some(())
+    })
+    .await;
+    assert_eq!(proxy.forwarded.load(std::sync::atomic::Ordering::SeqCst), 0);
+    stop.stop.cancel();
+    stop.abort.cancel();
+    drop(tx);
+    let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+
+    // With it: indexed.
+    let with = format!(
+        "{without}\nclient_cert = \"{}\"\nclient_key = \"{}\"",
+        cert.display(),
+        key.display()
+    );
+    let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20);
+    let counts = index(output(dir.path(), &with), vec![events(100)], dl).await;
+    assert_eq!(counts.indexed, 100);
+    assert!(proxy.forwarded.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    assert_eq!(Es::new(&svc.es).count(&prefix).await, 100);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn tls_and_basic_auth_work_and_the_password_never_shows() {
     let Some(svc) = services() else { return };
@@ -585,5 +654,69 @@ async fn an_api_key_or_a_password_file_authenticates_requests() {
         let counts = index(output(dir.path(), &settings), vec![events], dl).await;
         assert_eq!(counts.indexed, 10, "{header}");
         assert_eq!(es.count(&prefix).await, 10);
+    }
+}
+
+/// The template API follows the version `GET /` reports: the legacy
+/// `_template` before Elasticsearch 7.8, `_index_template` from 7.8 and on
+/// OpenSearch. A proxy answers `GET /` as those servers would; the real
+/// server behind it takes both APIs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_uses_the_template_api_of_the_version_it_finds() {
+    let Some(svc) = services() else { return };
+    let dir = temp_dir();
+    let es = Es::new(&svc.es);
+    let cases = [
+        (
+            json!({"version": {"number": "7.7.1"}}),
+            "_template",
+            "keyword",
+        ),
+        (
+            json!({"version": {"number": "7.17.9"}}),
+            "_index_template",
+            "wildcard",
+        ),
+        (
+            json!({"version": {"number": "2.11.0", "distribution": "opensearch"}}),
+            "_index_template",
+            "keyword",
+        ),
+    ];
+    for (root, api, url_type) in cases {
+        let proxy = Proxy::start(&svc.es).await;
+        *proxy.root.lock().unwrap() = Some(root.clone());
+        let prefix = unique("versions");
+        let pipeline = dir.path().join(format!("{prefix}.toml"));
+        std::fs::write(
+            &pipeline,
+            format!(
+                "[[input]]\ntype = \"file\"\npaths = [\"/nonexistent\"]\n[[output]]\ntype = \"elasticsearch\"\nhosts = \"{}\"\nindex = \"{prefix}-%{{+YYYY.MM.dd}}\"\n",
+                proxy.url
+            ),
+        )
+        .unwrap();
+        let out = logpipe().arg("setup").arg(&pipeline).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{root}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let put = format!("PUT /{api}/logpipe-{prefix} ");
+        let heads = proxy.heads.lock().unwrap().clone();
+        assert!(
+            heads.iter().any(|h| h.starts_with(&put)),
+            "{root}: no {put} in {heads:?}"
+        );
+        let (status, body) = es.get(&format!("{api}/logpipe-{prefix}")).await;
+        assert_eq!(status, 200, "{body}");
+        // url.original is `wildcard` only where the server has that type.
+        let text = body.to_string();
+        assert_eq!(
+            text.contains("wildcard"),
+            url_type == "wildcard",
+            "{root}: {text}"
+        );
     }
 }

@@ -47,6 +47,9 @@ pub struct Proxy {
     /// `_bulk` bodies (uncompressed) longer than this get a 413, as from
     /// Elasticsearch's `http.max_content_length`.
     pub max_body: AtomicUsize,
+    /// When set, `GET /` is answered with this instead of the server's own
+    /// answer: another version or distribution.
+    pub root: Mutex<Option<Value>>,
 }
 
 impl Proxy {
@@ -72,6 +75,7 @@ impl Proxy {
             auth,
             heads: Mutex::new(Vec::new()),
             max_body: AtomicUsize::new(usize::MAX),
+            root: Mutex::new(None),
         });
         let p = Arc::clone(&proxy);
         tokio::spawn(async move {
@@ -188,6 +192,16 @@ impl Proxy {
                     }
                     continue;
                 }
+            }
+            let root = self.root.lock().unwrap().clone();
+            if let (Some(root), true) = (root, method == "GET" && path == "/") {
+                if write_response(&mut stream, 200, root.to_string().as_bytes())
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                continue;
             }
             if is_bulk && body.len() > self.max_body.load(Ordering::Relaxed) {
                 // The fault is for the next request that fits.
@@ -320,6 +334,49 @@ async fn write_response<S: AsyncWrite + Unpin>(
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Like [`tls_acceptor`], but the proxy also requires a client certificate
+/// signed by the same CA (mutual TLS). Returns the acceptor, the CA's PEM,
+/// and a client certificate and its key, as PEM.
+pub fn mtls_acceptor() -> (tokio_rustls::TlsAcceptor, String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let sign = |names: Vec<String>| {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &ca, &ca_key)
+            .unwrap();
+        (cert, key)
+    };
+    let (leaf, leaf_key) = sign(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]);
+    let (client, client_key) = sign(vec!["logpipe-client".to_owned()]);
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der().clone()).unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![leaf.der().clone()], key)
+        .unwrap();
+    (
+        tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        ca.pem(),
+        client.pem(),
+        client_key.serialize_pem(),
+    )
 }
 
 /// A CA and a `localhost` server certificate it signed, for a TLS proxy:
