@@ -13,6 +13,7 @@ pub mod geoip;
 pub mod grok;
 pub mod json;
 pub mod mutate;
+pub mod urldecode;
 pub mod useragent;
 
 use serde::Deserialize;
@@ -29,6 +30,7 @@ const TYPES: &[&str] = &[
     "date",
     "mutate",
     "json",
+    "urldecode",
     "useragent",
     "geoip",
     "drop",
@@ -49,6 +51,7 @@ pub enum FilterSpec {
     Date(Box<date::Date>),
     Mutate(mutate::Mutate),
     Json(json::Json),
+    UrlDecode(urldecode::UrlDecode),
     UserAgent(Box<useragent::UserAgent>),
     GeoIp(Box<geoip::GeoIp>),
     Drop,
@@ -99,6 +102,10 @@ pub fn build(
             .de::<json::Config>(value)?
             .validate(cx)
             .map(FilterSpec::Json),
+        "urldecode" => cx
+            .de::<urldecode::Config>(value)?
+            .validate(cx)
+            .map(FilterSpec::UrlDecode),
         "useragent" => cx
             .de::<useragent::Config>(value)?
             .validate(cx)
@@ -187,6 +194,7 @@ impl FilterSpec {
             FilterSpec::Date(d) => d.apply(event),
             FilterSpec::Mutate(m) => m.apply(event),
             FilterSpec::Json(j) => j.apply(event),
+            FilterSpec::UrlDecode(u) => u.apply(event),
             FilterSpec::UserAgent(u) => u.apply(event),
             FilterSpec::GeoIp(g) => g.apply(event),
             FilterSpec::Drop => Verdict::Drop,
