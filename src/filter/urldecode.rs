@@ -108,10 +108,14 @@ impl UrlDecode {
                 Some(Cow::Borrowed(_)) => true,
                 None => false,
             },
-            Value::Array(items) => items
-                .iter_mut()
-                .filter(|v| v.is_string())
-                .fold(true, |ok, v| self.decode_value(v) && ok),
+            Value::Array(items) => {
+                // Every element, even after one that fails.
+                let mut ok = true;
+                for item in items.iter_mut().filter(|v| v.is_string()) {
+                    ok &= self.decode_value(item);
+                }
+                ok
+            }
             _ => true,
         }
     }
@@ -122,7 +126,8 @@ impl UrlDecode {
 /// `URLDecoder` (Logstash) does.
 pub fn decode(text: &str, plus_as_space: bool) -> Option<Cow<'_, str>> {
     let bytes = text.as_bytes();
-    if !bytes.contains(&b'%') && !(plus_as_space && bytes.contains(&b'+')) {
+    let plus = plus_as_space && bytes.contains(&b'+');
+    if !plus && !bytes.contains(&b'%') {
         return Some(Cow::Borrowed(text));
     }
     let mut out = Vec::with_capacity(bytes.len());
