@@ -398,3 +398,22 @@ fn a_short_file_is_read_once_it_has_a_full_fingerprint_or_after_close_inactive()
     assert_eq!(texts.len(), 41);
     assert!(texts.contains(&"quiet"));
 }
+
+/// `match = "next"`: a line that matches belongs to the event after it
+/// (here, lines ending in a backslash continue on the next line).
+#[test]
+fn multiline_match_next_joins_a_line_to_the_one_after_it() {
+    let dir = temp_dir();
+    let log = dir.path().join("app_log");
+    append(&log, b"a \\\nb\nc \\\nd \\\ne\nf\n");
+    let pipeline = pipeline(
+        dir.path(),
+        &[&log],
+        "exit_after_eof = true\nmultiline = { pattern = '\\\\$', match = \"next\" }",
+    );
+    let events = Run::start(&pipeline, &dir.path().join("state")).finish();
+    assert_eq!(messages(&events), ["a \\\nb", "c \\\nd \\\ne", "f"]);
+    assert_eq!(events[0]["log"]["offset"], 0);
+    assert_eq!(events[1]["log"]["offset"], 6);
+    assert_eq!(events[2]["log"]["flags"], serde_json::Value::Null);
+}
