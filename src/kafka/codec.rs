@@ -55,6 +55,21 @@ pub fn encode_into(event: &Event, out: &mut Vec<u8>) -> Result<(), serde_json::E
     serde_json::to_writer(out, &Wire(event))
 }
 
+/// The event a message produced by [`encode_into`] holds: for a message
+/// the broker refused after it left, so that the dead letter shows it.
+pub fn decode_sent(payload: &[u8]) -> Event {
+    match serde_json::from_slice::<Value>(payload) {
+        Ok(Value::Object(mut fields)) => {
+            let metadata = match fields.remove("@metadata") {
+                Some(Value::Object(m)) => m,
+                _ => Map::new(),
+            };
+            Event { fields, metadata }
+        }
+        _ => Event::from_message(String::from_utf8_lossy(payload)),
+    }
+}
+
 /// Where a record came from, for ids and `decorate_events`.
 #[derive(Debug, Clone)]
 pub struct Origin<'a> {
@@ -124,6 +139,19 @@ pub fn decode(payload: Option<&[u8]>, origin: &Origin<'_>, codec: Codec, decorat
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_sent_body_decodes_back_to_its_event() {
+        let mut event = Event::from_message("GET / HTTP/1.1");
+        event.metadata.insert(ID.into(), json!("abc"));
+        event.add_tag("httpd_access");
+        let mut body = Vec::new();
+        encode_into(&event, &mut body).unwrap();
+        let back = decode_sent(&body);
+        assert_eq!(back.fields, event.fields);
+        assert_eq!(back.id(), Some("abc"));
+        assert_eq!(decode_sent(b"not json").fields["message"], "not json");
+    }
 
     fn origin() -> Origin<'static> {
         Origin {

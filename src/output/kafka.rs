@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use super::dead_letter::{DeadLetter, DeadLetters};
+use crate::ack::AckToken;
 use crate::error::StageError;
 use crate::event::Batch;
 use crate::kafka::context::LogContext;
@@ -91,9 +92,14 @@ pub async fn run(
                 Enqueued::Aborted => return Ok(()),
             }
         }
+        // librdkafka holds copies of the bodies: the events can go now, which
+        // keeps the memory of BATCHES_IN_FLIGHT batches small.
+        let Batch { events, ack } = batch;
+        let count = events.len();
+        drop(events);
         waiting.spawn(confirm(
             producer.clone(),
-            batch,
+            (ack, count),
             deliveries,
             rejected,
             dead_letters.clone(),
@@ -185,7 +191,7 @@ fn refused(e: &KafkaError, topic: &str, event: crate::event::Event) -> DeadLette
 /// failures, then acknowledges the batch.
 async fn confirm(
     producer: Producer_,
-    batch: Batch,
+    (ack, count): (AckToken, usize),
     deliveries: Vec<(usize, DeliveryFuture)>,
     mut rejected: Vec<DeadLetter>,
     dead_letters: DeadLetters,
@@ -205,7 +211,8 @@ async fn confirm(
             match delivery.await {
                 Ok(Ok(_)) => {}
                 Ok(Err((e, message))) if too_large(&e) => {
-                    rejected.push(refused(&e, message.topic(), batch.events[index].clone()));
+                    let event = codec::decode_sent(message.payload().unwrap_or_default());
+                    rejected.push(refused(&e, message.topic(), event));
                 }
                 Ok(Err((e, message))) => {
                     if let Some(suppressed) = warn.ready() {
@@ -231,7 +238,8 @@ async fn confirm(
             match resend(&producer, &message, &cx.shutdown.abort).await {
                 Enqueued::Queued(delivery) => pending.push((index, delivery)),
                 Enqueued::Refused(e) => {
-                    rejected.push(refused(&e, message.topic(), batch.events[index].clone()))
+                    let event = codec::decode_sent(message.payload().unwrap_or_default());
+                    rejected.push(refused(&e, message.topic(), event));
                 }
                 Enqueued::Aborted => return Ok(()),
             }
@@ -251,8 +259,8 @@ async fn confirm(
     ];
     metrics::histogram!("logpipe_kafka_delivery_seconds", &labels)
         .record(enqueued.elapsed().as_secs_f64());
-    metrics::counter!("logpipe_events_out_total", &labels).increment(batch.events.len() as u64);
-    batch.ack.ack();
+    metrics::counter!("logpipe_events_out_total", &labels).increment(count as u64);
+    ack.ack();
     Ok(())
 }
 
