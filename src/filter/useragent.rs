@@ -1,15 +1,24 @@
-//! `useragent`: browser, OS and device from a user-agent string, with the
-//! `woothee` crate (a maintained dataset compiled into the binary, so no
-//! file to ship or update separately), in ECS `user_agent.*` fields.
+//! `useragent`: browser, OS and device from a user-agent string, in ECS
+//! `user_agent.*` fields, filled as Elasticsearch's `user_agent` ingest
+//! processor (which Filebeat's modules use) fills them, from the same data:
+//! the uap-core regexes, matched by the `ua-parser` crate.
 //!
 //! ```toml
 //! [[filter]]
 //! type = "useragent"        # source: [user_agent][original]
 //! ```
 //! The same few agents make most of a web log, so results are cached.
+//!
+//! The rules are `useragent/regexes.yaml`, uap-core 0.18.0 as published on
+//! npm (Apache-2.0, notice in `useragent/LICENSE`), built into the binary so
+//! no file ships with it; to update, replace that file with a newer
+//! release's. They are compiled once per process, when the first agent is
+//! parsed rather than at load: compiling takes ~0.1 s, which a host that
+//! only ships (and so never runs filters) should not pay.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -19,6 +28,12 @@ use super::Verdict;
 use crate::config::Cx;
 use crate::event::Event;
 use crate::template::FieldRef;
+
+/// uap-core's rules, embedded at build time.
+const REGEXES: &str = include_str!("useragent/regexes.yaml");
+
+/// What Elasticsearch puts in `name` and `device.name` when nothing matched.
+const OTHER: &str = "Other";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -73,7 +88,10 @@ impl UserAgent {
             match cache.get(agent.as_str()) {
                 Some(parsed) => parsed.clone(),
                 None => {
-                    let parsed = parse(agent);
+                    let Some(extractor) = extractor() else {
+                        return Verdict::Keep;
+                    };
+                    let parsed = parse(extractor, agent);
                     if cache.len() >= self.cache_size {
                         cache.clear();
                     }
@@ -98,35 +116,99 @@ impl UserAgent {
     }
 }
 
-/// ECS fields (dotted keys under the target) for one agent.
-fn parse(agent: &str) -> Map<String, Value> {
+/// Why the embedded regexes could not be used; only a broken vendored file
+/// can cause it, which the unit tests catch.
+#[derive(Debug, thiserror::Error)]
+enum LoadError {
+    #[error("the bundled uap-core regexes.yaml does not parse: {0}")]
+    Yaml(#[from] serde_norway::Error),
+    #[error("the bundled uap-core regexes do not compile: {0}")]
+    Compile(#[from] ua_parser::Error),
+}
+
+fn load() -> Result<ua_parser::Extractor<'static>, LoadError> {
+    let regexes: ua_parser::Regexes<'static> = serde_norway::from_str(REGEXES)?;
+    Ok(ua_parser::Extractor::try_from(regexes)?)
+}
+
+/// The compiled regexes, shared by every `useragent` filter of the process;
+/// `None` (logged once) if they failed to load.
+fn extractor() -> Option<&'static ua_parser::Extractor<'static>> {
+    static EXTRACTOR: OnceLock<Option<ua_parser::Extractor<'static>>> = OnceLock::new();
+    EXTRACTOR
+        .get_or_init(|| {
+            let started = Instant::now();
+            match load() {
+                Ok(extractor) => {
+                    tracing::debug!(
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "compiled the uap-core user-agent regexes"
+                    );
+                    Some(extractor)
+                }
+                Err(error) => {
+                    tracing::error!(%error, "user agents will not be parsed");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+/// ECS fields (dotted keys under the target) for one agent, as
+/// Elasticsearch's processor sets them: `name` and `device.name` always
+/// ("Other" when no rule matched), `version` and the `os` fields only when
+/// known.
+fn parse(extractor: &ua_parser::Extractor<'_>, agent: &str) -> Map<String, Value> {
     let mut out = Map::new();
-    let Some(r) = woothee::parser::Parser::new().parse(agent) else {
-        out.insert("name".into(), Value::String("Other".into()));
-        out.insert("device.name".into(), Value::String("Other".into()));
-        return out;
-    };
-    let known = |s: &str| !s.is_empty() && s != woothee::woothee::VALUE_UNKNOWN;
-    let mut put = |key: &str, value: &str| {
-        if known(value) {
-            out.insert(key.into(), Value::String(value.to_owned()));
+    let (ua, os, device) = extractor.extract(agent);
+    let name = ua.as_ref().map(|ua| ua.family.as_ref());
+    out.insert("name".into(), Value::String(or_other(name).to_owned()));
+    if let Some(ua) = &ua {
+        if let Some(version) = join_version([ua.major, ua.minor, ua.patch, ua.patch_minor]) {
+            out.insert("version".into(), Value::String(version));
         }
-    };
-    put("name", r.name);
-    put("version", r.version);
-    put("os.name", r.os);
-    put("os.version", &r.os_version);
-    if known(r.os) && known(&r.os_version) {
-        put("os.full", &format!("{} {}", r.os, r.os_version));
     }
-    // uap-core's device names for the categories woothee knows.
-    let device = match r.category {
-        "crawler" => "Spider",
-        "smartphone" | "mobilephone" => "Mobile",
-        _ => "Other",
-    };
-    put("device.name", device);
+    if let Some(os) = os.filter(|os| !os.os.is_empty()) {
+        out.insert("os.name".into(), Value::String(os.os.to_string()));
+        let parts = [&os.major, &os.minor, &os.patch, &os.patch_minor].map(|p| p.as_deref());
+        if let Some(version) = join_version(parts) {
+            let full = format!("{} {version}", os.os);
+            out.insert("os.version".into(), Value::String(version));
+            out.insert("os.full".into(), Value::String(full));
+        }
+    }
+    let device = device.as_ref().map(|d| d.device.as_ref());
+    out.insert(
+        "device.name".into(),
+        Value::String(or_other(device).to_owned()),
+    );
     out
+}
+
+fn or_other(name: Option<&str>) -> &str {
+    name.filter(|n| !n.is_empty()).unwrap_or(OTHER)
+}
+
+/// `major.minor.patch.patch_minor`, up to the first missing part, as
+/// Elasticsearch joins them since its fix for dangling dots
+/// (elastic/elasticsearch#117213, late 2024). Before it, a part that matched
+/// empty was joined too, which is why Filebeat's expected documents have
+/// "50.0." for `Firefox/50.0`; uap-core 0.18's Firefox rule no longer matches
+/// an empty patch there, and ua-parser treats an empty group as missing, as
+/// the uap-core specification says.
+fn join_version(parts: [Option<&str>; 4]) -> Option<String> {
+    let mut version: Option<String> = None;
+    for part in parts.into_iter().map_while(|p| p.filter(|p| !p.is_empty())) {
+        match &mut version {
+            Some(v) => {
+                v.push('.');
+                v.push_str(part);
+            }
+            None => version = Some(part.to_owned()),
+        }
+    }
+    version
 }
 
 #[cfg(test)]
@@ -154,25 +236,98 @@ mod tests {
     }
 
     #[test]
-    fn browsers_and_systems_are_recognised() {
+    fn the_bundled_regexes_load() {
+        // A broken regexes.yaml would otherwise only show as a logged error
+        // and unparsed agents at run time.
+        if let Err(e) = load() {
+            panic!("{e}");
+        }
+    }
+
+    #[test]
+    fn names_are_uap_cores_as_filebeat_expects() {
         let f = filter();
-        let ua = run(
+        // Cases where woothee disagreed with Filebeat's expected documents.
+        let mac = run(
+            &f,
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 10.12; rv:50.0) Gecko/20100101 Firefox/50.0",
+        );
+        assert_eq!(mac["name"], json!("Firefox"));
+        assert_eq!(mac["version"], json!("50.0"));
+        assert_eq!(
+            mac["os"],
+            json!({"name": "Mac OS X", "version": "10.12", "full": "Mac OS X 10.12"})
+        );
+        assert_eq!(mac["device"], json!({"name": "Mac"}));
+
+        let alpha = run(
             &f,
             "Mozilla/5.0 (Windows NT 6.1; rv:15.0) Gecko/20120716 Firefox/15.0a2",
         );
-        assert_eq!(ua["name"], json!("Firefox"));
-        assert_eq!(ua["version"], json!("15.0"));
-        assert_eq!(ua["os"]["name"], json!("Windows 7"));
+        assert_eq!(alpha["name"], json!("Firefox Alpha"));
+        assert_eq!(alpha["version"], json!("15.0.a2"));
         assert_eq!(
-            ua["original"],
+            alpha["os"],
+            json!({"name": "Windows", "version": "7", "full": "Windows 7"})
+        );
+        assert_eq!(alpha["device"], json!({"name": "Other"}));
+        assert_eq!(
+            alpha["original"],
             json!("Mozilla/5.0 (Windows NT 6.1; rv:15.0) Gecko/20120716 Firefox/15.0a2")
         );
+
+        let wget = run(&f, "Wget/1.13.4 (linux-gnu)");
+        assert_eq!(wget["name"], json!("Wget"));
+        assert_eq!(wget["version"], json!("1.13.4"));
+        // No OS version: no `os.version` nor `os.full`.
+        assert_eq!(wget["os"], json!({"name": "Linux"}));
+        assert_eq!(wget["device"], json!({"name": "Other"}));
+
         let bot = run(
             &f,
             "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
         );
         assert_eq!(bot["name"], json!("Googlebot"));
+        assert_eq!(bot["version"], json!("2.1"));
         assert_eq!(bot["device"]["name"], json!("Spider"));
+    }
+
+    #[test]
+    fn an_unknown_agent_is_other() {
+        let ua = run(&filter(), "not a browser");
+        assert_eq!(
+            ua,
+            json!({"original": "not a browser", "name": "Other", "device": {"name": "Other"}})
+        );
+    }
+
+    #[test]
+    fn versions_join_up_to_the_first_missing_part() {
+        assert_eq!(
+            join_version([Some("50"), Some("0"), None, None]).as_deref(),
+            Some("50.0")
+        );
+        assert_eq!(
+            join_version([Some("1"), None, Some("3"), None]).as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            join_version([Some("1"), Some(""), Some("3"), None]).as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            join_version([Some("54"), Some("0"), Some("2840"), Some("98")]).as_deref(),
+            Some("54.0.2840.98")
+        );
+        assert_eq!(join_version([None, Some("1"), None, None]), None);
+    }
+
+    #[test]
+    fn filters_share_one_compiled_set() {
+        let (Some(a), Some(b)) = (extractor(), extractor()) else {
+            panic!("the bundled regexes did not load");
+        };
+        assert!(std::ptr::eq(a, b));
     }
 
     #[test]
