@@ -12,9 +12,12 @@
 //! The rules are `useragent/regexes.yaml`, uap-core 0.18.0 as published on
 //! npm (Apache-2.0, notice in `useragent/LICENSE`), built into the binary so
 //! no file ships with it; to update, replace that file with a newer
-//! release's. They are compiled once per process, when the first agent is
-//! parsed rather than at load: compiling takes ~0.1 s, which a host that
-//! only ships (and so never runs filters) should not pay.
+//! release's. They are read once per process, at the first agent parsed, and
+//! each rule's regex is compiled the first time an agent may match it (see
+//! [`uap`]): a host that only ships, or a one-line `logpipe test`, never pays
+//! for all ~1,200 regexes.
+
+mod uap;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -88,10 +91,10 @@ impl UserAgent {
             match cache.get(agent.as_str()) {
                 Some(parsed) => parsed.clone(),
                 None => {
-                    let Some(extractor) = extractor() else {
+                    let Some(rules) = rules() else {
                         return Verdict::Keep;
                     };
-                    let parsed = parse(extractor, agent);
+                    let parsed = parse(rules, agent);
                     if cache.len() >= self.cache_size {
                         cache.clear();
                     }
@@ -116,35 +119,21 @@ impl UserAgent {
     }
 }
 
-/// Why the embedded regexes could not be used; only a broken vendored file
-/// can cause it, which the unit tests catch.
-#[derive(Debug, thiserror::Error)]
-enum LoadError {
-    #[error("the bundled uap-core regexes.yaml does not parse: {0}")]
-    Yaml(#[from] serde_norway::Error),
-    #[error("the bundled uap-core regexes do not compile: {0}")]
-    Compile(#[from] ua_parser::Error),
-}
-
-fn load() -> Result<ua_parser::Extractor<'static>, LoadError> {
-    let regexes: ua_parser::Regexes<'static> = serde_norway::from_str(REGEXES)?;
-    Ok(ua_parser::Extractor::try_from(regexes)?)
-}
-
-/// The compiled regexes, shared by every `useragent` filter of the process;
-/// `None` (logged once) if they failed to load.
-fn extractor() -> Option<&'static ua_parser::Extractor<'static>> {
-    static EXTRACTOR: OnceLock<Option<ua_parser::Extractor<'static>>> = OnceLock::new();
-    EXTRACTOR
+/// The rules, shared by every `useragent` filter of the process; `None`
+/// (logged once) if the bundled file could not be read.
+fn rules() -> Option<&'static uap::Uap> {
+    static RULES: OnceLock<Option<uap::Uap>> = OnceLock::new();
+    RULES
         .get_or_init(|| {
             let started = Instant::now();
-            match load() {
-                Ok(extractor) => {
+            match uap::Uap::load(REGEXES) {
+                Ok(rules) => {
                     tracing::debug!(
+                        rules = rules.rule_count(),
                         elapsed_ms = started.elapsed().as_millis() as u64,
-                        "compiled the uap-core user-agent regexes"
+                        "read the uap-core user-agent rules"
                     );
-                    Some(extractor)
+                    Some(rules)
                 }
                 Err(error) => {
                     tracing::error!(%error, "user agents will not be parsed");
@@ -159,9 +148,13 @@ fn extractor() -> Option<&'static ua_parser::Extractor<'static>> {
 /// Elasticsearch's processor sets them: `name` and `device.name` always
 /// ("Other" when no rule matched), `version` and the `os` fields only when
 /// known.
-fn parse(extractor: &ua_parser::Extractor<'_>, agent: &str) -> Map<String, Value> {
+fn parse(rules: &uap::Uap, agent: &str) -> Map<String, Value> {
     let mut out = Map::new();
-    let (ua, os, device) = extractor.extract(agent);
+    let (ua, os, device) = (
+        rules.user_agent(agent),
+        rules.os(agent),
+        rules.device(agent),
+    );
     let name = ua.as_ref().map(|ua| ua.family.as_ref());
     out.insert("name".into(), Value::String(or_other(name).to_owned()));
     if let Some(ua) = &ua {
@@ -236,13 +229,71 @@ mod tests {
     }
 
     #[test]
-    fn the_bundled_regexes_load() {
-        // A broken regexes.yaml would otherwise only show as a logged error
+    fn every_bundled_rule_compiles() {
+        // A broken regexes.yaml would otherwise only show as logged errors
         // and unparsed agents at run time.
-        if let Err(e) = load() {
-            panic!("{e}");
+        let rules = match uap::Uap::load(REGEXES) {
+            Ok(rules) => rules,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(rules.rule_count() > 1000);
+        assert!(rules.user_agent.compile_all());
+        assert!(rules.os.compile_all());
+        assert!(rules.device.compile_all());
+    }
+
+    #[test]
+    fn lazy_rules_match_as_the_crates_full_extractor() {
+        // The prefilter only skips rules that cannot match: the first
+        // matching rule is the one `ua-parser` finds trying them all.
+        let Some(lazy) = rules() else {
+            panic!("the bundled regexes did not load");
+        };
+        let regexes: ua_parser::Regexes = match serde_norway::from_str(REGEXES) {
+            Ok(regexes) => regexes,
+            Err(e) => panic!("{e}"),
+        };
+        let full = match ua_parser::Extractor::try_from(regexes) {
+            Ok(full) => full,
+            Err(e) => panic!("{e}"),
+        };
+        for agent in AGENTS {
+            let (ua, os, device) = full.extract(agent);
+            assert_eq!(lazy.user_agent(agent), ua, "{agent}");
+            assert_eq!(lazy.os(agent), os, "{agent}");
+            assert_eq!(lazy.device(agent), device, "{agent}");
         }
     }
+
+    /// Agents of the kinds a web log sees, for the test above.
+    const AGENTS: &[&str] = &[
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10.12; rv:50.0) Gecko/20100101 Firefox/50.0",
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_12_0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/54.0.2840.98 Safari/537.36",
+        "Mozilla/5.0 (Windows NT 6.1; rv:15.0) Gecko/20120716 Firefox/15.0a2",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36 Edg/126.0.2592.68",
+        "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+        "Mozilla/5.0 (iPad; CPU OS 12_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
+        "Mozilla/5.0 (Linux; Android 8.0.0; SM-G960F Build/R16NW) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/62.0.3202.84 Mobile Safari/537.36",
+        "Mozilla/5.0 (Linux; U; Android 2.3.5; en-us; HTC Vision Build/GRI40) AppleWebKit/533.1 (KHTML, like Gecko) Version/4.0 Mobile Safari/533.1",
+        "Mozilla/5.0 (Linux; Android 7.0; Pixel C Build/NRD90M; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/52.0.2743.98 Safari/537.36",
+        "Mozilla/5.0 (SMART-TV; Linux; Tizen 2.4.0) AppleWebKit/538.1 (KHTML, like Gecko) SamsungBrowser/1.1 TV Safari/538.1",
+        "Mozilla/5.0 (X11; CrOS x86_64 8172.45.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/51.0.2704.64 Safari/537.36",
+        "Mozilla/5.0 (compatible; MSIE 9.0; Windows NT 6.1; Trident/5.0)",
+        "Mozilla/4.08 [en] (Win98; I ;Nav)",
+        "Opera/9.80 (Android; Opera Mini/11.0.1912/37.8233; U; vi) Presto/2.12.423 Version/12.16",
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
+        "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+        "Wget/1.13.4 (linux-gnu)",
+        "curl/8.4.0",
+        "python-requests/2.31.0",
+        "Go-http-client/1.1",
+        "Apache-HttpClient/4.5.13 (Java/11.0.19)",
+        "-",
+        "",
+        "not a browser",
+    ];
 
     #[test]
     fn names_are_uap_cores_as_filebeat_expects() {
@@ -323,8 +374,8 @@ mod tests {
     }
 
     #[test]
-    fn filters_share_one_compiled_set() {
-        let (Some(a), Some(b)) = (extractor(), extractor()) else {
+    fn filters_share_one_rule_set() {
+        let (Some(a), Some(b)) = (rules(), rules()) else {
             panic!("the bundled regexes did not load");
         };
         assert!(std::ptr::eq(a, b));
