@@ -247,7 +247,7 @@ fn write_numbered(path: &Path, from: u64, to: u64, rate: u64) {
         if n > from && n % ROTATE_EVERY == 0 {
             f.flush().unwrap();
             let rotated = PathBuf::from(format!("{}.{n}", path.display()));
-            if (n / ROTATE_EVERY) % 2 == 0 {
+            if (n / ROTATE_EVERY).is_multiple_of(2) {
                 std::fs::rename(path, &rotated).unwrap();
                 f = open();
             } else {
@@ -258,7 +258,7 @@ fn write_numbered(path: &Path, from: u64, to: u64, rate: u64) {
         f.write_all(line(n).as_bytes()).unwrap();
         let due = Duration::from_secs_f64((n - from) as f64 / rate as f64);
         if let Some(wait) = due.checked_sub(start.elapsed()) {
-            if (n - from) % 50 == 0 {
+            if (n - from).is_multiple_of(50) {
                 f.flush().unwrap();
                 std::thread::sleep(wait);
             }

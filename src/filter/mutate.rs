@@ -141,7 +141,7 @@ impl Config {
             }
         }
         let mut gsub = Vec::new();
-        if self.gsub.len() % 3 != 0 {
+        if !self.gsub.len().is_multiple_of(3) {
             if let Some(last) = self.gsub.last() {
                 cx.error(
                     &last.span(),
