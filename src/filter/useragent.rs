@@ -54,9 +54,36 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct UserAgent {
     source: FieldRef,
-    target: FieldRef,
     cache_size: usize,
     cache: Arc<Mutex<HashMap<String, Map<String, Value>>>>,
+    /// Where each key of a result goes under `target`, resolved once.
+    fields: Arc<[(&'static str, FieldRef)]>,
+}
+
+/// The keys [`parse`] fills.
+const KEYS: [&str; 6] = [
+    "name",
+    "version",
+    "os.name",
+    "os.version",
+    "os.full",
+    "device.name",
+];
+
+/// `target` + `os.name` → `[user_agent][os][name]`, for every key.
+fn target_fields(target: &FieldRef) -> Option<Arc<[(&'static str, FieldRef)]>> {
+    KEYS.iter()
+        .map(|&key| {
+            let mut text: String = target.path().iter().map(|p| format!("[{p}]")).collect();
+            for part in key.split('.') {
+                text.push_str(&format!("[{part}]"));
+            }
+            if target.root() == crate::template::Root::Metadata {
+                text.insert_str(0, "[@metadata]");
+            }
+            FieldRef::parse(&text).ok().map(|f| (key, f))
+        })
+        .collect()
 }
 
 impl Config {
@@ -69,7 +96,7 @@ impl Config {
         let target = field(cx, &self.target, "[user_agent]");
         Some(UserAgent {
             source: source?,
-            target: target?,
+            fields: target_fields(&target?)?,
             cache_size: self.cache_size.unwrap_or(10_000).max(1),
             cache: Arc::default(),
         })
@@ -104,15 +131,8 @@ impl UserAgent {
             }
         };
         for (key, value) in parsed {
-            let mut path = self.target.path().to_vec();
-            path.extend(key.split('.').map(str::to_owned));
-            let text = path.iter().map(|p| format!("[{p}]")).collect::<String>();
-            let text = match self.target.root() {
-                crate::template::Root::Metadata => format!("[@metadata]{text}"),
-                crate::template::Root::Fields => text,
-            };
-            if let Ok(field) = FieldRef::parse(&text) {
-                event.insert(&field, value);
+            if let Some((_, field)) = self.fields.iter().find(|(k, _)| *k == key) {
+                event.insert(field, value);
             }
         }
         Verdict::Keep
@@ -212,10 +232,19 @@ mod tests {
     fn filter() -> UserAgent {
         UserAgent {
             source: FieldRef::parse("[user_agent][original]").unwrap(),
-            target: FieldRef::parse("[user_agent]").unwrap(),
+            fields: target_fields(&FieldRef::parse("[user_agent]").unwrap()).unwrap(),
             cache_size: 2,
             cache: Arc::default(),
         }
+    }
+
+    #[test]
+    fn result_keys_resolve_under_the_target_once() {
+        let fields = target_fields(&FieldRef::parse("[@metadata][ua]").unwrap()).unwrap();
+        let (key, field) = &fields[2];
+        assert_eq!(*key, "os.name");
+        assert_eq!(field.root(), crate::template::Root::Metadata);
+        assert_eq!(field.path(), ["ua", "os", "name"]);
     }
 
     fn run(filter: &UserAgent, agent: &str) -> Value {
