@@ -19,6 +19,10 @@ use logpipe::shutdown::{Shutdown, StageCx};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+// The allocator the logpipe binary runs with, so the figures match it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let n: usize = std::env::args()
         .skip(1)

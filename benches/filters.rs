@@ -12,6 +12,10 @@ use logpipe::config;
 use logpipe::filter::{self, FilterSpec};
 use logpipe::Event;
 
+// The allocator the logpipe binary runs with, so the figures match it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn lines() -> Vec<String> {
     let agents = [
         "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",
