@@ -76,6 +76,15 @@ async fn index(es: Elasticsearch, batches: Vec<Vec<Event>>, dead_letters: DeadLe
     counters.snapshot()
 }
 
+/// The records of a dead-letter file.
+fn dead_letter_records(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 fn chunks(events: Vec<Event>, size: usize) -> Vec<Vec<Event>> {
     let mut out = Vec::new();
     let mut it = events.into_iter().peekable();
@@ -169,11 +178,7 @@ async fn a_mapping_conflict_goes_to_the_dead_letter_file_and_can_be_replayed_els
     assert_eq!((counts.indexed, counts.dead_lettered), (49, 1));
     assert_eq!(es.count(&index_name).await, 49);
 
-    let text = std::fs::read_to_string(&dl_path).unwrap();
-    let records: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = dead_letter_records(&dl_path);
     assert_eq!(records.len(), 1);
     let r = &records[0];
     assert_eq!(r["status"], 400);
@@ -248,11 +253,7 @@ async fn requests_refused_for_their_size_or_content_are_split_down_to_the_offend
         "{counts:?}"
     );
     assert_eq!(es.count(&prefix).await, 399);
-    let text = std::fs::read_to_string(&dl_path).unwrap();
-    let records: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = dead_letter_records(&dl_path);
     assert_eq!(records.len(), 1);
     assert_eq!(records[0]["status"], 413);
     assert_eq!(records[0]["error_type"], "http_413");

@@ -107,55 +107,41 @@ async fn consuming_a_kafka_range_again_creates_no_duplicate() {
         &prefix,
     );
     let state_b = dir.path().join("state-b");
-    let log_b = state_b.with_extension("log");
-    let mut child = logpipe()
-        .arg("run")
-        .arg(&second)
-        .arg("--state-dir")
-        .arg(&state_b)
-        .args(["--role", "index"])
-        .env("RUST_LOG", "info,logpipe::output::elasticsearch=debug")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_b).unwrap())
-        .spawn()
-        .unwrap();
-    eventually(
-        Duration::from_secs(120),
-        "300 replayed events answered 409",
-        || async { (duplicates_logged(&log_b) >= 300).then_some(()) },
-    )
-    .await;
-    sigterm(&child);
-    assert!(wait_exit(&mut child, Duration::from_secs(60)).success());
-    assert_eq!(duplicates_logged(&log_b), 300);
+    assert_eq!(index_again(&second, &state_b).await, 300);
     assert_eq!(es.count(&pattern).await, 300, "not a single duplicate");
 
     // The first group's own offsets reset to the start of the topic (what
     // `kafka-consumer-groups --reset-offsets --to-earliest` does), and its
     // indexer started again: the same range a third time.
     reset_group_offsets(&svc.kafka, &format!("{topic}-a"), &topic, 2);
-    let log_a = dir.path().join("state-a-again.log");
+    assert_eq!(index_again(&first, &state).await, 300);
+    assert_eq!(es.count(&pattern).await, 300, "not a single duplicate");
+}
+
+/// Runs the index half of `pipeline` until 300 events were answered 409
+/// (already indexed), stops it, and returns how many were.
+async fn index_again(pipeline: &std::path::Path, state: &std::path::Path) -> u64 {
+    let log = state.with_extension("log");
     let mut child = logpipe()
         .arg("run")
-        .arg(&first)
+        .arg(pipeline)
         .arg("--state-dir")
-        .arg(&state)
+        .arg(state)
         .args(["--role", "index"])
         .env("RUST_LOG", "info,logpipe::output::elasticsearch=debug")
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_a).unwrap())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     eventually(
         Duration::from_secs(120),
-        "300 events replayed after the offset reset answered 409",
-        || async { (duplicates_logged(&log_a) >= 300).then_some(()) },
+        "300 replayed events answered 409",
+        || async { (duplicates_logged(&log) >= 300).then_some(()) },
     )
     .await;
     sigterm(&child);
     assert!(wait_exit(&mut child, Duration::from_secs(60)).success());
-    assert_eq!(duplicates_logged(&log_a), 300);
-    assert_eq!(es.count(&pattern).await, 300, "not a single duplicate");
+    duplicates_logged(&log)
 }
 
 /// Commits offset 0 for every partition of `topic` in `group`, as an

@@ -181,35 +181,11 @@ impl Proxy {
                     .unwrap();
                 body = plain;
             }
-            if let Some(want) = &self.auth {
-                if authorization.as_deref() != Some(want.as_str()) {
-                    let answer = json!({"error": {"type": "security_exception", "reason": "missing authentication credentials"}, "status": 401});
-                    if write_response(&mut stream, 401, answer.to_string().as_bytes())
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                    continue;
-                }
-            }
-            let root = self.root.lock().unwrap().clone();
-            if let (Some(root), true) = (root, method == "GET" && path == "/") {
-                if write_response(&mut stream, 200, root.to_string().as_bytes())
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                continue;
-            }
-            if is_bulk && body.len() > self.max_body.load(Ordering::Relaxed) {
-                // The fault is for the next request that fits.
-                if let Some(fault) = fault {
-                    self.faults.lock().unwrap().push_front(fault);
-                }
-                let answer = json!({"error": {"type": "content_too_long_exception", "reason": "request body is too large"}, "status": 413});
-                if write_response(&mut stream, 413, answer.to_string().as_bytes())
+            let mut fault = fault;
+            if let Some((status, answer)) =
+                self.local_answer(&method, &path, &body, authorization.as_deref(), &mut fault)
+            {
+                if write_response(&mut stream, status, answer.to_string().as_bytes())
                     .await
                     .is_err()
                 {
@@ -238,6 +214,43 @@ impl Proxy {
                 return;
             }
         }
+    }
+
+    /// The answer the proxy gives itself, without the server: 401 without
+    /// the required credentials, the overridden `GET /`, 413 over
+    /// `max_body` (a fault taken for this request is kept for the next).
+    fn local_answer(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        authorization: Option<&str>,
+        fault: &mut Option<Fault>,
+    ) -> Option<(u16, Value)> {
+        if let Some(want) = &self.auth {
+            if authorization != Some(want.as_str()) {
+                return Some((
+                    401,
+                    json!({"error": {"type": "security_exception", "reason": "missing authentication credentials"}, "status": 401}),
+                ));
+            }
+        }
+        if method == "GET" && path == "/" {
+            if let Some(root) = self.root.lock().unwrap().clone() {
+                return Some((200, root));
+            }
+        }
+        let is_bulk = method == "POST" && path.ends_with("_bulk");
+        if is_bulk && body.len() > self.max_body.load(Ordering::Relaxed) {
+            if let Some(fault) = fault.take() {
+                self.faults.lock().unwrap().push_front(fault);
+            }
+            return Some((
+                413,
+                json!({"error": {"type": "content_too_long_exception", "reason": "request body is too large"}, "status": 413}),
+            ));
+        }
+        None
     }
 
     async fn forward(
