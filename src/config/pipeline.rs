@@ -60,8 +60,9 @@ struct Header {
     name: Option<Spanned<String>>,
     /// The Kafka hop between the ship half and the index half.
     kafka: Option<HopConfig>,
-    /// Batches buffered between two stages (default 4). Each batch holds up to
-    /// an input's `batch_events` events, so this bounds memory per stage.
+    /// Batches buffered between two stages (default 2). Each batch holds up to
+    /// an input's `batch_events` events, so this bounds memory per stage;
+    /// more only helps to ride out bursts.
     channel_capacity: Option<Spanned<usize>>,
 }
 
@@ -144,7 +145,7 @@ pub fn parse(
             1
         }
         Some(c) => *c.get_ref(),
-        None => 4,
+        None => 2,
     };
 
     if !has_inputs && !has_hop {
