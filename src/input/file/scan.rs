@@ -353,9 +353,7 @@ impl Tail {
         }
         true
     }
-}
 
-impl Tail {
     /// Whether a new file shorter than the fingerprint may be identified by
     /// the bytes it has: once it has not changed for `close_inactive`, or
     /// `close_inactive` after this process first saw it (so a quiet

@@ -135,7 +135,6 @@ pub struct Client {
 /// The stage name in metrics and health.
 const STAGE: &str = "output.elasticsearch";
 
-/// Why a bulk request must be sent again.
 /// How a bulk request ended.
 pub enum Sent {
     /// 200: the per-item response body.
@@ -147,6 +146,7 @@ pub enum Sent {
     Aborted,
 }
 
+/// Why a bulk request must be sent again.
 enum Failure {
     /// The host looks gone: mark it down.
     HostDown(String),
