@@ -48,6 +48,8 @@ pub struct Pipeline {
     pub tests: Vec<testing::Case>,
     /// Batches buffered between two stages.
     pub channel_capacity: usize,
+    /// Tasks running the filters, each on its own batches.
+    pub filter_workers: usize,
     /// A hash of the file's text: a reload restarts only pipelines whose file changed.
     pub digest: u64,
 }
@@ -64,6 +66,10 @@ struct Header {
     /// an input's `batch_events` events, so this bounds memory per stage;
     /// more only helps to ride out bursts.
     channel_capacity: Option<Spanned<usize>>,
+    /// Batches filtered at once (default 1). Batches may leave the filters
+    /// out of order; each source still moves its checkpoint only over a
+    /// gap-free run of delivered batches.
+    filter_workers: Option<Spanned<usize>>,
 }
 
 /// Parses and validates one pipeline file.
@@ -139,6 +145,14 @@ pub fn parse(
         .as_ref()
         .and_then(|h| h.kafka.clone())
         .and_then(|k| k.validate(&mut cx));
+    let filter_workers = match header.as_ref().and_then(|h| h.filter_workers.as_ref()) {
+        Some(n) if *n.get_ref() == 0 => {
+            cx.error(&n.span(), "filter_workers must be at least 1");
+            1
+        }
+        Some(n) => *n.get_ref(),
+        None => 1,
+    };
     let channel_capacity = match header.as_ref().and_then(|h| h.channel_capacity.as_ref()) {
         Some(c) if *c.get_ref() == 0 => {
             cx.error(&c.span(), "channel_capacity must be at least 1");
@@ -175,6 +189,7 @@ pub fn parse(
         output_if,
         tests,
         channel_capacity,
+        filter_workers,
         digest: xxhash_rust::xxh3::xxh3_64(source.text.as_bytes()),
     });
     (pipeline, cx.diagnostics)

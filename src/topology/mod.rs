@@ -103,7 +103,7 @@ pub fn spawn(
             spawn_index_half(
                 &mut tasks,
                 rx,
-                pipeline.filters,
+                (pipeline.filters, pipeline.filter_workers),
                 pipeline
                     .outputs
                     .into_iter()
@@ -140,7 +140,7 @@ pub fn spawn(
                 spawn_index_half(
                     &mut tasks,
                     rx,
-                    pipeline.filters,
+                    (pipeline.filters, pipeline.filter_workers),
                     pipeline
                         .outputs
                         .into_iter()
@@ -180,7 +180,7 @@ fn spawn_inputs(
 fn spawn_index_half(
     tasks: &mut JoinSet<(&'static str, Result<(), StageError>)>,
     rx: mpsc::Receiver<Batch>,
-    filters: Vec<crate::filter::FilterSpec>,
+    (filters, workers): (Vec<crate::filter::FilterSpec>, usize),
     outputs: Vec<(
         crate::output::OutputSpec,
         Option<crate::filter::cond::Condition>,
@@ -194,7 +194,7 @@ fn spawn_index_half(
         tasks,
         cx,
         "filter",
-        filter_stage::run(filters, rx, filtered_tx, cx.pipeline.clone()),
+        filter_stage::run(filters, workers, rx, filtered_tx, cx.pipeline.clone()),
     );
     let mut routes = Vec::new();
     for (output, condition) in outputs {
