@@ -125,6 +125,27 @@ impl FieldRef {
     pub fn as_str(&self) -> &str {
         &self.text
     }
+
+    /// The field `keys` below this one: `[user_agent]` with `os`, `name` is
+    /// `[user_agent][os][name]`, in the same root.
+    pub fn child<'a>(&self, keys: impl IntoIterator<Item = &'a str>) -> FieldRef {
+        let mut path = self.path.clone();
+        path.extend(keys.into_iter().map(str::to_owned));
+        let mut text = match self.root {
+            Root::Metadata => "[@metadata]".to_owned(),
+            Root::Fields => String::new(),
+        };
+        for key in &path {
+            text.push('[');
+            text.push_str(key);
+            text.push(']');
+        }
+        FieldRef {
+            root: self.root,
+            path,
+            text,
+        }
+    }
 }
 
 impl std::fmt::Display for FieldRef {
@@ -352,6 +373,22 @@ fn push_literal(out: &mut String, c: char) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_child_is_the_field_its_path_names() {
+        for (parent, keys, whole) in [
+            ("[user_agent]", vec!["os", "name"], "[user_agent][os][name]"),
+            ("source", vec!["geo"], "[source][geo]"),
+            ("[@metadata][ua]", vec!["name"], "[@metadata][ua][name]"),
+        ] {
+            let child = FieldRef::parse(parent).unwrap().child(keys);
+            let parsed = FieldRef::parse(whole).unwrap();
+            assert_eq!(
+                (child.root(), child.path(), child.as_str()),
+                (parsed.root(), parsed.path(), whole)
+            );
+        }
+    }
 
     fn event_at(ts: &str) -> Event {
         let mut event = Event::default();

@@ -81,21 +81,11 @@ impl Config {
             None => FieldRef::parse("[source]").ok(),
         };
         let target = target?;
-        let child = |name: &str| {
-            let mut text = match target.root() {
-                crate::template::Root::Metadata => "[@metadata]".to_owned(),
-                crate::template::Root::Fields => String::new(),
-            };
-            for key in target.path() {
-                text.push_str(&format!("[{key}]"));
-            }
-            FieldRef::parse(&format!("{text}[{name}]")).ok()
-        };
         Some(GeoIp {
             reader: Arc::new(reader?),
             source: source?,
-            geo: child("geo")?,
-            asn: child("as")?,
+            geo: target.child(["geo"]),
+            asn: target.child(["as"]),
             tag_on_failure: self.tag_on_failure,
         })
     }

@@ -71,18 +71,9 @@ const KEYS: [&str; 6] = [
 ];
 
 /// `target` + `os.name` → `[user_agent][os][name]`, for every key.
-fn target_fields(target: &FieldRef) -> Option<Arc<[(&'static str, FieldRef)]>> {
+fn target_fields(target: &FieldRef) -> Arc<[(&'static str, FieldRef)]> {
     KEYS.iter()
-        .map(|&key| {
-            let mut text: String = target.path().iter().map(|p| format!("[{p}]")).collect();
-            for part in key.split('.') {
-                text.push_str(&format!("[{part}]"));
-            }
-            if target.root() == crate::template::Root::Metadata {
-                text.insert_str(0, "[@metadata]");
-            }
-            FieldRef::parse(&text).ok().map(|f| (key, f))
-        })
+        .map(|&key| (key, target.child(key.split('.'))))
         .collect()
 }
 
@@ -96,7 +87,7 @@ impl Config {
         let target = field(cx, &self.target, "[user_agent]");
         Some(UserAgent {
             source: source?,
-            fields: target_fields(&target?)?,
+            fields: target_fields(&target?),
             cache_size: self.cache_size.unwrap_or(10_000).max(1),
             cache: Arc::default(),
         })
@@ -232,7 +223,7 @@ mod tests {
     fn filter() -> UserAgent {
         UserAgent {
             source: FieldRef::parse("[user_agent][original]").unwrap(),
-            fields: target_fields(&FieldRef::parse("[user_agent]").unwrap()).unwrap(),
+            fields: target_fields(&FieldRef::parse("[user_agent]").unwrap()),
             cache_size: 2,
             cache: Arc::default(),
         }
@@ -240,7 +231,7 @@ mod tests {
 
     #[test]
     fn result_keys_resolve_under_the_target_once() {
-        let fields = target_fields(&FieldRef::parse("[@metadata][ua]").unwrap()).unwrap();
+        let fields = target_fields(&FieldRef::parse("[@metadata][ua]").unwrap());
         let (key, field) = &fields[2];
         assert_eq!(*key, "os.name");
         assert_eq!(field.root(), crate::template::Root::Metadata);
