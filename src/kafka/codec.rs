@@ -58,16 +58,20 @@ pub fn encode_into(event: &Event, out: &mut Vec<u8>) -> Result<(), serde_json::E
 /// The event a message produced by [`encode_into`] holds: for a message
 /// the broker refused after it left, so that the dead letter shows it.
 pub fn decode_sent(payload: &[u8]) -> Event {
-    match serde_json::from_slice::<Value>(payload) {
-        Ok(Value::Object(mut fields)) => {
-            let metadata = match fields.remove("@metadata") {
-                Some(Value::Object(m)) => m,
-                _ => Map::new(),
-            };
-            Event { fields, metadata }
-        }
-        _ => Event::from_message(String::from_utf8_lossy(payload)),
-    }
+    object(payload).unwrap_or_else(|| Event::from_message(String::from_utf8_lossy(payload)))
+}
+
+/// The event of a JSON object body, `@metadata` taken out of its fields;
+/// `None` when the body is not a JSON object.
+fn object(bytes: &[u8]) -> Option<Event> {
+    let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(bytes) else {
+        return None;
+    };
+    let metadata = match fields.remove("@metadata") {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    Some(Event { fields, metadata })
 }
 
 /// Where a record came from, for ids and `decorate_events`.
@@ -86,19 +90,14 @@ pub struct Origin<'a> {
 pub fn decode(payload: Option<&[u8]>, origin: &Origin<'_>, codec: Codec, decorate: bool) -> Event {
     let bytes = payload.unwrap_or_default();
     let mut event = match codec {
-        Codec::Json => match serde_json::from_slice::<Value>(bytes) {
-            Ok(Value::Object(mut fields)) => {
-                let metadata = match fields.remove("@metadata") {
-                    Some(Value::Object(m)) => m,
-                    _ => Map::new(),
-                };
-                let mut event = Event { fields, metadata };
+        Codec::Json => match object(bytes) {
+            Some(mut event) => {
                 if event.timestamp().is_none() {
                     event.set_timestamp(chrono::Utc::now());
                 }
                 event
             }
-            _ => {
+            None => {
                 let mut event = Event::from_message(String::from_utf8_lossy(bytes));
                 event.add_tag("_jsonparsefailure");
                 event
