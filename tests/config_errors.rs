@@ -53,6 +53,20 @@ fn a_wrong_type_says_what_was_expected() {
 }
 
 #[test]
+fn a_zero_count_points_at_the_value() {
+    let text = "filter_workers = 0\nchannel_capacity = 0\n[[input]]\ntype = \"file\"\npaths = [\"/x\"]\n\
+                [[output]]\ntype = \"elasticsearch\"\nhosts = \"h:9200\"\nindex = \"i\"\nmax_in_flight = 0\n";
+    assert_eq!(
+        diagnostics(text, &[]),
+        [
+            "p.toml:1:18: error: filter_workers must be at least 1",
+            "p.toml:2:20: error: channel_capacity must be at least 1",
+            "p.toml:10:17: error: max_in_flight must be at least 1",
+        ]
+    );
+}
+
+#[test]
 fn an_unknown_stage_type_lists_the_known_ones() {
     let text = format!("[[input]]\ntype = \"flie\"\n{OK_OUTPUT}");
     let d = diagnostics(&text, &[]);

@@ -159,6 +159,24 @@ impl<'a> Cx<'a> {
         self.diagnostics.push(d);
     }
 
+    /// A count setting: `value`, or `default` when it is not set; a 0 is an
+    /// error at its position naming `name`, and gives `None`.
+    pub fn at_least_one(
+        &mut self,
+        value: Option<&Spanned<usize>>,
+        name: &str,
+        default: usize,
+    ) -> Option<usize> {
+        match value {
+            Some(n) if *n.get_ref() == 0 => {
+                self.error(&n.span(), format!("{name} must be at least 1"));
+                None
+            }
+            Some(n) => Some(*n.get_ref()),
+            None => Some(default),
+        }
+    }
+
     pub fn warn(&mut self, span: &Range<usize>, message: impl Into<String>) {
         let d = self.source.warning_at(span.start, message);
         self.diagnostics.push(d);

@@ -145,22 +145,21 @@ pub fn parse(
         .as_ref()
         .and_then(|h| h.kafka.clone())
         .and_then(|k| k.validate(&mut cx));
-    let filter_workers = match header.as_ref().and_then(|h| h.filter_workers.as_ref()) {
-        Some(n) if *n.get_ref() == 0 => {
-            cx.error(&n.span(), "filter_workers must be at least 1");
-            1
-        }
-        Some(n) => *n.get_ref(),
-        None => 1,
-    };
-    let channel_capacity = match header.as_ref().and_then(|h| h.channel_capacity.as_ref()) {
-        Some(c) if *c.get_ref() == 0 => {
-            cx.error(&c.span(), "channel_capacity must be at least 1");
-            1
-        }
-        Some(c) => *c.get_ref(),
-        None => 2,
-    };
+    // A 0 is reported; the 1 in its place only lets checking go on.
+    let filter_workers = cx
+        .at_least_one(
+            header.as_ref().and_then(|h| h.filter_workers.as_ref()),
+            "filter_workers",
+            1,
+        )
+        .unwrap_or(1);
+    let channel_capacity = cx
+        .at_least_one(
+            header.as_ref().and_then(|h| h.channel_capacity.as_ref()),
+            "channel_capacity",
+            2,
+        )
+        .unwrap_or(1);
 
     if !has_inputs && !has_hop {
         cx.diagnostics

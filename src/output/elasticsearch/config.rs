@@ -156,15 +156,9 @@ impl Config {
             Some(t) => cx.template(t),
             None => Template::parse("%{[@metadata][_id]}").ok(),
         };
-        let max_in_flight = match &self.max_in_flight {
-            Some(n) if *n.get_ref() == 0 => {
-                cx.error(&n.span(), "max_in_flight must be at least 1");
-                ok = false;
-                1
-            }
-            Some(n) => *n.get_ref(),
-            None => 2,
-        };
+        let max_in_flight = cx.at_least_one(self.max_in_flight.as_ref(), "max_in_flight", 2);
+        ok &= max_in_flight.is_some();
+        let max_in_flight = max_in_flight.unwrap_or(1);
         let auth = self.auth(url_auth, cx, &mut ok);
         let tls = Tls {
             ca: self.ca.as_deref().map(|p| cx.path(p)),
