@@ -62,8 +62,8 @@ async fn the_shipped_pipelines_index_typed_ecs_fields() {
         [format!("[{error_time}] [core:error] [pid 4242:tid 77] [client 192.0.2.12:5000] AH00128: File does not exist: /srv/www/x")],
     );
     // Complete, quiet logs: read at once although under 1024 bytes.
-    backdate(&access);
-    backdate(&error);
+    backdate(&access, QUIET);
+    backdate(&error, QUIET);
 
     let state = dir.path().join("state");
     let log = std::fs::File::create(dir.path().join("logpipe.log")).unwrap();
@@ -155,8 +155,8 @@ async fn one_topic_is_routed_to_two_indices_by_tag() {
         &error,
         (0..5).map(|i| format!("[Mon Dec 26 16:22:0{i} 2016] [error] [client 192.0.2.1] oops {i}")),
     );
-    backdate(&access);
-    backdate(&error);
+    backdate(&access, QUIET);
+    backdate(&error, QUIET);
     let pipeline = dir.path().join("httpd.toml");
     std::fs::write(
         &pipeline,

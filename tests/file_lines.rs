@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{temp_dir, write_lines};
+use common::{backdate, temp_dir, write_lines};
 use file_support::*;
 use serde_json::Value;
 
@@ -321,13 +321,7 @@ fn old_files_are_read_in_full_and_then_released_at_once_with_ignore_older() {
     let old = dir.path().join("access_log.1");
     let live = dir.path().join("access_log");
     write_lines(&old, ["old but unread".to_owned()]);
-    let week_ago = std::time::SystemTime::now() - Duration::from_secs(7 * 24 * 3600);
-    std::fs::File::options()
-        .write(true)
-        .open(&old)
-        .unwrap()
-        .set_modified(week_ago)
-        .unwrap();
+    backdate(&old, Duration::from_secs(7 * 24 * 3600));
     // Over 1024 bytes: a shorter new file would wait for close_inactive.
     let live_line = format!("live {}", "x".repeat(1100));
     write_lines(&live, [live_line.clone()]);

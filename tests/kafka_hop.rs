@@ -370,7 +370,7 @@ async fn producer_and_consumer_work_over_tls() {
 
     let log = dir.path().join("access_log");
     write_lines(&log, (0..100).map(|i| format!("tls {i}")));
-    backdate(&log);
+    backdate(&log, QUIET);
     let topic = unique("tls");
     let pipeline = write_pipeline(
         dir.path(),

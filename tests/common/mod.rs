@@ -235,16 +235,18 @@ pub fn write_lines(path: &Path, lines: impl IntoIterator<Item = String>) {
     f.sync_all().unwrap();
 }
 
-/// Moves `path`'s modification time an hour back: a log that has been quiet
-/// for longer than `close_inactive`, so logpipe identifies it at once even
-/// when it is shorter than the 1024-byte fingerprint.
-pub fn backdate(path: &Path) {
-    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+/// An hour: longer than the tests' `close_inactive`, so a backdated log
+/// counts as quiet and is identified at once even when it is shorter than
+/// the 1024-byte fingerprint.
+pub const QUIET: Duration = Duration::from_secs(3600);
+
+/// Moves `path`'s modification time `age` back.
+pub fn backdate(path: &Path, age: Duration) {
     std::fs::File::options()
         .write(true)
         .open(path)
         .unwrap()
-        .set_modified(hour_ago)
+        .set_modified(std::time::SystemTime::now() - age)
         .unwrap();
 }
 
