@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use logpipe::input::file::reader::{LineReader, Stop};
-use logpipe::input::file::{FileInput, StartPosition};
+use logpipe::input::file::{FileInput, OnCorruptCheckpoint, StartPosition};
 use logpipe::shutdown::{Shutdown, StageCx};
 
 fn main() {
@@ -123,6 +123,8 @@ fn tail(path: PathBuf) {
         start_position: StartPosition::Beginning,
         exit_after_eof: true,
         checkpoint: false,
+        on_corrupt_checkpoint: OnCorruptCheckpoint::Beginning,
+        follow_symlinks: false,
         max_line_bytes: 512 * 1024,
         batch_events: 1024,
         batch_bytes: 1 << 20,

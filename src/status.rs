@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::config::daemon::DaemonConfig;
-use crate::input::file::registry::{Loaded, Registry};
+use crate::input::file::registry::{Peek, Registry};
 
 pub async fn print(
     state_dir: Option<PathBuf>,
@@ -64,8 +64,8 @@ fn print_checkpoints(state_dir: &Path) {
         "PIPELINE", "PATH", "SIZE", "OFFSET", "BEHIND"
     );
     for (pipeline, path) in found {
-        match Registry::new(path.clone()).load_read_only() {
-            Loaded::Ok(entries) => {
+        match Registry::new(path.clone()).peek() {
+            Peek::Ok(entries) => {
                 for e in entries {
                     let now = std::fs::metadata(&e.path)
                         .ok()
@@ -87,8 +87,8 @@ fn print_checkpoints(state_dir: &Path) {
                     );
                 }
             }
-            Loaded::Fresh => {}
-            Loaded::Corrupt { reason, .. } => {
+            Peek::Fresh => {}
+            Peek::Bad(reason) => {
                 println!("  {pipeline}: {}: unreadable: {reason}", path.display())
             }
         }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use logpipe::input::file::{FileInput, StartPosition};
+use logpipe::input::file::{FileInput, OnCorruptCheckpoint, StartPosition};
 use logpipe::shutdown::{Shutdown, StageCx};
 use logpipe::Batch;
 use tokio::sync::mpsc;
@@ -25,6 +25,8 @@ fn input(pattern: &Path, exit_after_eof: bool) -> FileInput {
         start_position: StartPosition::Beginning,
         exit_after_eof,
         checkpoint: true,
+        on_corrupt_checkpoint: OnCorruptCheckpoint::Beginning,
+        follow_symlinks: false,
         max_line_bytes: 4096,
         batch_events: 100,
         batch_bytes: 1 << 20,

@@ -21,6 +21,19 @@ pub enum StartPosition {
     End,
 }
 
+/// Where to read files from when the checkpoint registry turned out to be
+/// corrupt (it was moved aside, so which lines were shipped is unknown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnCorruptCheckpoint {
+    /// From their beginning: lines may be shipped twice, never skipped
+    /// (origin ids make the repeats duplicates that Elasticsearch refuses).
+    Beginning,
+    /// As at a first start, per `start_position` (with `end`, lines written
+    /// since the last good checkpoint are skipped).
+    StartPosition,
+}
+
 /// `[[input]] type = "file"`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,6 +61,15 @@ pub struct Config {
     /// Keep checkpoints in the state directory (default true). Without them
     /// every run starts per `start_position`.
     pub checkpoint: Option<bool>,
+    /// A checkpoint registry that cannot be parsed is moved aside; then the
+    /// files are read from their `beginning` (default), or per
+    /// `start_position` when this says so.
+    pub on_corrupt_checkpoint: Option<OnCorruptCheckpoint>,
+    /// Follow symbolic links that match `paths` (default false, as in
+    /// Filebeat). When true, a link is read only if its target matches
+    /// `paths` too, so a link cannot reach files outside the log directories.
+    #[serde(default)]
+    pub follow_symlinks: bool,
     /// Longer lines are truncated to this many bytes and tagged `_truncated`
     /// (default 512 KiB, so an event stays under Kafka's 1 MB default).
     /// Also caps the size of a multiline event.
@@ -123,6 +145,8 @@ pub struct FileInput {
     pub start_position: StartPosition,
     pub exit_after_eof: bool,
     pub checkpoint: bool,
+    pub on_corrupt_checkpoint: OnCorruptCheckpoint,
+    pub follow_symlinks: bool,
     pub max_line_bytes: usize,
     pub batch_events: usize,
     pub batch_bytes: usize,
@@ -215,6 +239,10 @@ impl Config {
             start_position: self.start_position.unwrap_or(StartPosition::Beginning),
             exit_after_eof: self.exit_after_eof,
             checkpoint: self.checkpoint.unwrap_or(true),
+            on_corrupt_checkpoint: self
+                .on_corrupt_checkpoint
+                .unwrap_or(OnCorruptCheckpoint::Beginning),
+            follow_symlinks: self.follow_symlinks,
             max_line_bytes,
             batch_events,
             batch_bytes,

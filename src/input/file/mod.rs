@@ -28,13 +28,15 @@ mod tail;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use crate::error::StageError;
 use crate::event::Batch;
 use crate::shutdown::StageCx;
-pub use config::{Config, FileInput, StartPosition};
+use crate::telemetry::Throttle;
+pub use config::{Config, FileInput, OnCorruptCheckpoint, StartPosition};
 use registry::{Entry, Loaded, Registry};
 use tail::Tail;
 
@@ -47,7 +49,7 @@ impl FileInput {
             .join(format!("{}.json", self.id))
     }
 
-    pub async fn run(self, out: mpsc::Sender<Batch>, cx: StageCx) -> Result<(), StageError> {
+    pub async fn run(mut self, out: mpsc::Sender<Batch>, cx: StageCx) -> Result<(), StageError> {
         let registry = self
             .checkpoint
             .then(|| Registry::new(self.registry_path(&cx)));
@@ -55,41 +57,103 @@ impl FileInput {
         // registry. Files that appear while logpipe is down are new files,
         // read from their beginning.
         let (known, first_start) = match &registry {
-            Some(reg) => load_registry(reg.clone()).await,
+            Some(reg) => match self.load_checkpoints(reg, &cx).await? {
+                Some(loaded) => loaded,
+                None => return Ok(()), // stopped while waiting
+            },
             None => (HashMap::new(), true),
         };
         let mut tail = Tail::new(self, cx, known, registry);
         tail.first_scan = first_start;
         let result = tail.follow(&out).await;
         drop(out);
-        tail.finish().await;
-        result
+        let finished = tail.finish().await;
+        result.and(finished)
     }
-}
 
-/// The checkpoints, and whether this is a first start (no usable registry).
-async fn load_registry(reg: Registry) -> (HashMap<String, Entry>, bool) {
-    let path = reg.path().to_path_buf();
-    let loaded = tokio::task::spawn_blocking(move || reg.load())
-        .await
-        .unwrap_or(Loaded::Fresh);
-    match loaded {
-        Loaded::Fresh => (HashMap::new(), true),
-        Loaded::Ok(entries) => (
-            entries
-                .into_iter()
-                .map(|e| (e.identity.clone(), e))
-                .collect(),
-            false,
-        ),
-        Loaded::Corrupt { reason, moved_to } => {
-            tracing::error!(
-                registry = %path.display(),
-                moved_to = moved_to.as_ref().map(|p| p.display().to_string()),
-                %reason,
-                "Checkpoint registry is unreadable; moved it aside and starting without it per start_position."
-            );
-            (HashMap::new(), true)
+    /// The checkpoints and whether this is a first start, once the registry
+    /// could be read; `None` when the input was stopped before that.
+    ///
+    /// A registry that exists but cannot be read may hold good positions:
+    /// starting without it would read files per `start_position` and then
+    /// overwrite it. So the input does not start; it says why (log and
+    /// `/health`) and tries again until the registry can be read (an
+    /// operator fixed its permissions, the disk came back). In a one-shot
+    /// run (`exit_after_eof`) it fails instead.
+    async fn load_checkpoints(
+        &mut self,
+        reg: &Registry,
+        cx: &StageCx,
+    ) -> Result<Option<(HashMap<String, Entry>, bool)>, StageError> {
+        let health_key = format!("input.file[{}]", self.id);
+        let mut throttle = Throttle::new(Duration::from_secs(60));
+        let mut waited = false;
+        loop {
+            let attempt = reg.clone();
+            let loaded = tokio::task::spawn_blocking(move || attempt.load())
+                .await
+                .map_err(|e| StageError::Fatal(format!("checkpoint reader thread failed: {e}")))?;
+            match loaded {
+                Ok(loaded) => {
+                    if waited {
+                        crate::monitor::health::ended(&cx.pipeline, &health_key);
+                        tracing::info!(registry = %reg.path().display(), "The checkpoint registry can be read again; starting the input.");
+                    }
+                    return Ok(Some(self.apply(reg, loaded)));
+                }
+                Err(e) if self.exit_after_eof => return Err(StageError::Fatal(e.to_string())),
+                Err(e) => {
+                    let reason = format!("{e}; the input does not start until it can be read");
+                    crate::monitor::health::failed(&cx.pipeline, &health_key, &reason);
+                    if let Some(suppressed) = throttle.ready() {
+                        tracing::error!(registry = %reg.path().display(), error = %e, suppressed, "Cannot use the checkpoint registry; not reading any file of this input (nothing is skipped or overwritten); trying again every {}s.", RETRY_UNREADABLE.as_secs());
+                    }
+                    waited = true;
+                    tokio::select! {
+                        _ = cx.shutdown.stop.cancelled() => {
+                            crate::monitor::health::ended(&cx.pipeline, &health_key);
+                            return Ok(None);
+                        }
+                        _ = tokio::time::sleep(RETRY_UNREADABLE) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// The checkpoints from what loading found, and whether this counts as a
+    /// first start.
+    fn apply(&mut self, reg: &Registry, loaded: Loaded) -> (HashMap<String, Entry>, bool) {
+        match loaded {
+            Loaded::Fresh => (HashMap::new(), true),
+            Loaded::Ok(entries) => (
+                entries
+                    .into_iter()
+                    .map(|e| (e.identity.clone(), e))
+                    .collect(),
+                false,
+            ),
+            Loaded::Corrupt { reason, moved_to } => {
+                let from = match self.on_corrupt_checkpoint {
+                    OnCorruptCheckpoint::Beginning => {
+                        self.start_position = StartPosition::Beginning;
+                        "reading every file from its beginning (lines already shipped are sent again with their origin ids, so Elasticsearch keeps one copy)"
+                    }
+                    OnCorruptCheckpoint::StartPosition => {
+                        "reading files per start_position (on_corrupt_checkpoint = \"start_position\")"
+                    }
+                };
+                tracing::error!(
+                    registry = %reg.path().display(),
+                    moved_to = %moved_to.display(),
+                    %reason,
+                    "The checkpoint registry is corrupt; moved it aside (its bytes are kept there) and {from}."
+                );
+                (HashMap::new(), true)
+            }
         }
     }
 }
+
+/// How often an unreadable checkpoint registry is tried again.
+const RETRY_UNREADABLE: Duration = Duration::from_secs(5);

@@ -153,8 +153,9 @@ impl Tail {
         let patterns = self.input.patterns.clone();
         let exclude = self.input.exclude.clone();
         let max_line = self.input.max_line_bytes;
+        let follow = self.input.follow_symlinks;
         let copy = tokio::task::spawn_blocking(move || {
-            find_copy(&patterns, &exclude, fp, inode, resume, max_line)
+            find_copy(&patterns, &exclude, fp, inode, resume, max_line, follow)
         })
         .await
         .ok()
@@ -295,12 +296,14 @@ fn find_copy(
     inode: Inode,
     resume: u64,
     max_line: usize,
+    follow_symlinks: bool,
 ) -> Option<(PathBuf, Inode, LineReader)> {
-    scan::find(patterns, exclude)
+    scan::find(patterns, exclude, follow_symlinks)
+        .candidates
         .into_iter()
         .filter(|c| c.inode != inode)
         .find_map(|c| {
-            let file = std::fs::File::open(&c.path).ok()?;
+            let file = scan::open_regular(&c.open).ok()?;
             let prefix = fingerprint::read_prefix(&file).ok()?;
             if !fp.matches_prefix(&prefix) {
                 return None;

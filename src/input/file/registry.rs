@@ -2,9 +2,15 @@
 //! offset just past the last line whose event was acknowledged downstream.
 //!
 //! The file is versioned JSON, written atomically (temp file, fsync, rename,
-//! fsync of the directory). A registry that cannot be parsed is moved aside
-//! and reported, and the input starts per its `start_position`: a corrupt
-//! registry never stops the daemon.
+//! fsync of the directory). Two kinds of trouble are kept apart, because
+//! confusing them loses lines:
+//! - a registry that cannot be *read* (permission denied, I/O error) may be
+//!   perfectly good: [`LoadError`], the input does not start and nothing is
+//!   overwritten;
+//! - a registry that was read but cannot be *parsed* is moved aside (its
+//!   bytes survive under `*.corrupt-<time>`) and reported as
+//!   [`Loaded::Corrupt`]; if it cannot be moved aside, that is a
+//!   [`LoadError`] too, so the next save never overwrites it.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -69,11 +75,40 @@ struct OnDisk {
 pub enum Loaded {
     Fresh,
     Ok(Vec<Entry>),
-    /// The file was unreadable or corrupt and was moved to `moved_to`.
+    /// The file could not be parsed and was moved to `moved_to`.
     Corrupt {
         reason: String,
-        moved_to: Option<PathBuf>,
+        moved_to: PathBuf,
     },
+}
+
+/// A registry that must not be replaced: it exists but cannot be read, or it
+/// is corrupt and cannot be moved out of the way.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read the checkpoint registry {}: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the checkpoint registry {} is corrupt ({reason}) and cannot be moved aside to {}: {source}", path.display(), aside.display())]
+    Stuck {
+        path: PathBuf,
+        reason: String,
+        aside: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// What `logpipe status` finds, without touching anything.
+#[derive(Debug)]
+pub enum Peek {
+    Fresh,
+    Ok(Vec<Entry>),
+    /// Unreadable or unparseable, with the reason.
+    Bad(String),
 }
 
 #[derive(Debug, Clone)]
@@ -90,56 +125,57 @@ impl Registry {
         &self.path
     }
 
-    /// Loads the entries. Never fails: problems are returned as `Corrupt`.
-    pub fn load(&self) -> Loaded {
+    /// Loads the entries: `Fresh` when there is no registry yet, `Corrupt`
+    /// once an unparseable one was moved aside, an error when the registry
+    /// exists but must be left alone (see the module docs).
+    pub fn load(&self) -> Result<Loaded, LoadError> {
         // A temp file left by a crash mid-write is incomplete by definition:
         // the rename never happened, so the main file is the last good one.
         let _ = fs::remove_file(self.temp_path());
         let text = match fs::read(&self.path) {
             Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Loaded::Fresh,
-            Err(e) => {
-                return Loaded::Corrupt {
-                    reason: format!("cannot read: {e}"),
-                    moved_to: None,
-                }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Loaded::Fresh),
+            Err(source) => {
+                return Err(LoadError::Unreadable {
+                    path: self.path.clone(),
+                    source,
+                })
             }
         };
-        match serde_json::from_slice::<OnDisk>(&text) {
-            Ok(disk) if disk.version == VERSION => Loaded::Ok(disk.files),
-            Ok(disk) => self.move_aside(format!("unknown version {}", disk.version)),
-            Err(e) => self.move_aside(format!("invalid JSON: {e}")),
+        match parse(&text) {
+            Ok(entries) => Ok(Loaded::Ok(entries)),
+            Err(reason) => self.move_aside(reason),
         }
     }
 
-    /// Loads the entries without touching anything (for `logpipe status`,
+    /// Reads the entries without touching anything (for `logpipe status`,
     /// which must not move a registry the daemon is using).
-    pub fn load_read_only(&self) -> Loaded {
+    pub fn peek(&self) -> Peek {
         match fs::read(&self.path) {
-            Ok(text) => match serde_json::from_slice::<OnDisk>(&text) {
-                Ok(disk) if disk.version == VERSION => Loaded::Ok(disk.files),
-                Ok(disk) => Loaded::Corrupt {
-                    reason: format!("unknown version {}", disk.version),
-                    moved_to: None,
-                },
-                Err(e) => Loaded::Corrupt {
-                    reason: format!("invalid JSON: {e}"),
-                    moved_to: None,
-                },
+            Ok(text) => match parse(&text) {
+                Ok(entries) => Peek::Ok(entries),
+                Err(reason) => Peek::Bad(reason),
             },
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Loaded::Fresh,
-            Err(e) => Loaded::Corrupt {
-                reason: format!("cannot read: {e}"),
-                moved_to: None,
-            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Peek::Fresh,
+            Err(e) => Peek::Bad(format!("cannot read: {e}")),
         }
     }
 
-    fn move_aside(&self, reason: String) -> Loaded {
-        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S");
+    fn move_aside(&self, reason: String) -> Result<Loaded, LoadError> {
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f");
         let aside = self.path.with_extension(format!("corrupt-{stamp}"));
-        let moved_to = fs::rename(&self.path, &aside).ok().map(|()| aside);
-        Loaded::Corrupt { reason, moved_to }
+        match fs::rename(&self.path, &aside) {
+            Ok(()) => Ok(Loaded::Corrupt {
+                reason,
+                moved_to: aside,
+            }),
+            Err(source) => Err(LoadError::Stuck {
+                path: self.path.clone(),
+                reason,
+                aside,
+                source,
+            }),
+        }
     }
 
     fn temp_path(&self) -> PathBuf {
@@ -165,6 +201,14 @@ impl Registry {
     }
 }
 
+fn parse(text: &[u8]) -> Result<Vec<Entry>, String> {
+    match serde_json::from_slice::<OnDisk>(text) {
+        Ok(disk) if disk.version == VERSION => Ok(disk.files),
+        Ok(disk) => Err(format!("unknown version {}", disk.version)),
+        Err(e) => Err(format!("invalid JSON: {e}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,10 +231,10 @@ mod tests {
     fn saved_entries_load_back() {
         let dir = tempfile::tempdir().unwrap();
         let reg = Registry::new(dir.path().join("sub/reg.json"));
-        assert!(matches!(reg.load(), Loaded::Fresh));
+        assert!(matches!(reg.load(), Ok(Loaded::Fresh)));
         reg.save(&[entry(10)]).unwrap();
         reg.save(&[entry(20)]).unwrap();
-        match reg.load() {
+        match reg.load().unwrap() {
             Loaded::Ok(files) => assert_eq!(files, vec![entry(20)]),
             other => panic!("{other:?}"),
         }
@@ -206,30 +250,54 @@ mod tests {
             r#"{"version":1,"files":[{"identity":"abc","fp_len":1024,"fp_hash":"07","path":"/x","dev":1,"ino":2,"offset":5,"updated":"t"}]}"#,
         )
         .unwrap();
-        match Registry::new(path).load() {
+        match Registry::new(path).load().unwrap() {
             Loaded::Ok(files) => assert_eq!(files[0].offset, 5),
             other => panic!("{other:?}"),
         }
     }
 
     #[test]
-    fn a_corrupt_registry_is_moved_aside_not_fatal() {
+    fn a_corrupt_registry_is_moved_aside_with_its_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("reg.json");
         fs::write(&path, b"{not json").unwrap();
         let reg = Registry::new(path.clone());
-        match reg.load() {
-            Loaded::Corrupt {
-                moved_to: Some(aside),
-                reason,
-            } => {
-                assert!(aside.exists());
+        match reg.load().unwrap() {
+            Loaded::Corrupt { moved_to, reason } => {
+                assert_eq!(fs::read(&moved_to).unwrap(), b"{not json");
                 assert!(reason.contains("invalid JSON"));
             }
             other => panic!("{other:?}"),
         }
         assert!(!path.exists());
-        assert!(matches!(reg.load(), Loaded::Fresh));
+        assert!(matches!(reg.load(), Ok(Loaded::Fresh)));
+    }
+
+    #[test]
+    fn an_unreadable_registry_is_an_error_and_stays_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the file should be: reading fails with an I/O
+        // error other than "not found", whoever runs the test (root too).
+        let path = dir.path().join("reg.json");
+        fs::create_dir(&path).unwrap();
+        let err = Registry::new(path.clone()).load().unwrap_err();
+        assert!(matches!(err, LoadError::Unreadable { .. }), "{err}");
+        assert!(err.to_string().contains("reg.json"), "{err}");
+        assert!(path.is_dir());
+    }
+
+    #[test]
+    fn a_corrupt_registry_that_cannot_be_moved_is_an_error() {
+        // The rename fails (here: the file vanished under it), so the
+        // registry is not reported as moved, and nothing may overwrite it.
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::new(dir.path().join("gone/reg.json"));
+        match reg.move_aside("invalid JSON".into()) {
+            Err(err @ LoadError::Stuck { .. }) => {
+                assert!(err.to_string().contains("cannot be moved aside"), "{err}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -238,6 +306,6 @@ mod tests {
         let reg = Registry::new(dir.path().join("reg.json"));
         reg.save(&[entry(3)]).unwrap();
         fs::write(dir.path().join("reg.json.tmp"), b"garbage").unwrap();
-        assert!(matches!(reg.load(), Loaded::Ok(_)));
+        assert!(matches!(reg.load(), Ok(Loaded::Ok(_))));
     }
 }

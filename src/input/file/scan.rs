@@ -21,41 +21,169 @@ use super::StartPosition;
 /// A regular file matching the patterns.
 #[derive(Debug)]
 pub struct Candidate {
+    /// The path that matched (for a followed symbolic link, the link).
     pub path: PathBuf,
+    /// What to open: `path`, or the canonical target of a followed link.
+    pub open: PathBuf,
     pub inode: Inode,
     pub size: u64,
     pub modified: SystemTime,
 }
 
+/// A matched path that is not read, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub path: PathBuf,
+    pub why: String,
+}
+
+/// What one look at the patterns found.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub candidates: Vec<Candidate>,
+    pub skipped: Vec<Skipped>,
+}
+
 /// Expands the patterns into regular files, minus exclusions, oldest first
 /// (rotated files before the live one, so a cap on open files lets the
 /// backlog drain in order). Blocking.
-pub fn find(patterns: &[String], exclude: &[glob::Pattern]) -> Vec<Candidate> {
-    let mut out: Vec<Candidate> = Vec::new();
+///
+/// Symbolic links are not followed unless `follow_symlinks`, and then only
+/// to a target that matches the patterns itself: otherwise anyone who can
+/// create a link in a log directory could have logpipe read (and ship) any
+/// file it can read. Directories, FIFOs, sockets and devices that a glob
+/// matches are skipped too; they are listed in `skipped` so the caller can
+/// say so once.
+pub fn find(patterns: &[String], exclude: &[glob::Pattern], follow_symlinks: bool) -> Found {
+    let mut found = Found::default();
+    let targets = follow_symlinks.then(|| TargetRules::new(patterns));
     for pattern in patterns {
         let Ok(paths) = glob::glob(pattern) else {
             continue;
         };
         for path in paths.flatten() {
-            if exclude.iter().any(|p| p.matches_path(&path)) {
+            if exclude.iter().any(|p| p.matches_path(&path))
+                || found.candidates.iter().any(|c| c.path == path)
+            {
                 continue;
             }
-            let Ok(meta) = std::fs::metadata(&path) else {
+            let Ok(link_meta) = std::fs::symlink_metadata(&path) else {
                 continue;
             };
-            if !meta.is_file() || out.iter().any(|c| c.path == path) {
+            let (open, meta) = if link_meta.file_type().is_symlink() {
+                let Some(rules) = &targets else {
+                    found.skipped.push(Skipped {
+                        path,
+                        why: "a symbolic link (follow_symlinks is off)".into(),
+                    });
+                    continue;
+                };
+                let Ok(target) = std::fs::canonicalize(&path) else {
+                    continue; // dangling: nothing to read
+                };
+                if !rules.allows(&target, exclude) {
+                    found.skipped.push(Skipped {
+                        why: format!(
+                            "a symbolic link to {}, which does not match `paths`",
+                            target.display()
+                        ),
+                        path,
+                    });
+                    continue;
+                }
+                let Ok(meta) = std::fs::metadata(&target) else {
+                    continue;
+                };
+                (target, meta)
+            } else {
+                (path.clone(), link_meta)
+            };
+            if !meta.is_file() {
+                found.skipped.push(Skipped {
+                    path,
+                    why: format!("{}, not a regular file", kind(&meta.file_type())),
+                });
                 continue;
             }
-            out.push(Candidate {
-                inode: Inode::of(&meta),
+            let inode = Inode::of(&meta);
+            if found.candidates.iter().any(|c| c.inode == inode) {
+                continue; // a link and its target: one file
+            }
+            found.candidates.push(Candidate {
+                inode,
                 size: meta.len(),
                 modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
                 path,
+                open,
             });
         }
     }
-    out.sort_by_key(|c| c.modified);
-    out
+    found.candidates.sort_by_key(|c| c.modified);
+    found
+}
+
+fn kind(file_type: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_block_device() || file_type.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Which targets a followed symbolic link may have: paths that match a
+/// pattern as written, or with its literal directory resolved (so that
+/// `/var/log/httpd/*.log` still matches when `/var/log/httpd` is itself a
+/// link to `/data/httpd`).
+struct TargetRules {
+    patterns: Vec<glob::Pattern>,
+}
+
+impl TargetRules {
+    fn new(patterns: &[String]) -> Self {
+        let mut out = Vec::new();
+        for pattern in patterns {
+            out.extend(glob::Pattern::new(pattern).ok());
+            let (root, _) = watch_root(pattern);
+            let Ok(real_root) = std::fs::canonicalize(&root) else {
+                continue;
+            };
+            let Ok(rest) = Path::new(pattern).strip_prefix(&root) else {
+                continue;
+            };
+            let resolved = real_root.join(rest);
+            out.extend(glob::Pattern::new(&resolved.to_string_lossy()).ok());
+        }
+        TargetRules { patterns: out }
+    }
+
+    fn allows(&self, target: &Path, exclude: &[glob::Pattern]) -> bool {
+        self.patterns.iter().any(|p| p.matches_path(target))
+            && !exclude.iter().any(|p| p.matches_path(target))
+    }
+}
+
+/// Opens a file found by [`find`] for reading, refusing what is not a
+/// regular file by then: the last path component must not be a symbolic
+/// link (a followed link is opened through its resolved target), and a FIFO
+/// put in its place does not block the open (`O_NONBLOCK` has no effect on
+/// regular files).
+pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok(file)
 }
 
 /// Wakes the tail loop: `notify` for new data, `rescan` set when files
@@ -135,9 +263,12 @@ impl Tail {
     pub(super) async fn scan(&mut self) {
         let patterns = self.input.patterns.clone();
         let exclude = self.input.exclude.clone();
-        let candidates = tokio::task::spawn_blocking(move || find(&patterns, &exclude))
+        let follow = self.input.follow_symlinks;
+        let found = tokio::task::spawn_blocking(move || find(&patterns, &exclude, follow))
             .await
             .unwrap_or_default();
+        self.report_skipped(found.skipped);
+        let candidates = found.candidates;
         let first = std::mem::replace(&mut self.first_scan, false);
         for file in &mut self.files {
             let same_path = candidates
@@ -195,6 +326,17 @@ impl Tail {
         }
     }
 
+    /// Logs each matched path that is not read, once while it stays so.
+    fn report_skipped(&mut self, skipped: Vec<Skipped>) {
+        self.skipped
+            .retain(|path| skipped.iter().any(|s| &s.path == path));
+        for s in skipped {
+            if self.skipped.insert(s.path.clone()) {
+                tracing::warn!(path = %s.path.display(), reason = %s.why, "Matched path is not read: {}.", s.why);
+            }
+        }
+    }
+
     /// Whether the checkpoint of the file with this dev/inode already covers
     /// its whole size, so opening it would find nothing new. Only a hint (an
     /// inode can be reused), used so that rotated files already read are
@@ -227,9 +369,9 @@ impl Tail {
     /// when it could not be opened (it is tried again at the next scan).
     async fn open(&mut self, candidate: &Candidate, first_scan: bool) -> bool {
         let path = candidate.path.clone();
-        let opening = path.clone();
+        let opening = candidate.open.clone();
         let opened = tokio::task::spawn_blocking(move || {
-            let file = std::fs::File::open(&opening)?;
+            let file = open_regular(&opening)?;
             let meta = file.metadata()?;
             let prefix = fingerprint::read_prefix(&file)?;
             Ok::<_, std::io::Error>((file, meta, prefix))
@@ -349,7 +491,7 @@ impl Tail {
             // event leaves, so that a crash before the next periodic save
             // cannot give the same lines other ids (and duplicates) when a
             // short file is identified again after it grew.
-            self.save().await;
+            let _ = self.save().await;
         }
         true
     }
@@ -424,8 +566,76 @@ mod tests {
         std::fs::create_dir(dir.path().join("access_log.d")).unwrap();
         let pattern = format!("{}/access_log*", dir.path().display());
         let exclude = glob::Pattern::new("*.gz").unwrap();
-        let found = find(&[pattern], &[exclude]);
-        let names: Vec<_> = found.iter().map(|c| c.path.file_name().unwrap()).collect();
+        let found = find(&[pattern], &[exclude], false);
+        let names: Vec<_> = found
+            .candidates
+            .iter()
+            .map(|c| c.path.file_name().unwrap())
+            .collect();
         assert_eq!(names, ["access_log"]);
+        assert_eq!(found.skipped.len(), 1);
+        assert!(found.skipped[0].why.contains("a directory"));
+    }
+
+    #[test]
+    fn symbolic_links_are_skipped_unless_followed_to_a_matching_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        let secret = dir.path().join("secret");
+        std::fs::create_dir_all(logs.join("real")).unwrap();
+        std::fs::write(&secret, b"root:x:0:0\n").unwrap();
+        std::fs::write(logs.join("real/b.log"), b"b\n").unwrap();
+        std::os::unix::fs::symlink(&secret, logs.join("shadow.log")).unwrap();
+        std::os::unix::fs::symlink(logs.join("real/b.log"), logs.join("b.log")).unwrap();
+        std::fs::write(logs.join("a.log"), b"a\n").unwrap();
+        let patterns = [format!("{}/*.log", logs.display())];
+
+        let found = find(&patterns, &[], false);
+        let names: Vec<_> = found.candidates.iter().map(|c| c.path.clone()).collect();
+        assert_eq!(names, [logs.join("a.log")]);
+        assert_eq!(found.skipped.len(), 2, "{:?}", found.skipped);
+        assert!(found
+            .skipped
+            .iter()
+            .all(|s| s.why.contains("follow_symlinks is off")));
+
+        // Followed: the link into another directory that `paths` also
+        // covers is read through its target; the one out of them is not.
+        let patterns = [
+            format!("{}/*.log", logs.display()),
+            format!("{}/real/*.log", logs.display()),
+        ];
+        let found = find(&patterns, &[], true);
+        let opened: Vec<_> = found.candidates.iter().map(|c| c.open.clone()).collect();
+        assert_eq!(opened.len(), 2, "{opened:?}");
+        assert!(opened.contains(&std::fs::canonicalize(logs.join("real/b.log")).unwrap()));
+        assert!(!opened.iter().any(|p| p.ends_with("secret")));
+        let shadow = found
+            .skipped
+            .iter()
+            .find(|s| s.path.ends_with("shadow.log"))
+            .unwrap();
+        assert!(
+            shadow.why.contains("does not match `paths`"),
+            "{}",
+            shadow.why
+        );
+    }
+
+    #[test]
+    fn open_regular_refuses_links_and_fifos_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"x\n").unwrap();
+        std::os::unix::fs::symlink(&file, dir.path().join("link")).unwrap();
+        assert!(open_regular(&file).is_ok());
+        assert!(open_regular(&dir.path().join("link")).is_err());
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(open_regular(&fifo).is_err());
+        let found = find(&[format!("{}/*", dir.path().display())], &[], false);
+        assert_eq!(found.candidates.len(), 1);
+        assert!(found.skipped.iter().any(|s| s.why.contains("a FIFO")));
     }
 }

@@ -1,7 +1,7 @@
 //! The tail loop of one file input: when to scan, read, settle
 //! acknowledgements into checkpoints, save them, and release files.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -111,9 +111,14 @@ pub(super) struct Tail {
     pub short: HashMap<Inode, ShortFile>,
     /// Files over `max_open_files` at the last scan.
     pub waiting: usize,
+    /// Matched paths that are not read (links, FIFOs, …), reported once.
+    pub skipped: HashSet<PathBuf>,
     pub cap_warning: Throttle,
     pub open_warning: Throttle,
     pub read_warning: Throttle,
+    pub save_warning: Throttle,
+    /// The last checkpoint write failed (health is degraded until one works).
+    pub save_failing: bool,
     pub wake: Arc<Wake>,
     pub progress: Progress,
 }
@@ -149,9 +154,12 @@ impl Tail {
             first_scan: true,
             short: HashMap::new(),
             waiting: 0,
+            skipped: HashSet::new(),
             cap_warning: Throttle::warnings(),
             open_warning: Throttle::warnings(),
             read_warning: Throttle::warnings(),
+            save_warning: Throttle::warnings(),
+            save_failing: false,
             wake: Arc::new(Wake::default()),
             progress: Progress {
                 last_report: Instant::now(),
@@ -220,8 +228,10 @@ impl Tail {
     }
 
     /// Stops reading: waits for what is in flight (until the drain deadline)
-    /// and writes the final checkpoints.
-    pub async fn finish(&mut self) {
+    /// and writes the final checkpoints. An error when they could not be
+    /// written: the next start would repeat what was delivered since the last
+    /// good write, and the exit status must say that something went wrong.
+    pub async fn finish(&mut self) -> Result<(), StageError> {
         let abort = self.cx.shutdown.abort.clone();
         while self.tracker.in_flight() > 0 && !self.tracker.has_failed() {
             tokio::select! {
@@ -237,7 +247,9 @@ impl Tail {
                 "Stopping with undelivered batches; their lines will be read again on the next start."
             );
         }
-        self.save().await;
+        self.save().await.map_err(|(path, source)| {
+            StageError::io("cannot write the final checkpoints to", path, source)
+        })
     }
 
     /// Applies acknowledgements to the registry entries and releases files
@@ -324,26 +336,57 @@ impl Tail {
     async fn save_if_due(&mut self) {
         self.report_progress();
         if self.dirty && self.last_save.elapsed() >= SAVE_INTERVAL {
-            self.save().await;
+            // Failures are reported (log, health) and retried by the next
+            // due save; reading goes on, since positions stay in memory.
+            let _ = self.save().await;
         }
     }
 
-    pub async fn save(&mut self) {
+    /// Writes the checkpoints if anything changed. A failure (read-only
+    /// state directory, disk full, out of file descriptors) turns health
+    /// degraded and is logged, throttled; the next success clears it.
+    pub async fn save(&mut self) -> Result<(), (PathBuf, std::io::Error)> {
         let Some(reg) = self.registry.clone() else {
-            return;
+            return Ok(());
         };
         if !self.dirty {
-            return;
+            return Ok(());
         }
         let entries: Vec<Entry> = self.known.values().cloned().collect();
         let path = reg.path().to_path_buf();
-        match tokio::task::spawn_blocking(move || reg.save(&entries)).await {
-            Ok(Ok(())) => self.dirty = false,
-            Ok(Err(e)) => {
-                tracing::error!(registry = %path.display(), error = %e, "Cannot write checkpoints; will retry.")
-            }
-            Err(e) => tracing::error!(error = %e, "Checkpoint writer failed."),
-        }
+        let written = tokio::task::spawn_blocking(move || reg.save(&entries))
+            .await
+            .unwrap_or_else(|e| {
+                Err(std::io::Error::other(format!(
+                    "checkpoint writer failed: {e}"
+                )))
+            });
         self.last_save = Instant::now();
+        let health_key = format!("input.file[{}]", self.input.id);
+        match written {
+            Ok(()) => {
+                self.dirty = false;
+                if std::mem::take(&mut self.save_failing) {
+                    crate::monitor::health::ended(&self.cx.pipeline, &health_key);
+                    tracing::info!(registry = %path.display(), "Checkpoints are written again.");
+                    self.save_warning.reset();
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.save_failing = true;
+                crate::monitor::health::degraded(
+                    &self.cx.pipeline,
+                    &health_key,
+                    format!("cannot write checkpoints to {}: {e}", path.display()),
+                );
+                metrics::counter!("logpipe_checkpoint_write_errors_total", "pipeline" => self.cx.pipeline.to_string(), "stage" => "input.file")
+                    .increment(1);
+                if let Some(suppressed) = self.save_warning.ready() {
+                    tracing::error!(registry = %path.display(), error = %e, suppressed, "Cannot write checkpoints; reading goes on and the write is retried. A restart now would read again what was delivered since the last good write.");
+                }
+                Err((path, e))
+            }
+        }
     }
 }
