@@ -68,7 +68,32 @@ pub struct Run {
 
 impl Run {
     pub fn start(pipeline: &Path, state: &Path) -> Run {
-        let mut child = spawn_run(pipeline, state, &[], Stdio::piped());
+        Run::start_with(pipeline, state, &[], None)
+    }
+
+    /// Starts with extra arguments, and as user `uid` (group `uid` too) when
+    /// given: permission tests need a daemon that is not root.
+    pub fn start_with(pipeline: &Path, state: &Path, extra: &[&str], uid: Option<u32>) -> Run {
+        let mut child = match uid {
+            None => spawn_run(pipeline, state, extra, Stdio::piped()),
+            Some(uid) => {
+                use std::os::unix::process::CommandExt;
+                let log = std::fs::File::create(state.with_extension("log")).unwrap();
+                crate::common::logpipe()
+                    .arg("run")
+                    .arg(pipeline)
+                    .arg("--state-dir")
+                    .arg(state)
+                    .args(extra)
+                    .env("RUST_LOG", "info")
+                    .uid(uid)
+                    .gid(uid)
+                    .stdout(Stdio::piped())
+                    .stderr(log)
+                    .spawn()
+                    .unwrap()
+            }
+        };
         let stdout = child.stdout.take().unwrap();
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&events);
@@ -123,8 +148,20 @@ impl Run {
         }
     }
 
+    /// What logpipe logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// SIGTERM; returns the events once logpipe exited 0.
-    pub fn stop(mut self) -> Vec<Value> {
+    pub fn stop(self) -> Vec<Value> {
+        let (status, events) = self.stop_status();
+        assert!(status.success(), "exit status after SIGTERM: {status}");
+        events
+    }
+
+    /// SIGTERM; returns the exit status and the events.
+    pub fn stop_status(mut self) -> (std::process::ExitStatus, Vec<Value>) {
         // A SIGTERM before the handlers are installed would just kill it.
         let deadline = Instant::now() + Duration::from_secs(30);
         while !std::fs::read_to_string(&self.log)
@@ -136,8 +173,7 @@ impl Run {
         }
         sigterm(&self.child);
         let status = wait_exit(&mut self.child, Duration::from_secs(60));
-        assert!(status.success(), "exit status after SIGTERM: {status}");
-        self.collect()
+        (status, self.collect())
     }
 
     /// SIGKILL; returns the events printed before it.

@@ -1,0 +1,409 @@
+//! Bad luck and bad intent, through the running binary: checkpoints that
+//! cannot be read, are corrupt or cannot be written, and symbolic links,
+//! FIFOs and directories in a watched log directory. Each test counts what
+//! was written, delivered, lost and repeated.
+//!
+//! Root reads any file, so the permission tests run the daemon as `nobody`
+//! when the test runs as root (as CI does).
+
+mod common;
+mod file_support;
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{free_port, temp_dir, write_lines};
+use file_support::{message, Run};
+use serde_json::Value;
+
+const NOBODY: u32 = 65534;
+
+/// The user the daemon runs as in permission tests: `nobody` under root.
+fn daemon_user() -> Option<u32> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    (unsafe { libc::geteuid() } == 0).then_some(NOBODY)
+}
+
+/// Lets the daemon user into the test's directory and makes `state` its own.
+fn prepare(dir: &Path, state: &Path) {
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(state).unwrap();
+    if let Some(uid) = daemon_user() {
+        std::os::unix::fs::chown(state, Some(uid), Some(uid)).unwrap();
+    }
+}
+
+/// Takes `path` away from the daemon user (`readable`: reading too, else
+/// only writing), or gives it back.
+fn restrict(path: &Path, restricted: bool, readable: bool) {
+    match daemon_user() {
+        Some(uid) => {
+            let owner = if restricted { 0 } else { uid };
+            std::os::unix::fs::chown(path, Some(owner), Some(owner)).unwrap();
+            let mode = match (restricted, readable, path.is_dir()) {
+                (true, false, _) => 0o600,
+                (true, true, true) => 0o755,
+                (true, true, false) => 0o644,
+                (false, _, true) => 0o755,
+                (false, _, false) => 0o644,
+            };
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        None => {
+            let mode = match (restricted, readable, path.is_dir()) {
+                (true, false, _) => 0o000,
+                (true, true, true) => 0o555,
+                (true, true, false) => 0o444,
+                (false, _, true) => 0o755,
+                (false, _, false) => 0o644,
+            };
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+    }
+}
+
+fn lines(path: &Path, range: std::ops::Range<u64>) {
+    write_lines(
+        path,
+        range.map(|n| format!("line {n:06} {}", "x".repeat(60))),
+    );
+}
+
+fn number(event: &Value) -> u64 {
+    message(event)
+        .split(' ')
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not a numbered line: {event}"))
+}
+
+/// The line numbers of `events`, asserting each arrived once.
+fn numbers_once(events: &[Value]) -> Vec<u64> {
+    let mut seen = HashSet::new();
+    let mut out: Vec<u64> = events.iter().map(number).collect();
+    for n in &out {
+        assert!(seen.insert(*n), "line {n} delivered twice");
+    }
+    out.sort_unstable();
+    out
+}
+
+fn pipeline(dir: &Path, log: &Path, extra: &str) -> PathBuf {
+    pipeline_for(dir, &[log], extra)
+}
+
+fn pipeline_for(dir: &Path, paths: &[&Path], extra: &str) -> PathBuf {
+    let paths: Vec<String> = paths
+        .iter()
+        .map(|p| format!("\"{}\"", p.display()))
+        .collect();
+    let path = dir.join("tail.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+name = "tail"
+[[input]]
+type = "file"
+id = "web"
+paths = [{}]
+scan_interval = "100ms"
+poll_interval = "20ms"
+close_inactive = "2s"
+{extra}
+
+[[output]]
+type = "stdout"
+metadata = true
+"#,
+            paths.join(", ")
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// `GET path` on the monitoring endpoint: status and body.
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n")?.1.to_owned();
+    Some((status, body))
+}
+
+/// Waits until `/health` answers `status` with a body containing `text`.
+fn wait_health(port: u16, status: u16, text: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some((s, body)) = get(port, "/health") {
+            if s == status && body.contains(text) {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "/health never answered {status} with {text:?}; last: {s} {body}"
+            );
+        }
+        assert!(Instant::now() < deadline, "/health never answered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait_log(run: &Run, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !run.log().contains(text) {
+        assert!(
+            Instant::now() < deadline,
+            "the log never said {text:?}:\n{}",
+            run.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn registry(state: &Path) -> PathBuf {
+    state.join("checkpoints/tail/web.json")
+}
+
+fn checkpointed(state: &Path) -> Option<u64> {
+    let text = std::fs::read(registry(state)).ok()?;
+    let v: Value = serde_json::from_slice(&text).ok()?;
+    v["files"][0]["offset"].as_u64()
+}
+
+fn wait_checkpoint(state: &Path, offset: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while checkpointed(state) != Some(offset) {
+        assert!(
+            Instant::now() < deadline,
+            "checkpoint stayed at {:?}, not {offset}",
+            checkpointed(state)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn an_unreadable_checkpoint_holds_the_input_back_and_skips_nothing() {
+    let dir = temp_dir();
+    let (logs, state) = (dir.path().join("logs"), dir.path().join("state"));
+    std::fs::create_dir(&logs).unwrap();
+    prepare(dir.path(), &state);
+    let log = logs.join("access_log");
+    lines(&log, 0..30);
+    let pipeline = pipeline(dir.path(), &log, "start_position = \"end\"");
+    let port = free_port();
+    let metrics = format!("127.0.0.1:{port}");
+    let extra = ["--metrics-address", metrics.as_str()];
+
+    // First start at the end (30 lines skipped by choice), then 100 lines.
+    let run = Run::start_with(&pipeline, &state, &extra, daemon_user());
+    wait_log(&run, "Following new file.");
+    lines(&log, 30..130);
+    run.wait_for(100, Duration::from_secs(30));
+    let first = run.stop();
+    assert_eq!(numbers_once(&first), (30..130).collect::<Vec<_>>());
+
+    // 100 lines while logpipe is down; then its registry cannot be read.
+    lines(&log, 130..230);
+    let reg = registry(&state);
+    let before = std::fs::read(&reg).unwrap();
+    restrict(&reg, true, false);
+    let run = Run::start_with(&pipeline, &state, &extra, daemon_user());
+    let body = wait_health(port, 503, "cannot read the checkpoint registry");
+    assert!(body.contains("web.json"), "{body}");
+    assert!(body.contains("input.file[web]"), "{body}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        run.count(),
+        0,
+        "nothing may be read without the checkpoints"
+    );
+    assert!(run.log().contains("Cannot use the checkpoint registry"));
+    assert_eq!(std::fs::read(&reg).unwrap(), before, "the registry changed");
+
+    // Readable again: the input starts by itself, from the checkpoint.
+    restrict(&reg, false, true);
+    run.wait_for(100, Duration::from_secs(30));
+    wait_health(port, 200, "\"ok\"");
+    std::thread::sleep(Duration::from_millis(300));
+    let second = run.stop();
+    assert_eq!(numbers_once(&second), (130..230).collect::<Vec<_>>());
+    // Written 230: 30 before the first start (start_position = "end"),
+    // delivered 200 exactly once, lost 0.
+    assert_eq!(first.len() + second.len(), 200);
+}
+
+#[test]
+fn a_corrupt_checkpoint_is_kept_aside_and_its_files_are_read_from_the_start() {
+    let dir = temp_dir();
+    let (logs, state) = (dir.path().join("logs"), dir.path().join("state"));
+    std::fs::create_dir(&logs).unwrap();
+    prepare(dir.path(), &state);
+    let log = logs.join("access_log");
+    lines(&log, 0..50);
+    let garbage = b"{\"version\": 1, \"files\": [{\"identity\": tru".to_vec();
+    let reg = registry(&state);
+    std::fs::create_dir_all(reg.parent().unwrap()).unwrap();
+    std::fs::write(&reg, &garbage).unwrap();
+
+    // `start_position = "end"` does not apply: which lines were shipped is
+    // unknown, so every file is read from its beginning.
+    let at_end = pipeline(dir.path(), &log, "start_position = \"end\"");
+    let run = Run::start(&at_end, &state);
+    run.wait_for(50, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(300));
+    let log_text = run.log();
+    let events = run.stop();
+    assert_eq!(numbers_once(&events), (0..50).collect::<Vec<_>>());
+    assert!(log_text.contains("moved it aside"), "{log_text}");
+    let aside: Vec<PathBuf> = std::fs::read_dir(reg.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("web.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(std::fs::read(&aside[0]).unwrap(), garbage, "bytes lost");
+    assert!(
+        log_text.contains(&*aside[0].to_string_lossy()),
+        "{log_text}"
+    );
+    assert_eq!(
+        checkpointed(&state),
+        Some(std::fs::metadata(&log).unwrap().len())
+    );
+
+    // Asked for in so many words: per start_position.
+    std::fs::write(&reg, &garbage).unwrap();
+    let as_asked = pipeline(
+        dir.path(),
+        &log,
+        "start_position = \"end\"\non_corrupt_checkpoint = \"start_position\"",
+    );
+    let run = Run::start(&as_asked, &state);
+    wait_log(&run, "Following new file.");
+    lines(&log, 50..60);
+    run.wait_for(10, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(300));
+    let events = run.stop();
+    assert_eq!(numbers_once(&events), (50..60).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_checkpoint_that_cannot_be_written_degrades_health_and_fails_the_stop() {
+    let dir = temp_dir();
+    let (logs, state) = (dir.path().join("logs"), dir.path().join("state"));
+    std::fs::create_dir(&logs).unwrap();
+    prepare(dir.path(), &state);
+    let log = logs.join("access_log");
+    lines(&log, 0..50);
+    let pipeline = pipeline(dir.path(), &log, "");
+    let port = free_port();
+    let metrics = format!("127.0.0.1:{port}");
+    let extra = ["--metrics-address", metrics.as_str()];
+
+    let run = Run::start_with(&pipeline, &state, &extra, daemon_user());
+    run.wait_for(50, Duration::from_secs(30));
+    let good = std::fs::metadata(&log).unwrap().len();
+    wait_checkpoint(&state, good);
+    // The state directory turns read-only under the running daemon.
+    let checkpoints = registry(&state).parent().unwrap().to_path_buf();
+    restrict(&checkpoints, true, true);
+    lines(&log, 50..100);
+    run.wait_for(100, Duration::from_secs(30));
+    let body = wait_health(port, 503, "cannot write checkpoints");
+    assert!(body.contains("degraded"), "{body}");
+    let (status, first) = run.stop_status();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "a stop without its final checkpoint"
+    );
+    assert_eq!(numbers_once(&first), (0..100).collect::<Vec<_>>());
+    assert_eq!(checkpointed(&state), Some(good), "the registry changed");
+
+    // Writable again: what was delivered after the last good write is read
+    // again (the exit status said so), with the same origin ids.
+    restrict(&checkpoints, false, true);
+    let run = Run::start_with(&pipeline, &state, &extra, daemon_user());
+    run.wait_for(50, Duration::from_secs(30));
+    wait_health(port, 200, "\"ok\"");
+    std::thread::sleep(Duration::from_millis(300));
+    let second = run.stop();
+    assert_eq!(numbers_once(&second), (50..100).collect::<Vec<_>>());
+    let ids = |events: &[Value]| -> HashSet<String> {
+        events
+            .iter()
+            .filter(|e| number(e) >= 50)
+            .map(|e| file_support::id(e).to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&first), ids(&second), "repeats must keep their ids");
+    // Written 100, delivered 100 + 50 repeats (known by id), lost 0.
+}
+
+#[test]
+fn links_fifos_and_directories_in_a_log_directory_are_not_read() {
+    let dir = temp_dir();
+    let (logs, state) = (dir.path().join("logs"), dir.path().join("state"));
+    std::fs::create_dir_all(logs.join("real")).unwrap();
+    let secret = dir.path().join("shadow");
+    write_lines(&secret, (0..20).map(|n| format!("SECRET root:{n}:x")));
+    lines(&logs.join("a.log"), 0..20);
+    std::os::unix::fs::symlink(&secret, logs.join("shadow.log")).unwrap();
+    std::fs::create_dir(logs.join("dir.log")).unwrap();
+    let fifo = std::ffi::CString::new(logs.join("fifo.log").to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    lines(&logs.join("real/b.log"), 100..120);
+    std::os::unix::fs::symlink(logs.join("real/b.log"), logs.join("b.log")).unwrap();
+
+    let tail = pipeline(dir.path(), &logs.join("*.log"), "");
+    let run = Run::start(&tail, &state);
+    run.wait_for(20, Duration::from_secs(30));
+    // Several scans: each skipped path is still reported only once.
+    std::thread::sleep(Duration::from_millis(1000));
+    let log_text = run.log();
+    let events = run.stop();
+    assert_eq!(numbers_once(&events), (0..20).collect::<Vec<_>>());
+    assert!(!events.iter().any(|e| message(e).contains("SECRET")));
+    for name in ["shadow.log", "b.log", "dir.log", "fifo.log"] {
+        let reports = log_text
+            .lines()
+            .filter(|l| l.contains("Matched path is not read") && l.contains(name))
+            .count();
+        assert_eq!(reports, 1, "{name} reported {reports} times:\n{log_text}");
+    }
+
+    // follow_symlinks: a link whose target matches `paths` is read (once,
+    // though link and target both match); one that leads out is not.
+    let state = dir.path().join("state2");
+    let pipeline_path = pipeline_for(
+        dir.path(),
+        &[&logs.join("*.log"), &logs.join("real/*.log")],
+        "follow_symlinks = true",
+    );
+    let run = Run::start(&pipeline_path, &state);
+    run.wait_for(40, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(500));
+    let log_text = run.log();
+    let events = run.stop();
+    let expected: Vec<u64> = (0..20).chain(100..120).collect();
+    assert_eq!(numbers_once(&events), expected);
+    assert!(!events.iter().any(|e| message(e).contains("SECRET")));
+    assert!(
+        log_text.contains("which does not match `paths`"),
+        "{log_text}"
+    );
+}
