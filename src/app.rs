@@ -187,6 +187,33 @@ pub async fn setup(paths: &[PathBuf]) -> ExitCode {
     }
 }
 
+/// Raises the soft limit on open files to the hard one, as Go programs and
+/// Vector do: a host with many log files, Kafka connections and monitoring
+/// clients outgrows the soft default of 1024 long before the hard limit the
+/// unit sets (`LimitNOFILE`).
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read or write the struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= limit.rlim_max
+        {
+            return;
+        }
+        let soft = limit.rlim_cur;
+        limit.rlim_cur = limit.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+            tracing::debug!(
+                from = soft,
+                to = limit.rlim_max,
+                "Raised the open-files limit."
+            );
+        }
+    }
+}
+
 /// `logpipe run`.
 pub async fn run(
     paths: &[PathBuf],
@@ -209,6 +236,7 @@ pub async fn run(
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
     };
+    raise_fd_limit();
     crate::monitor::install();
     if let Some(addr) = metrics_address {
         tokio::spawn(crate::monitor::serve(addr));

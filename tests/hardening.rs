@@ -407,3 +407,108 @@ fn links_fifos_and_directories_in_a_log_directory_are_not_read() {
         "{log_text}"
     );
 }
+
+/// Open file descriptors of a process.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+#[test]
+fn two_thousand_idle_monitoring_connections_do_not_starve_the_daemon() {
+    let dir = temp_dir();
+    let (logs, state) = (dir.path().join("logs"), dir.path().join("state"));
+    std::fs::create_dir(&logs).unwrap();
+    let log = logs.join("access_log");
+    lines(&log, 0..100);
+    let pipeline = pipeline(dir.path(), &log, "");
+    let port = free_port();
+    let metrics = format!("127.0.0.1:{port}");
+    let mut command = Run::command(&pipeline, &state, &["--metrics-address", &metrics]);
+    // The limit a default service gets: 1024 open files, soft and hard.
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setrlimit is async-signal-safe and touches only the child.
+        unsafe {
+            command.pre_exec(|| {
+                let limit = libc::rlimit {
+                    rlim_cur: 1024,
+                    rlim_max: 1024,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let run = Run::spawn(command, &state);
+    run.wait_for(100, Duration::from_secs(30));
+    wait_health(port, 200, "\"ok\"");
+
+    // 2000 connections that never send a byte (more than the daemon's
+    // descriptors), held open while lines keep coming.
+    let addr: std::net::SocketAddr = metrics.parse().unwrap();
+    let mut idle = Vec::new();
+    for _ in 0..2000 {
+        if let Ok(s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+            idle.push(s);
+        }
+    }
+    assert!(idle.len() >= 1500, "only {} connections opened", idle.len());
+    for round in 0..5u64 {
+        lines(&log, 100 + round * 100..200 + round * 100);
+        run.wait_for(200 + round as usize * 100, Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let size = std::fs::metadata(&log).unwrap().len();
+    wait_checkpoint(&state, size);
+    let fds = open_fds(run.pid());
+    assert!(fds < 256, "the daemon holds {fds} descriptors");
+    assert!(
+        !run.log().contains("Cannot write checkpoints"),
+        "{}",
+        run.log()
+    );
+    // Once the silent clients time out, a new one is answered, and a
+    // kept-alive connection gets every one of its answers.
+    let mut health = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while health.is_none() {
+        assert!(Instant::now() < deadline, "/health never answered 200");
+        health = get(port, "/health").filter(|(s, _)| *s == 200);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(idle);
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    for _ in 0..3 {
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+            .unwrap();
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200");
+        // Read the rest of this answer (content-length bytes after the head).
+        let mut text = Vec::new();
+        let mut byte = [0u8; 1];
+        while !text.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).unwrap();
+            text.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&text).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let mut body = vec![0u8; length];
+        stream.read_exact(&mut body).unwrap();
+    }
+    let events = run.stop();
+    // Written 600, delivered 600 exactly once, lost 0.
+    assert_eq!(numbers_once(&events), (0..600).collect::<Vec<_>>());
+}

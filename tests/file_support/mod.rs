@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{sigterm, spawn_run, wait_exit};
+use crate::common::{sigterm, wait_exit};
 
 /// A pipeline file that follows `paths` and prints events with `@metadata`.
 /// `extra` goes into the input table; its keys replace the defaults here.
@@ -74,26 +74,33 @@ impl Run {
     /// Starts with extra arguments, and as user `uid` (group `uid` too) when
     /// given: permission tests need a daemon that is not root.
     pub fn start_with(pipeline: &Path, state: &Path, extra: &[&str], uid: Option<u32>) -> Run {
-        let mut child = match uid {
-            None => spawn_run(pipeline, state, extra, Stdio::piped()),
-            Some(uid) => {
-                use std::os::unix::process::CommandExt;
-                let log = std::fs::File::create(state.with_extension("log")).unwrap();
-                crate::common::logpipe()
-                    .arg("run")
-                    .arg(pipeline)
-                    .arg("--state-dir")
-                    .arg(state)
-                    .args(extra)
-                    .env("RUST_LOG", "info")
-                    .uid(uid)
-                    .gid(uid)
-                    .stdout(Stdio::piped())
-                    .stderr(log)
-                    .spawn()
-                    .unwrap()
-            }
-        };
+        let mut command = Run::command(pipeline, state, extra);
+        if let Some(uid) = uid {
+            use std::os::unix::process::CommandExt;
+            command.uid(uid).gid(uid);
+        }
+        Run::spawn(command, state)
+    }
+
+    /// `logpipe run PIPELINE --state-dir STATE [extra]`, its log next to
+    /// the state directory, ready for [`Run::spawn`].
+    pub fn command(pipeline: &Path, state: &Path, extra: &[&str]) -> std::process::Command {
+        let log = std::fs::File::create(state.with_extension("log")).unwrap();
+        let mut command = crate::common::logpipe();
+        command
+            .arg("run")
+            .arg(pipeline)
+            .arg("--state-dir")
+            .arg(state)
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(log);
+        command
+    }
+
+    pub fn spawn(mut command: std::process::Command, state: &Path) -> Run {
+        let mut child = command.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&events);
