@@ -79,11 +79,16 @@ pub struct Config {
     /// Bytes of log text per batch (default 1 MiB). With the pipeline's
     /// `channel_capacity` it bounds the memory this input can fill.
     pub batch_bytes: Option<usize>,
-    /// How often to look for new files matching `paths` (default 1s). New
-    /// files are also noticed at once through inotify; the scan is the
-    /// fallback for when inotify misses or overflows.
+    /// How often to look at every path matching `paths` (default 10s, as
+    /// Filebeat's `scan_frequency`). inotify reports new, renamed and
+    /// written files at once; this scan is the fallback for when it
+    /// overflows or cannot see a change (network filesystems). Without
+    /// inotify, files are polled every `poll_interval` and new ones are found
+    /// by this scan.
     pub scan_interval: Option<Seconds>,
-    /// How long to wait at end of file before reading again (default 250ms).
+    /// How long to wait at end of file before reading again (default 250ms)
+    /// when inotify is not available; with it, a file at its end is read
+    /// again when inotify reports a write (or a scan sees it grew).
     pub poll_interval: Option<Seconds>,
     /// A last line without its newline is held back this long (default 1m)
     /// and then sent as it is: writers add the newline almost at once, so
@@ -246,7 +251,7 @@ impl Config {
             max_line_bytes,
             batch_events,
             batch_bytes,
-            scan_interval: secs(self.scan_interval, Duration::from_secs(1)),
+            scan_interval: secs(self.scan_interval, Duration::from_secs(10)),
             poll_interval: secs(self.poll_interval, Duration::from_millis(250)),
             partial_line_timeout: secs(self.partial_line_timeout, Duration::from_secs(60)),
             close_inactive: secs(self.close_inactive, Duration::from_secs(300)),

@@ -40,9 +40,22 @@ impl Tail {
         out: &mpsc::Sender<Batch>,
     ) -> Result<bool, StageError> {
         let mut read_any = false;
+        // Taken before reading: a write after this is either seen by this
+        // round's read or named again for the next round.
+        let changed = self.wake.take_changed();
         let mut index = 0;
         while index < self.files.len() {
-            let Some(reader) = self.files[index].reader.take() else {
+            let file = &mut self.files[index];
+            if !changed.is_empty() && changed.contains(&file.path) {
+                file.changed = true;
+            }
+            let idle = file.at_eof && !file.changed && self.watching && !file.detached;
+            if idle {
+                index += 1;
+                continue;
+            }
+            file.changed = false;
+            let Some(reader) = file.reader.take() else {
                 index += 1;
                 continue;
             };

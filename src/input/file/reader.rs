@@ -5,7 +5,12 @@
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 
-const READ_CHUNK: usize = 256 * 1024;
+/// Reads start this small: most followed files hold a few new lines at a
+/// time, and thousands of them may be open at once.
+const MIN_CHUNK: usize = 16 * 1024;
+/// Reads double up to this while they keep filling the whole chunk (a
+/// backlog), where large reads pay off.
+const MAX_CHUNK: usize = 256 * 1024;
 
 /// A complete line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +47,8 @@ pub struct LineReader {
     max_line: usize,
     /// Inside an overlong line: its head, kept until its newline arrives.
     overlong: Option<(u64, Vec<u8>)>,
+    /// Size of the next read.
+    chunk: usize,
 }
 
 impl LineReader {
@@ -51,10 +58,11 @@ impl LineReader {
         Ok(LineReader {
             file,
             buf_offset: offset,
-            buf: Vec::with_capacity(READ_CHUNK),
+            buf: Vec::new(),
             start: 0,
             max_line: max_line.max(1),
             overlong: None,
+            chunk: MIN_CHUNK,
         })
     }
 
@@ -121,6 +129,7 @@ impl LineReader {
             }
             self.spill_overlong();
             if self.fill()? == 0 {
+                self.release_buffer();
                 return Ok(Stop::Eof);
             }
         }
@@ -169,6 +178,22 @@ impl LineReader {
         }
     }
 
+    /// At the end of the file with nothing held back, the buffer is given
+    /// back: an idle file costs its descriptor and this struct, not a chunk.
+    fn release_buffer(&mut self) {
+        if self.start == self.buf.len() && self.overlong.is_none() {
+            self.buf_offset += self.start as u64;
+            self.start = 0;
+            self.buf = Vec::new();
+            self.chunk = MIN_CHUNK;
+        }
+    }
+
+    /// Bytes of memory held for reading (buffer capacity and overlong head).
+    pub fn buffer_bytes(&self) -> usize {
+        self.buf.capacity() + self.overlong.as_ref().map_or(0, |(_, h)| h.capacity())
+    }
+
     fn fill(&mut self) -> io::Result<usize> {
         if self.start > 0 {
             self.buf.drain(..self.start);
@@ -176,7 +201,8 @@ impl LineReader {
             self.start = 0;
         }
         let len = self.buf.len();
-        self.buf.resize(len + READ_CHUNK, 0);
+        let chunk = self.chunk;
+        self.buf.resize(len + chunk, 0);
         let read = loop {
             match self.file.read(&mut self.buf[len..]) {
                 Ok(n) => break n,
@@ -188,6 +214,9 @@ impl LineReader {
             }
         };
         self.buf.truncate(len + read);
+        if read == chunk {
+            self.chunk = (chunk * 2).min(MAX_CHUNK);
+        }
         Ok(read)
     }
 }
@@ -263,7 +292,7 @@ mod tests {
 
     #[test]
     fn overlong_lines_are_truncated_with_bounded_memory() {
-        let mut data = vec![b'x'; 3 * READ_CHUNK];
+        let mut data = vec![b'x'; 3 * MAX_CHUNK];
         data.push(b'\n');
         data.extend_from_slice(b"next\n");
         let (_f, mut r) = reader_over(&data, 0, 10);
@@ -271,9 +300,32 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0].text, "xxxxxxxxxx");
         assert!(lines[0].truncated);
-        assert_eq!(lines[0].end, 3 * READ_CHUNK as u64 + 1);
+        assert_eq!(lines[0].end, 3 * MAX_CHUNK as u64 + 1);
         assert_eq!(lines[1].text, "next");
         assert!(!lines[1].truncated);
+    }
+
+    #[test]
+    fn reads_grow_through_a_backlog_and_the_buffer_goes_at_the_end() {
+        let line = format!("{}\n", "y".repeat(99));
+        let data = line.repeat(10_000); // ~1 MB
+        let (mut f, mut r) = reader_over(data.as_bytes(), 0, 1000);
+        let mut out = Vec::new();
+        assert_eq!(r.read_lines(&mut out, 2, usize::MAX).unwrap(), Stop::Full);
+        assert!(r.buffer_bytes() <= 2 * MIN_CHUNK, "{}", r.buffer_bytes());
+        let lines = all_lines(&mut r);
+        assert_eq!(lines.len() + 2, 10_000);
+        assert_eq!(r.buffer_bytes(), 0, "an idle file keeps no buffer");
+        assert_eq!(r.position(), data.len() as u64);
+        // A partial line keeps what it needs, and reading goes on after it.
+        f.write_all(b"par").unwrap();
+        f.flush().unwrap();
+        assert!(all_lines(&mut r).is_empty());
+        assert!(r.buffer_bytes() > 0);
+        f.write_all(b"tial\n").unwrap();
+        f.flush().unwrap();
+        assert_eq!(all_lines(&mut r)[0].text, "partial");
+        assert_eq!(r.buffer_bytes(), 0);
     }
 
     #[test]

@@ -51,6 +51,12 @@ pub(super) struct Tracked {
     pub clamp: Option<u64>,
     /// Size at the last read, for bytes-behind figures.
     pub size: u64,
+    /// Bytes behind as last put in the gauge.
+    pub reported_behind: Option<u64>,
+    /// May have new data although it was read to its end: inotify named
+    /// it, or a scan saw its size change. A file at its end is not read
+    /// again until then (when inotify works), so idle files cost nothing.
+    pub changed: bool,
 }
 
 impl Tracked {
@@ -76,6 +82,8 @@ impl Tracked {
             old: false,
             clamp: None,
             size: 0,
+            reported_behind: None,
+            changed: true,
         }
     }
 
@@ -105,6 +113,8 @@ pub(super) struct Tail {
     pub known: HashMap<String, Entry>,
     pub registry: Option<Registry>,
     pub dirty: bool,
+    /// A file got its identity since the last save (see `scan`).
+    pub new_identities: bool,
     pub last_save: Instant,
     pub first_scan: bool,
     /// Files shorter than the fingerprint, seen but not yet identified.
@@ -120,6 +130,9 @@ pub(super) struct Tail {
     /// The last checkpoint write failed (health is degraded until one works).
     pub save_failing: bool,
     pub wake: Arc<Wake>,
+    /// inotify watches every pattern's directory: files at their end wait
+    /// for it to name them. Otherwise every file is polled.
+    pub watching: bool,
     pub progress: Progress,
 }
 
@@ -150,6 +163,7 @@ impl Tail {
             known,
             registry,
             dirty: false,
+            new_identities: false,
             last_save: Instant::now(),
             first_scan: true,
             short: HashMap::new(),
@@ -161,6 +175,7 @@ impl Tail {
             save_warning: Throttle::warnings(),
             save_failing: false,
             wake: Arc::new(Wake::default()),
+            watching: false,
             progress: Progress {
                 last_report: Instant::now(),
                 catching_up: false,
@@ -176,6 +191,7 @@ impl Tail {
         } else {
             scan::watch(&self.input.patterns, Arc::clone(&self.wake))
         };
+        self.watching = _watcher.is_some();
         let mut next_scan = Instant::now();
         loop {
             if stop.is_cancelled() {
@@ -277,6 +293,7 @@ impl Tail {
     fn release(&mut self) {
         let close_inactive = self.input.close_inactive;
         let others_wait = self.waiting > 0;
+        let before = self.files.len();
         let tracker = &mut self.tracker;
         self.files.retain(|f| {
             if !f.drained() || tracker.lane_in_flight(f.lane) > 0 {
@@ -294,6 +311,11 @@ impl Tail {
             }
             !done
         });
+        if others_wait && self.files.len() < before {
+            // A slot is free: the next file waiting for one is opened now,
+            // not at the next periodic scan.
+            self.wake.rescan.store(true, Ordering::Release);
+        }
     }
 
     /// Updates the file gauges and logs catch-up progress, every few seconds.
@@ -307,16 +329,20 @@ impl Tail {
         self.progress.last_report = Instant::now();
         let pipeline = self.cx.pipeline.to_string();
         let mut behind_total = 0u64;
-        for file in &self.files {
+        for file in &mut self.files {
             let read = file.reader.as_ref().map_or(0, |r| r.read_position());
             let behind = file.size.saturating_sub(read);
             behind_total += behind;
-            metrics::gauge!(
-                "logpipe_file_bytes_behind",
-                "pipeline" => pipeline.clone(),
-                "path" => file.path.display().to_string()
-            )
-            .set(behind as f64);
+            // Only what changed: thousands of idle files, every second.
+            if file.reported_behind != Some(behind) {
+                file.reported_behind = Some(behind);
+                metrics::gauge!(
+                    "logpipe_file_bytes_behind",
+                    "pipeline" => pipeline.clone(),
+                    "path" => file.path.display().to_string()
+                )
+                .set(behind as f64);
+            }
         }
         metrics::gauge!("logpipe_open_files", "pipeline" => pipeline).set(self.files.len() as f64);
         if behind_total >= CAUGHT_UP_BYTES {
