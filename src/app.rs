@@ -18,6 +18,10 @@ use crate::topology::Role;
 pub const EXIT_CONFIG: u8 = 2;
 /// Exit code for a pipeline that failed at run time.
 pub const EXIT_FAILURE: u8 = 1;
+/// Exit code for a stop whose `drain_timeout` passed with events not yet
+/// delivered, whichever stage held them (they are read again on the next
+/// start).
+pub const EXIT_UNDELIVERED: u8 = 3;
 
 /// Prints every diagnostic to stderr; returns whether any is an error.
 fn report(loaded: &Loaded) -> bool {
@@ -284,6 +288,20 @@ pub async fn run(
         }
     }
     tracing::info!("All pipelines stopped.");
+    let undelivered = crate::shutdown::take_undelivered();
+    if supervisor.drain_expired() {
+        let batches: usize = undelivered.iter().map(|(_, _, n)| n).sum();
+        for (pipeline, stage, n) in &undelivered {
+            tracing::error!(%pipeline, stage = %stage, batches = n, "Not delivered when drain_timeout passed; read again on the next start.");
+        }
+        tracing::error!(
+            batches,
+            drain_timeout = ?drain,
+            exit_code = EXIT_UNDELIVERED,
+            "Stopped with events not delivered within drain_timeout; nothing is lost (they are read again on the next start)."
+        );
+        return Ok(ExitCode::from(EXIT_UNDELIVERED));
+    }
     Ok(if supervisor.failed {
         ExitCode::from(EXIT_FAILURE)
     } else {

@@ -36,3 +36,34 @@ pub struct StageCx {
     /// Checkpoints and dead letters live below this directory.
     pub state_dir: PathBuf,
 }
+
+/// What the sources still had in flight when they stopped, per pipeline and
+/// stage: batches whose events were not (known to be) delivered and are read
+/// again on the next start. Read by `logpipe run` for its last word and
+/// exit status.
+fn undelivered_map(
+) -> &'static std::sync::Mutex<std::collections::BTreeMap<(String, String), usize>> {
+    static MAP: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::BTreeMap<(String, String), usize>>,
+    > = std::sync::OnceLock::new();
+    MAP.get_or_init(Default::default)
+}
+
+/// A source stops with `batches` unacknowledged.
+pub fn record_undelivered(pipeline: &str, stage: &str, batches: usize) {
+    if batches == 0 {
+        return;
+    }
+    let mut map = undelivered_map().lock().unwrap_or_else(|p| p.into_inner());
+    *map.entry((pipeline.to_owned(), stage.to_owned()))
+        .or_default() += batches;
+}
+
+/// Everything recorded so far, emptied.
+pub fn take_undelivered() -> Vec<(String, String, usize)> {
+    let mut map = undelivered_map().lock().unwrap_or_else(|p| p.into_inner());
+    std::mem::take(&mut *map)
+        .into_iter()
+        .map(|((p, s), n)| (p, s, n))
+        .collect()
+}

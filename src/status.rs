@@ -145,7 +145,7 @@ async fn print_daemon(base: &str) {
                 s.label("pipeline"),
                 s.label("topic"),
                 s.label("partition"),
-                s.value
+                number(s.value)
             );
         }
     }
@@ -167,9 +167,20 @@ async fn print_daemon(base: &str) {
             "  {:<20} {:<22} out {:>12}  dead-lettered {:>8}",
             s.label("pipeline"),
             s.label("stage"),
-            s.value,
-            failed
+            number(s.value),
+            number(failed)
         );
+    }
+}
+
+/// A metric value as a person reads it: whole numbers without a fraction,
+/// and never `-0` (an empty `f64` sum is negative zero).
+fn number(value: f64) -> String {
+    let value = if value == 0.0 { 0.0 } else { value };
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{}", value as i64)
+    } else {
+        format!("{value}")
     }
 }
 
@@ -221,6 +232,15 @@ fn parse(text: &str) -> Vec<Sample> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_print_without_negative_zero() {
+        let empty: f64 = std::iter::empty::<f64>().sum();
+        assert_eq!(number(empty), "0");
+        assert_eq!(number(42.0), "42");
+        assert_eq!(number(-3.0), "-3");
+        assert_eq!(number(0.5), "0.5");
+    }
 
     #[test]
     fn prometheus_lines_parse_into_samples() {

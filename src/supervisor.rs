@@ -9,6 +9,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -40,6 +42,8 @@ pub struct Supervisor {
     ended_rx: mpsc::UnboundedReceiver<Ended>,
     /// A pipeline failed: the process exits non-zero.
     pub failed: bool,
+    /// The drain deadline of the final stop passed with events in flight.
+    drain_expired: Arc<AtomicBool>,
 }
 
 impl Supervisor {
@@ -56,6 +60,7 @@ impl Supervisor {
             ended_tx,
             ended_rx,
             failed: false,
+            drain_expired: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -126,7 +131,16 @@ impl Supervisor {
             return;
         }
         service::stopping();
-        stop_with_deadline(&self.root, self.drain);
+        stop_with_deadline(
+            &self.root,
+            self.drain,
+            Some(Arc::clone(&self.drain_expired)),
+        );
+    }
+
+    /// Whether the final stop gave up on events in flight at its deadline.
+    pub fn drain_expired(&self) -> bool {
+        self.drain_expired.load(Ordering::Acquire)
     }
 
     pub fn is_stopping(&self) -> bool {
@@ -205,7 +219,7 @@ impl Supervisor {
             return;
         };
         let generation = instance.generation;
-        stop_with_deadline(&instance.shutdown, self.drain);
+        stop_with_deadline(&instance.shutdown, self.drain, None);
         while let Some(ended) = self.ended_rx.recv().await {
             let done = ended.0 == name && ended.1 == generation;
             self.ended(ended);
@@ -220,16 +234,21 @@ fn canonical(path: &Path) -> PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
-/// Cancels `stop` now and `abort` when the drain deadline passes.
-fn stop_with_deadline(shutdown: &Shutdown, drain: Duration) {
+/// Cancels `stop` now and `abort` when the drain deadline passes (noting
+/// that in `expired`, when given).
+fn stop_with_deadline(shutdown: &Shutdown, drain: Duration, expired: Option<Arc<AtomicBool>>) {
     shutdown.stop.cancel();
     let abort = shutdown.abort.clone();
     tokio::spawn(async move {
         tokio::time::sleep(drain).await;
         if !abort.is_cancelled() {
             tracing::warn!(
+                drain_timeout = ?drain,
                 "Drain deadline passed; giving up on in-flight events (they will be read again)."
             );
+            if let Some(expired) = expired {
+                expired.store(true, Ordering::Release);
+            }
             abort.cancel();
         }
     });

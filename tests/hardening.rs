@@ -512,3 +512,76 @@ fn two_thousand_idle_monitoring_connections_do_not_starve_the_daemon() {
     // Written 600, delivered 600 exactly once, lost 0.
     assert_eq!(numbers_once(&events), (0..600).collect::<Vec<_>>());
 }
+
+/// A stop whose drain deadline passes says so the same way, whichever stage
+/// held the events: exit status 3 and a count of what was not delivered.
+#[test]
+fn a_drain_deadline_that_passes_exits_3_whichever_stage_is_stuck() {
+    let dead = free_port(); // nothing listens there
+    let outputs = [
+        (
+            "elasticsearch",
+            format!(
+                "[[output]]\ntype = \"elasticsearch\"\nhosts = [\"http://127.0.0.1:{dead}\"]\nindex = \"x\"\nsetup = false\n"
+            ),
+        ),
+        (
+            "kafka",
+            format!(
+                "[kafka]\nbrokers = [\"127.0.0.1:{dead}\"]\ntopic = \"x\"\n\n[[output]]\ntype = \"stdout\"\n"
+            ),
+        ),
+    ];
+    for (stuck, tail) in outputs {
+        let dir = temp_dir();
+        let (logs, state) = (dir.path().join("logs"), dir.path().join("state"));
+        std::fs::create_dir(&logs).unwrap();
+        let log = logs.join("access_log");
+        lines(&log, 0..50);
+        let pipeline = dir.path().join("p.toml");
+        std::fs::write(
+            &pipeline,
+            format!(
+                "name = \"stuck\"\n[[input]]\ntype = \"file\"\npaths = [\"{}\"]\n\n{tail}",
+                log.display()
+            ),
+        )
+        .unwrap();
+        let daemon = dir.path().join("logpipe.toml");
+        std::fs::write(&daemon, "drain_timeout = \"1s\"\n").unwrap();
+        let config = daemon.to_string_lossy().into_owned();
+        let role = if stuck == "kafka" { "ship" } else { "all" };
+        let run = Run::start_with(
+            &pipeline,
+            &state,
+            &[
+                "--config",
+                &config,
+                "--role",
+                role,
+                "--metrics-address",
+                "off",
+            ],
+            None,
+        );
+        wait_log(&run, "Following new file.");
+        std::thread::sleep(Duration::from_millis(500));
+        let (status, _) = run.stop_status();
+        let text = std::fs::read_to_string(state.with_extension("log")).unwrap();
+        assert_eq!(status.code(), Some(3), "{stuck}: {status}\n{text}");
+        assert!(
+            text.contains("Not delivered when drain_timeout passed")
+                && text.contains("stage=input.file"),
+            "{stuck}:\n{text}"
+        );
+        // Nothing checkpointed past what was delivered: all 50 come again.
+        let reg = std::fs::read_dir(state.join("checkpoints/stuck"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap());
+        if let Some(reg) = reg {
+            let v: Value = serde_json::from_slice(&reg).unwrap();
+            assert_eq!(v["files"][0]["offset"], 0, "{stuck}: {v}");
+        }
+    }
+}

@@ -113,6 +113,9 @@ async fn metrics_count_the_events_and_status_reads_the_daemon_and_the_checkpoint
     assert!(running.contains(&log.display().to_string()), "{running}");
     assert!(running.contains("healthy"), "{running}");
     assert!(running.contains("output.stdout"), "{running}");
+    // Nothing was dead-lettered: that reads 0, not -0 (an empty f64 sum).
+    assert!(running.contains("dead-lettered        0"), "{running}");
+    assert!(!running.contains(" -0"), "{running}");
     let size = std::fs::metadata(&log).unwrap().len().to_string();
     assert!(running.contains(&size), "offset {size} shown:\n{running}");
 

@@ -148,6 +148,11 @@ impl DeadLetterInput {
             }
         }
         if tracker.has_failed() || tracker.in_flight() > 0 {
+            crate::shutdown::record_undelivered(
+                &cx.pipeline,
+                "input.dead_letter",
+                tracker.in_flight(),
+            );
             return Err(StageError::Undelivered);
         }
         tracing::info!(path = %self.path.display(), events = sent, skipped, "Dead-letter file replayed.");

@@ -387,6 +387,11 @@ impl State {
             }
         }
         self.store_progress(consumer);
+        let undelivered = self.offsets.lock().tracker.in_flight();
+        if undelivered > 0 {
+            tracing::warn!(batches = undelivered, group = %self.hop.group_id, "Stopping with undelivered batches; their offsets are not committed, so they are consumed again.");
+            crate::shutdown::record_undelivered(&cx.pipeline, "input.kafka", undelivered);
+        }
         match consumer.commit_consumer_state(CommitMode::Sync) {
             Ok(()) => tracing::info!(group = %self.hop.group_id, "Committed consumer offsets."),
             // NoOffset: nothing new to commit.

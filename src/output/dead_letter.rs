@@ -98,19 +98,39 @@ impl DeadLetters {
     }
 
     /// Appends the records and syncs them to disk; only then may the caller
-    /// acknowledge the events.
+    /// acknowledge the events. Says what happened (after the write, so
+    /// that the log never claims a write that then failed).
     pub async fn write(&self, records: Vec<DeadLetter>) -> io::Result<()> {
         if records.is_empty() {
             return Ok(());
         }
+        let (stage, first_reason) = (records[0].stage, records[0].reason.clone());
+        let path = self.path();
+        let result = self.append(records).await;
+        match &result {
+            Ok(count) => tracing::error!(
+                stage,
+                events = count,
+                path = %path.display(),
+                %first_reason,
+                "Events refused for good were written to the dead-letter file."
+            ),
+            Err(e) => tracing::error!(
+                stage,
+                path = %path.display(),
+                error = %e,
+                %first_reason,
+                "Events refused for good could NOT be written to the dead-letter file; they stay unacknowledged and are read again after a restart."
+            ),
+        }
+        result.map(|_| ())
+    }
+
+    async fn append(&self, records: Vec<DeadLetter>) -> io::Result<u64> {
         let mut body = Vec::new();
         for record in &records {
             serde_json::to_writer(&mut body, &record.to_json(&self.pipeline))?;
             body.push(b'\n');
-        }
-        for record in &records {
-            metrics::counter!("logpipe_dead_letters_total", "pipeline" => self.pipeline.to_string(), "stage" => record.stage)
-                .increment(1);
         }
         let writer = Arc::clone(&self.writer);
         let count = records.len() as u64;
@@ -120,10 +140,16 @@ impl DeadLetters {
                 .map_err(|_| io::Error::other("dead-letter writer poisoned"))?;
             w.append(&body)?;
             w.written += count;
-            Ok(())
+            Ok::<_, io::Error>(())
         })
         .await
-        .map_err(io::Error::other)?
+        .map_err(io::Error::other)??;
+        // Counted once on disk, not before.
+        for record in &records {
+            metrics::counter!("logpipe_dead_letters_total", "pipeline" => self.pipeline.to_string(), "stage" => record.stage)
+                .increment(1);
+        }
+        Ok(count)
     }
 }
 
@@ -188,6 +214,12 @@ mod tests {
         dl.write(vec![record("failed to parse field [status]")])
             .await
             .unwrap();
+        // A file that cannot be created is an error, not a claim of success.
+        let blocked = dir.path().join("file");
+        fs::write(&blocked, b"").unwrap();
+        let cannot = DeadLetters::new("p", blocked.join("sub/p.ndjson"), 1 << 20);
+        assert!(cannot.write(vec![record("x")]).await.is_err());
+        assert_eq!(cannot.count(), 0);
         let text = fs::read_to_string(&path).unwrap();
         let v: Value = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(v["reason"], "failed to parse field [status]");

@@ -246,7 +246,6 @@ async fn confirm(
         }
     }
     if !rejected.is_empty() {
-        tracing::error!(events = rejected.len(), path = %dead_letters.path().display(), "Messages refused by the broker were written to the dead-letter file.");
         dead_letters
             .write(rejected)
             .await

@@ -652,15 +652,21 @@ impl Tail {
         }
         let end = self.input.start_position == StartPosition::End;
         let short = self.short.entry(inode).or_insert_with(|| {
+            let start = (first_scan && end).then_some(meta.len());
+            let from = match start {
+                Some(offset) => format!("from byte {offset} (start_position = \"end\")"),
+                None => "from its beginning".to_owned(),
+            };
             tracing::info!(
                 path = %path.display(),
                 size = meta.len(),
-                wait = ?wait,
-                "File is shorter than its 1024-byte fingerprint; it is read once it has 1024 bytes or after close_inactive."
+                wait = %humantime::format_duration(wait),
+                "File is shorter than its 1024-byte fingerprint: it is not read yet; it is read {from} as soon as it has 1024 bytes, or once it has not changed for close_inactive ({}) or that long after it was first seen, whichever comes first.",
+                humantime::format_duration(wait)
             );
             ShortFile {
                 since: Instant::now(),
-                start: (first_scan && end).then_some(meta.len()),
+                start,
             }
         });
         let idle = meta
@@ -668,7 +674,11 @@ impl Tail {
             .ok()
             .and_then(|m| m.elapsed().ok())
             .is_some_and(|age| age >= wait);
-        idle || short.since.elapsed() >= wait
+        let ready = idle || short.since.elapsed() >= wait;
+        if ready {
+            tracing::info!(path = %path.display(), size = meta.len(), "Reading a file shorter than the fingerprint now: close_inactive passed; it is identified by the bytes it has.");
+        }
+        ready
     }
 }
 

@@ -262,6 +262,11 @@ impl Tail {
                 batches = self.tracker.in_flight(),
                 "Stopping with undelivered batches; their lines will be read again on the next start."
             );
+            crate::shutdown::record_undelivered(
+                &self.cx.pipeline,
+                "input.file",
+                self.tracker.in_flight(),
+            );
         }
         self.save().await.map_err(|(path, source)| {
             StageError::io("cannot write the final checkpoints to", path, source)

@@ -309,12 +309,6 @@ impl Job {
         }
         if !rejected.is_empty() {
             let path = self.dead_letters.path();
-            tracing::error!(
-                events = rejected.len(),
-                path = %path.display(),
-                first_reason = %rejected[0].reason,
-                "Elasticsearch refused events for good; they were written to the dead-letter file."
-            );
             let n = rejected.len() as u64;
             self.dead_letters
                 .write(rejected)
