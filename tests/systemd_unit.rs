@@ -34,6 +34,19 @@ fn the_unit_verifies_with_the_binary_where_exec_start_expects_it() {
     let unit = std::fs::read_to_string(&shipped).unwrap();
     assert!(unit.contains("ExecStart=/usr/local/bin/logpipe run"));
     assert!(unit.contains("Type=notify"));
+    // Defence in depth with CAP_DAC_READ_SEARCH: the service sees its log
+    // directories, not the rest of /var, nor keys and password databases;
+    // and enough descriptors for many files and connections.
+    assert!(unit.contains("TemporaryFileSystem=/var:ro"));
+    assert!(unit.contains("BindReadOnlyPaths=-/var/log/httpd -/var/log/apache2"));
+    let hidden = unit
+        .lines()
+        .find(|l| l.starts_with("InaccessiblePaths="))
+        .expect("InaccessiblePaths");
+    for path in ["/etc/shadow", "/etc/ssl/private", "/etc/pki/tls/private"] {
+        assert!(hidden.contains(&format!("-{path} ")), "{path} not hidden");
+    }
+    assert!(unit.contains("LimitNOFILE=65536"));
 
     // The unit as shipped, pointed at the binary just built.
     let dir = common::temp_dir();
