@@ -39,30 +39,22 @@ fn prepare(dir: &Path, state: &Path) {
 /// Takes `path` away from the daemon user (`readable`: reading too, else
 /// only writing), or gives it back.
 fn restrict(path: &Path, restricted: bool, readable: bool) {
-    match daemon_user() {
-        Some(uid) => {
-            let owner = if restricted { 0 } else { uid };
-            std::os::unix::fs::chown(path, Some(owner), Some(owner)).unwrap();
-            let mode = match (restricted, readable, path.is_dir()) {
-                (true, false, _) => 0o600,
-                (true, true, true) => 0o755,
-                (true, true, false) => 0o644,
-                (false, _, true) => 0o755,
-                (false, _, false) => 0o644,
-            };
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-        }
-        None => {
-            let mode = match (restricted, readable, path.is_dir()) {
-                (true, false, _) => 0o000,
-                (true, true, true) => 0o555,
-                (true, true, false) => 0o444,
-                (false, _, true) => 0o755,
-                (false, _, false) => 0o644,
-            };
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-        }
+    // Under root the daemon is `nobody`: taking ownership away is enough
+    // to deny writing. Otherwise the mode must deny it to the owner.
+    let user = daemon_user();
+    if let Some(uid) = user {
+        let owner = if restricted { 0 } else { uid };
+        std::os::unix::fs::chown(path, Some(owner), Some(owner)).unwrap();
     }
+    let mode = match (restricted, readable, path.is_dir(), user.is_some()) {
+        (false, _, true, _) | (true, true, true, true) => 0o755,
+        (false, _, false, _) | (true, true, false, true) => 0o644,
+        (true, false, _, true) => 0o600,
+        (true, false, _, false) => 0o000,
+        (true, true, true, false) => 0o555,
+        (true, true, false, false) => 0o444,
+    };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 fn lines(path: &Path, range: std::ops::Range<u64>) {
@@ -91,39 +83,53 @@ fn numbers_once(events: &[Value]) -> Vec<u64> {
     out
 }
 
+/// The file_support pipeline over `paths` with input id `web` (so its
+/// registry is `checkpoints/tail/web.json`).
+fn pipeline_for(dir: &Path, paths: &[&Path], extra: &str) -> PathBuf {
+    file_support::pipeline(dir, paths, &format!("id = \"web\"\n{extra}"))
+}
+
 fn pipeline(dir: &Path, log: &Path, extra: &str) -> PathBuf {
     pipeline_for(dir, &[log], extra)
 }
 
-fn pipeline_for(dir: &Path, paths: &[&Path], extra: &str) -> PathBuf {
-    let paths: Vec<String> = paths
-        .iter()
-        .map(|p| format!("\"{}\"", p.display()))
-        .collect();
-    let path = dir.join("tail.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-name = "tail"
-[[input]]
-type = "file"
-id = "web"
-paths = [{}]
-scan_interval = "100ms"
-poll_interval = "20ms"
-close_inactive = "2s"
-{extra}
+/// A test's folder: `logs/access_log` with lines `0..lines` and a state
+/// directory the daemon user owns, and a monitoring port.
+struct Scene {
+    dir: tempfile::TempDir,
+    log: PathBuf,
+    state: PathBuf,
+    port: u16,
+    metrics: String,
+}
 
-[[output]]
-type = "stdout"
-metadata = true
-"#,
-            paths.join(", ")
-        ),
-    )
-    .unwrap();
-    path
+impl Scene {
+    fn new(lines_at_start: u64) -> Scene {
+        let dir = temp_dir();
+        let (logs, state) = (dir.path().join("logs"), dir.path().join("state"));
+        std::fs::create_dir(&logs).unwrap();
+        prepare(dir.path(), &state);
+        let log = logs.join("access_log");
+        lines(&log, 0..lines_at_start);
+        let port = free_port();
+        Scene {
+            dir,
+            log,
+            state,
+            port,
+            metrics: format!("127.0.0.1:{port}"),
+        }
+    }
+
+    fn pipeline(&self, extra: &str) -> PathBuf {
+        pipeline(self.dir.path(), &self.log, extra)
+    }
+
+    /// The daemon, as the daemon user, with the monitoring endpoint.
+    fn start(&self, pipeline: &Path) -> Run {
+        let extra = ["--metrics-address", self.metrics.as_str()];
+        Run::start_with(pipeline, &self.state, &extra, daemon_user())
+    }
 }
 
 /// `GET path` on the monitoring endpoint: status and body.
@@ -196,31 +202,24 @@ fn wait_checkpoint(state: &Path, offset: u64) {
 
 #[test]
 fn an_unreadable_checkpoint_holds_the_input_back_and_skips_nothing() {
-    let dir = temp_dir();
-    let (logs, state) = (dir.path().join("logs"), dir.path().join("state"));
-    std::fs::create_dir(&logs).unwrap();
-    prepare(dir.path(), &state);
-    let log = logs.join("access_log");
-    lines(&log, 0..30);
-    let pipeline = pipeline(dir.path(), &log, "start_position = \"end\"");
-    let port = free_port();
-    let metrics = format!("127.0.0.1:{port}");
-    let extra = ["--metrics-address", metrics.as_str()];
+    let scene = Scene::new(30);
+    let (log, state, port) = (&scene.log, &scene.state, scene.port);
+    let pipeline = scene.pipeline("start_position = \"end\"");
 
     // First start at the end (30 lines skipped by choice), then 100 lines.
-    let run = Run::start_with(&pipeline, &state, &extra, daemon_user());
+    let run = scene.start(&pipeline);
     wait_log(&run, "Following new file.");
-    lines(&log, 30..130);
+    lines(log, 30..130);
     run.wait_for(100, Duration::from_secs(30));
     let first = run.stop();
     assert_eq!(numbers_once(&first), (30..130).collect::<Vec<_>>());
 
     // 100 lines while logpipe is down; then its registry cannot be read.
-    lines(&log, 130..230);
-    let reg = registry(&state);
+    lines(log, 130..230);
+    let reg = registry(state);
     let before = std::fs::read(&reg).unwrap();
     restrict(&reg, true, false);
-    let run = Run::start_with(&pipeline, &state, &extra, daemon_user());
+    let run = scene.start(&pipeline);
     let body = wait_health(port, 503, "cannot read the checkpoint registry");
     assert!(body.contains("web.json"), "{body}");
     assert!(body.contains("input.file[web]"), "{body}");
@@ -302,25 +301,18 @@ fn a_corrupt_checkpoint_is_kept_aside_and_its_files_are_read_from_the_start() {
 
 #[test]
 fn a_checkpoint_that_cannot_be_written_degrades_health_and_fails_the_stop() {
-    let dir = temp_dir();
-    let (logs, state) = (dir.path().join("logs"), dir.path().join("state"));
-    std::fs::create_dir(&logs).unwrap();
-    prepare(dir.path(), &state);
-    let log = logs.join("access_log");
-    lines(&log, 0..50);
-    let pipeline = pipeline(dir.path(), &log, "");
-    let port = free_port();
-    let metrics = format!("127.0.0.1:{port}");
-    let extra = ["--metrics-address", metrics.as_str()];
+    let scene = Scene::new(50);
+    let (log, state, port) = (&scene.log, &scene.state, scene.port);
+    let pipeline = scene.pipeline("");
 
-    let run = Run::start_with(&pipeline, &state, &extra, daemon_user());
+    let run = scene.start(&pipeline);
     run.wait_for(50, Duration::from_secs(30));
-    let good = std::fs::metadata(&log).unwrap().len();
-    wait_checkpoint(&state, good);
+    let good = std::fs::metadata(log).unwrap().len();
+    wait_checkpoint(state, good);
     // The state directory turns read-only under the running daemon.
-    let checkpoints = registry(&state).parent().unwrap().to_path_buf();
+    let checkpoints = registry(state).parent().unwrap().to_path_buf();
     restrict(&checkpoints, true, true);
-    lines(&log, 50..100);
+    lines(log, 50..100);
     run.wait_for(100, Duration::from_secs(30));
     let body = wait_health(port, 503, "cannot write checkpoints");
     assert!(body.contains("degraded"), "{body}");
@@ -331,12 +323,12 @@ fn a_checkpoint_that_cannot_be_written_degrades_health_and_fails_the_stop() {
         "a stop without its final checkpoint"
     );
     assert_eq!(numbers_once(&first), (0..100).collect::<Vec<_>>());
-    assert_eq!(checkpointed(&state), Some(good), "the registry changed");
+    assert_eq!(checkpointed(state), Some(good), "the registry changed");
 
     // Writable again: what was delivered after the last good write is read
     // again (the exit status said so), with the same origin ids.
     restrict(&checkpoints, false, true);
-    let run = Run::start_with(&pipeline, &state, &extra, daemon_user());
+    let run = scene.start(&pipeline);
     run.wait_for(50, Duration::from_secs(30));
     wait_health(port, 200, "\"ok\"");
     std::thread::sleep(Duration::from_millis(300));

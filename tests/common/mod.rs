@@ -46,8 +46,15 @@ pub fn logpipe() -> Command {
 
 /// Starts `logpipe run PIPELINE --state-dir STATE [extra]` with logs to a file.
 pub fn spawn_run(pipeline: &Path, state: &Path, extra: &[&str], stdout: Stdio) -> Child {
+    run_command(pipeline, state, extra, stdout).spawn().unwrap()
+}
+
+/// `logpipe run PIPELINE --state-dir STATE [extra]`, its log in
+/// `STATE.log`, to be adjusted (user, limits) and spawned.
+pub fn run_command(pipeline: &Path, state: &Path, extra: &[&str], stdout: Stdio) -> Command {
     let log = std::fs::File::create(state.with_extension("log")).unwrap();
-    logpipe()
+    let mut command = logpipe();
+    command
         .arg("run")
         .arg(pipeline)
         .arg("--state-dir")
@@ -55,9 +62,8 @@ pub fn spawn_run(pipeline: &Path, state: &Path, extra: &[&str], stdout: Stdio) -
         .args(extra)
         .env("RUST_LOG", "info")
         .stdout(stdout)
-        .stderr(log)
-        .spawn()
-        .unwrap()
+        .stderr(log);
+    command
 }
 
 pub fn sigterm(child: &Child) {

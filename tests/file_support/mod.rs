@@ -82,21 +82,10 @@ impl Run {
         Run::spawn(command, state)
     }
 
-    /// `logpipe run PIPELINE --state-dir STATE [extra]`, its log next to
-    /// the state directory, ready for [`Run::spawn`].
+    /// `logpipe run PIPELINE --state-dir STATE [extra]` with stdout piped,
+    /// ready for [`Run::spawn`].
     pub fn command(pipeline: &Path, state: &Path, extra: &[&str]) -> std::process::Command {
-        let log = std::fs::File::create(state.with_extension("log")).unwrap();
-        let mut command = crate::common::logpipe();
-        command
-            .arg("run")
-            .arg(pipeline)
-            .arg("--state-dir")
-            .arg(state)
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(log);
-        command
+        crate::common::run_command(pipeline, state, extra, Stdio::piped())
     }
 
     pub fn spawn(mut command: std::process::Command, state: &Path) -> Run {
