@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod codec;
 pub mod context;
+pub mod producer;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
