@@ -2,9 +2,10 @@
 //! its source only when every delivery report confirmed its message under the
 //! configured `acks`. A message the broker will never take (too large) goes to
 //! the dead-letter file; anything else is retried, holding the pipeline. A
-//! producer that librdkafka declares fatally failed (a restarted broker that
-//! lost the idempotent producer's state) is replaced by a new one and its
-//! unacknowledged messages are sent again ([`crate::kafka::producer`]).
+//! producer that can no longer deliver (fatally failed, or retrying forever
+//! against a restarted broker that lost the idempotent producer's state) is
+//! replaced by a new one and its unacknowledged messages are sent again
+//! ([`crate::kafka::producer`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -145,7 +146,8 @@ enum Enqueued {
 }
 
 /// Puts one message on librdkafka's queue, waiting while the queue is full
-/// (backpressure), on a new producer if the current one failed fatally.
+/// (backpressure), on the newest producer (a new one if the current one
+/// failed fatally).
 async fn enqueue(
     producers: &Producers,
     topic: &str,
