@@ -169,8 +169,7 @@ impl Producers {
     /// would find out.
     pub async fn watch(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
-        // (generation, batches confirmed, produce requests) at the last progress.
-        let mut progress: Option<(u64, u64, i64)> = None;
+        let mut stall = Stall::default();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -185,7 +184,6 @@ impl Producers {
                 )
             };
             if self.replace_if_fatal(generation) {
-                progress = None;
                 continue;
             }
             let confirmed = self.confirmed.load(Ordering::Relaxed);
@@ -196,20 +194,52 @@ impl Producers {
                 confirmed,
                 "Kafka producer watch."
             );
-            match progress {
-                Some((g, c, since)) if g == generation && c == confirmed => {
-                    let requests = produce_requests - since;
-                    if waiting > 0 && requests >= STUCK_PRODUCE_REQUESTS {
-                        let why = format!(
-                            "it sent {requests} produce requests and got no delivery (a broker that lost its producer id answers UnknownProducerId to each)"
-                        );
-                        self.replace(generation, &why);
-                        progress = None;
-                    }
-                }
-                _ => progress = Some((generation, confirmed, produce_requests)),
+            if let Some(requests) =
+                stall.observe(generation, confirmed, produce_requests, waiting > 0)
+            {
+                let why = format!(
+                    "it sent {requests} produce requests and got no delivery (a broker that lost its producer id answers UnknownProducerId to each)"
+                );
+                self.replace(generation, &why);
             }
         }
+    }
+}
+
+/// Tells a stuck producer from one that delivers or waits for a broker:
+/// fed once a second with the generation, the batches confirmed so far,
+/// the produce requests the generation sent and whether messages wait.
+#[derive(Debug, Default)]
+struct Stall {
+    /// (generation, batches confirmed, produce requests) at the last
+    /// progress.
+    since: Option<(u64, u64, i64)>,
+}
+
+impl Stall {
+    /// The produce requests sent since the last progress, once they reach
+    /// [`STUCK_PRODUCE_REQUESTS`] with messages waiting; counting starts
+    /// again after that, after a confirmed batch and with a new generation.
+    fn observe(
+        &mut self,
+        generation: u64,
+        confirmed: u64,
+        requests: i64,
+        waiting: bool,
+    ) -> Option<i64> {
+        match self.since {
+            // librdkafka's counts may start again (a broker entry dropped
+            // and learned anew): count from the lower value.
+            Some((g, c, since)) if g == generation && c == confirmed && requests >= since => {
+                let sent = requests - since;
+                if waiting && sent >= STUCK_PRODUCE_REQUESTS {
+                    self.since = None;
+                    return Some(sent);
+                }
+            }
+            _ => self.since = Some((generation, confirmed, requests)),
+        }
+        None
     }
 }
 
@@ -234,4 +264,54 @@ fn create(hop: &Hop, context: LogContext) -> Result<Producer_, StageError> {
     hop.producer_config()
         .create_with_context(context)
         .map_err(|e| StageError::kafka(format!("producer for {}", hop.brokers.join(",")), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `(generation, confirmed, requests, waiting)` once a "second";
+    /// the seconds at which the producer counted as stuck.
+    fn stuck_at(ticks: &[(u64, u64, i64, bool)]) -> Vec<usize> {
+        let mut stall = Stall::default();
+        ticks
+            .iter()
+            .enumerate()
+            .filter_map(|(t, &(g, c, r, w))| stall.observe(g, c, r, w).map(|_| t))
+            .collect()
+    }
+
+    #[test]
+    fn requests_without_a_confirmed_batch_mean_stuck() {
+        // Ten requests a second against UnknownProducerId, nothing confirmed.
+        let ticks: Vec<_> = (0..8).map(|t| (0, 3, t * 10, true)).collect();
+        assert_eq!(stuck_at(&ticks), [5]);
+    }
+
+    #[test]
+    fn confirmed_batches_an_outage_or_an_idle_producer_are_not_stuck() {
+        // Delivering: a batch confirmed every second.
+        let delivering: Vec<_> = (0..10).map(|t| (0, t as u64, t * 30, true)).collect();
+        assert!(stuck_at(&delivering).is_empty());
+        // Broker down: messages wait but no request goes out.
+        let outage: Vec<_> = (0..100).map(|_| (0, 3, 7, true)).collect();
+        assert!(stuck_at(&outage).is_empty());
+        // Requests (metadata refreshes do not count, but say they did) with
+        // nothing waiting.
+        let idle: Vec<_> = (0..10).map(|t| (0, 3, t * 10, false)).collect();
+        assert!(stuck_at(&idle).is_empty());
+    }
+
+    #[test]
+    fn a_new_generation_or_a_count_that_starts_again_starts_counting_again() {
+        let mut ticks: Vec<_> = (0..4).map(|t| (0, 3, t * 10, true)).collect();
+        // Replaced: the new producer's count starts at 0.
+        ticks.extend((0..4).map(|t| (1, 3, t * 10, true)));
+        assert!(stuck_at(&ticks).is_empty());
+        let mut ticks: Vec<_> = (0..4).map(|t| (0, 3, 100 + t * 10, true)).collect();
+        ticks.extend((0..5).map(|t| (0, 3, t * 10, true)));
+        assert!(stuck_at(&ticks).is_empty(), "counted from the lower value");
+        ticks.push((0, 3, 50, true));
+        assert_eq!(stuck_at(&ticks), [9]);
+    }
 }
