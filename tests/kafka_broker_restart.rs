@@ -101,6 +101,20 @@ async fn kafka_health(base: &str) -> Option<(bool, Value)> {
     Some((ok, stage))
 }
 
+/// Kills the daemon when the test fails before its SIGTERM, so that no
+/// daemon outlives a failed test.
+struct KillOnPanic(u32);
+
+impl Drop for KillOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &self.0.to_string()])
+                .status();
+        }
+    }
+}
+
 async fn wait_for_messages(reader: &Reader, want: &BTreeSet<String>, what: &str) {
     eventually(Duration::from_secs(120), what, || async {
         let have = reader.messages();
@@ -142,6 +156,7 @@ async fn the_producer_recovers_by_itself_after_its_broker_restarted_and_every_li
         &["--role", "ship", "--metrics-address", &addr],
         Stdio::null(),
     );
+    let _kill = KillOnPanic(child.id());
     let mut written: BTreeSet<String> = BTreeSet::new();
     let mut write = |label: &str, n: usize| {
         let lines: Vec<String> = (0..n).map(|i| format!("{label} {i}")).collect();
