@@ -128,6 +128,16 @@ async fn print_daemon(base: &str) {
         }
         let _ = failing;
     }
+    for stage in body["stages"].as_array().into_iter().flatten() {
+        let brokers = &stage["brokers"];
+        if let (Some(up), Some(total)) = (brokers["up"].as_u64(), brokers["total"].as_u64()) {
+            println!(
+                "  {} {}: {up}/{total} Kafka brokers up",
+                stage["pipeline"].as_str().unwrap_or(""),
+                stage["stage"].as_str().unwrap_or(""),
+            );
+        }
+    }
     let Ok(metrics) = client.get(format!("{base}/metrics")).send().await else {
         return;
     };

@@ -362,6 +362,107 @@ async fn a_second_host_takes_over_and_the_first_is_used_again_once_back() {
     assert_eq!(es.count(&prefix).await, sent as u64);
 }
 
+/// A host marked down comes back although it answers only after 20 s, four
+/// times `probe_interval` (its default 5 s): the probe waits as long as a
+/// request may (`timeout`), and while every host is down a request is sent
+/// anyway once per `probe_interval`. Before, the probe gave up after
+/// `probe_interval` and delivery stopped for good.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_that_answers_slowly_is_admitted_again_and_every_event_is_indexed_once() {
+    let Some(svc) = services() else { return };
+    let dir = temp_dir();
+    let prefix = unique("slow-host");
+    let es = Es::new(&svc.es);
+    let proxy = Proxy::start(&svc.es).await;
+    let delay: u64 = std::env::var("LOGPIPE_TEST_SLOW_ES_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    // Down at first, so that the first request marks the host down.
+    proxy.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let settings = format!(
+        "hosts = \"{}\"\nindex = \"{prefix}\"\nbatch_events = 300\nmax_in_flight = 2\nbatch_wait = \"50ms\"\ntimeout = \"{}s\"",
+        proxy.url,
+        delay + 15
+    );
+    let out = output(dir.path(), &settings);
+    assert_eq!(out.probe_interval, Duration::from_secs(5), "the default");
+    assert_eq!(out.probe_timeout, out.timeout, "probes wait like requests");
+    let counters = Arc::clone(&out.counters);
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let cx = StageCx {
+        pipeline: Arc::from("test"),
+        shutdown: Shutdown::default(),
+        state_dir: dir.path().to_path_buf(),
+    };
+    let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20);
+    let task = tokio::spawn(out.run(rx, cx, dl));
+    let mut tracker = AckTracker::new();
+    let lane = tracker.open_lane();
+    const WRITTEN: usize = 600;
+    let events: Vec<Event> = (0..WRITTEN)
+        .map(|i| event(i, "2026-11-25T08:00:00.000Z", &prefix))
+        .collect();
+    let batches = chunks(events, 50);
+    let n = batches.len();
+    let feed = tokio::spawn(async move {
+        for (i, events) in batches.into_iter().enumerate() {
+            tx.send(Batch::new(events, tracker.track(lane, i)))
+                .await
+                .unwrap();
+        }
+        tracker
+    });
+    eventually(
+        Duration::from_secs(30),
+        "the host to be marked down",
+        || async { (counters.snapshot().failed_requests >= 1).then_some(()) },
+    )
+    .await;
+    proxy.set_delay(Duration::from_secs(delay));
+    proxy.down.store(false, std::sync::atomic::Ordering::SeqCst);
+
+    let mut tracker = tokio::time::timeout(Duration::from_secs(6 * delay + 60), feed)
+        .await
+        .expect("every batch taken: delivery resumed")
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(6 * delay + 60), task)
+        .await
+        .expect("the output finishes: delivery resumed")
+        .unwrap()
+        .unwrap();
+    tracker.drain();
+    assert!(!tracker.has_failed(), "a batch failed");
+    assert_eq!(tracker.in_flight(), 0, "every batch acknowledged");
+    assert_eq!(tracker.take_progress(), vec![(lane, n - 1)]);
+
+    let counts = counters.snapshot();
+    let hits = es.search_all(&prefix, 2 * WRITTEN).await;
+    let mut ns: Vec<u64> = hits
+        .iter()
+        .map(|h| h["_source"]["n"].as_u64().unwrap())
+        .collect();
+    ns.sort_unstable();
+    let indexed = es.count(&prefix).await as usize;
+    ns.dedup();
+    let distinct = ns.len();
+    let delayed = proxy.delayed.lock().unwrap().len();
+    eprintln!(
+        "slow host ({delay} s per answer): written {WRITTEN}, indexed {indexed}, distinct {distinct}, duplicated {}, lost {}; output counters {counts:?}; {delayed} answers delayed",
+        indexed - distinct,
+        WRITTEN - distinct
+    );
+    assert!(delayed >= 1, "answers were delayed");
+    assert!(
+        proxy.forwarded.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        "requests reached the server through the slow host"
+    );
+    assert_eq!(counts.dead_lettered, 0);
+    assert_eq!(counts.indexed + counts.already_indexed, WRITTEN as u64);
+    assert_eq!(indexed, WRITTEN, "every event indexed once");
+    assert_eq!(distinct, WRITTEN, "none lost, none duplicated");
+}
+
 /// Mutual TLS: the proxy in front of the server requires a client
 /// certificate; logpipe presents `client_cert` / `client_key`. Without
 /// them the handshake fails and nothing gets through.

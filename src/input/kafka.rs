@@ -111,6 +111,7 @@ impl ClientContext for GroupContext {
     }
 
     fn stats(&self, statistics: rdkafka::Statistics) {
+        self.log.stats(&statistics);
         for (topic, t) in &statistics.topics {
             for (partition, p) in &t.partitions {
                 // -1: not known yet, or not a partition this member consumes.
@@ -187,7 +188,7 @@ impl GroupContext {
 
 pub async fn run(hop: Hop, out: mpsc::Sender<Batch>, cx: StageCx) -> Result<(), StageError> {
     let offsets = SharedOffsets(Arc::new(Mutex::new(Offsets::default())));
-    let log = LogContext::new(&cx.pipeline, "consumer");
+    let log = LogContext::with_brokers(&cx.pipeline, "consumer", &hop.brokers);
     let recovery = log.recovery();
     let context = GroupContext {
         log,

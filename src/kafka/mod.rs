@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod codec;
 pub mod context;
+pub mod producer;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -445,6 +446,11 @@ impl Hop {
         if let Some(size) = self.batch_size {
             c.set("batch.size", size.to_string());
         }
+        // Broker states for `/health` come from librdkafka's statistics.
+        c.set(
+            "statistics.interval.ms",
+            context::STATS_INTERVAL_MS.to_string(),
+        );
         for (k, v) in &self.producer {
             c.set(k, v);
         }

@@ -48,6 +48,21 @@ pub fn failed(pipeline: &str, stage: &str, reason: impl Into<String>) {
 /// The stage ended normally (end of input, shutdown, reload).
 pub fn ended(pipeline: &str, stage: &str) {
     set(pipeline, stage, None);
+    let mut map = brokers_seen().lock().unwrap_or_else(|p| p.into_inner());
+    map.remove(&(pipeline.to_owned(), stage.to_owned()));
+}
+
+/// Kafka stages: the brokers their client sees up, and how many there are
+/// (each broker once, as [`crate::kafka::context::BrokerCount`] counts them).
+fn brokers_seen() -> &'static Mutex<BTreeMap<Key, (usize, usize)>> {
+    static BROKERS: OnceLock<Mutex<BTreeMap<Key, (usize, usize)>>> = OnceLock::new();
+    BROKERS.get_or_init(|| Mutex::new(BTreeMap::new()))
+}
+
+/// Records that the stage's Kafka client sees `up` of `total` brokers up.
+pub fn brokers(pipeline: &str, stage: &str, up: usize, total: usize) {
+    let mut map = brokers_seen().lock().unwrap_or_else(|p| p.into_inner());
+    map.insert((pipeline.to_owned(), stage.to_owned()), (up, total));
 }
 
 /// Every known stage and its state.
@@ -61,6 +76,10 @@ pub fn snapshot() -> Vec<(String, String, StageState)> {
 /// `(healthy, body)` for `/health`.
 pub fn report() -> (bool, serde_json::Value) {
     let stages = snapshot();
+    let brokers = brokers_seen()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     let mut failing = Vec::new();
     let mut list = Vec::new();
     for (pipeline, stage, state) in &stages {
@@ -72,7 +91,11 @@ pub fn report() -> (bool, serde_json::Value) {
         if status != "running" {
             failing.push(format!("{pipeline}/{stage}"));
         }
-        list.push(serde_json::json!({"pipeline": pipeline, "stage": stage, "status": status, "reason": reason}));
+        let mut entry = serde_json::json!({"pipeline": pipeline, "stage": stage, "status": status, "reason": reason});
+        if let Some((up, total)) = brokers.get(&(pipeline.clone(), stage.clone())) {
+            entry["brokers"] = serde_json::json!({"up": up, "total": total});
+        }
+        list.push(entry);
     }
     let healthy = failing.is_empty();
     (

@@ -1,14 +1,18 @@
 //! The ship half of the Kafka hop: a producer that acknowledges a batch to
 //! its source only when every delivery report confirmed its message under the
 //! configured `acks`. A message the broker will never take (too large) goes to
-//! the dead-letter file; anything else is retried, holding the pipeline.
+//! the dead-letter file; anything else is retried, holding the pipeline. A
+//! producer that can no longer deliver (fatally failed, or retrying forever
+//! against a restarted broker that lost the idempotent producer's state) is
+//! replaced by a new one and its unacknowledged messages are sent again
+//! ([`crate::kafka::producer`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, OwnedMessage};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureRecord, Producer};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
@@ -16,7 +20,7 @@ use super::dead_letter::{DeadLetter, DeadLetters};
 use crate::ack::AckToken;
 use crate::error::StageError;
 use crate::event::Batch;
-use crate::kafka::context::LogContext;
+use crate::kafka::producer::Producers;
 use crate::kafka::{codec, Hop};
 use crate::retry::Backoff;
 use crate::shutdown::StageCx;
@@ -25,20 +29,16 @@ use crate::telemetry::Throttle;
 /// Batches whose delivery reports are awaited at once.
 const BATCHES_IN_FLIGHT: usize = 32;
 
-type Producer_ = FutureProducer<LogContext>;
-
 pub async fn run(
     hop: Hop,
     mut input: mpsc::Receiver<Batch>,
     cx: StageCx,
     dead_letters: DeadLetters,
 ) -> Result<(), StageError> {
-    let context = LogContext::new(&cx.pipeline, "producer");
-    let recovery = context.recovery();
-    let producer: Producer_ = hop
-        .producer_config()
-        .create_with_context(context)
-        .map_err(|e| StageError::kafka(format!("producer for {}", hop.brokers.join(",")), e))?;
+    let producers = Arc::new(Producers::new(&hop, Arc::clone(&cx.pipeline))?);
+    let stop_watch = tokio_util::sync::CancellationToken::new();
+    let _stop_watch = stop_watch.clone().drop_guard();
+    tokio::spawn(Arc::clone(&producers).watch(stop_watch));
     if hop.ensure_topic {
         crate::kafka::admin::ensure_topics(&hop, &cx.pipeline).await?;
     }
@@ -77,7 +77,7 @@ pub async fn run(
                 k.render_into(event, &mut key);
             }
             match enqueue(
-                &producer,
+                &producers,
                 &topic,
                 hop.key.as_ref().map(|_| key.as_str()),
                 &body,
@@ -98,13 +98,13 @@ pub async fn run(
         let count = events.len();
         drop(events);
         waiting.spawn(confirm(
-            producer.clone(),
+            Arc::clone(&producers),
             (ack, count),
             deliveries,
             rejected,
             dead_letters.clone(),
             cx.clone(),
-            (permit, std::time::Instant::now(), recovery.clone()),
+            (permit, std::time::Instant::now()),
         ));
         while let Some(done) = waiting.try_join_next() {
             flatten(done)?;
@@ -121,6 +121,7 @@ pub async fn run(
         let Some(done) = done else { break };
         flatten(done)?;
     }
+    let (_, producer) = producers.current();
     let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
     Ok(())
 }
@@ -133,17 +134,22 @@ fn flatten(done: Result<Result<(), StageError>, tokio::task::JoinError>) -> Resu
     }
 }
 
+/// A message on librdkafka's queue: the generation of the producer that
+/// holds it, and its delivery report to come.
+type Delivery = (u64, DeliveryFuture);
+
 enum Enqueued {
-    Queued(DeliveryFuture),
+    Queued(Delivery),
     /// The message can never be produced (too large).
     Refused(KafkaError),
     Aborted,
 }
 
 /// Puts one message on librdkafka's queue, waiting while the queue is full
-/// (backpressure).
+/// (backpressure), on the newest producer (a new one if the current one
+/// failed fatally).
 async fn enqueue(
-    producer: &Producer_,
+    producers: &Producers,
     topic: &str,
     key: Option<&str>,
     body: &[u8],
@@ -155,10 +161,15 @@ async fn enqueue(
         if let Some(key) = key {
             record = record.key(key);
         }
+        let (generation, producer) = producers.current();
         match producer.send_result(record) {
-            Ok(delivery) => return Enqueued::Queued(delivery),
+            Ok(delivery) => return Enqueued::Queued((generation, delivery)),
             Err((e, _)) if too_large(&e) => return Enqueued::Refused(e),
             Err((e, _)) => {
+                drop(producer);
+                if producers.replace_if_fatal(generation) {
+                    continue;
+                }
                 if !matches!(
                     e,
                     KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
@@ -190,24 +201,22 @@ fn refused(e: &KafkaError, topic: &str, event: crate::event::Event) -> DeadLette
 /// Waits for the delivery reports of one batch, retries or dead-letters the
 /// failures, then acknowledges the batch.
 async fn confirm(
-    producer: Producer_,
+    producers: Arc<Producers>,
     (ack, count): (AckToken, usize),
-    deliveries: Vec<(usize, DeliveryFuture)>,
+    deliveries: Vec<(usize, Delivery)>,
     mut rejected: Vec<DeadLetter>,
     dead_letters: DeadLetters,
     cx: StageCx,
-    (_permit, enqueued, recovery): (
-        OwnedSemaphorePermit,
-        std::time::Instant,
-        crate::kafka::context::Recovery,
-    ),
+    (_permit, enqueued): (OwnedSemaphorePermit, std::time::Instant),
 ) -> Result<(), StageError> {
-    let mut pending: Vec<(usize, DeliveryFuture)> = deliveries;
+    let mut pending: Vec<(usize, Delivery)> = deliveries;
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
     let mut warn = Throttle::warnings();
     while !pending.is_empty() {
         let mut retry = Vec::new();
-        for (index, delivery) in pending {
+        // Sent again at once: a new producer replaced the one that failed.
+        let mut replaced = false;
+        for (index, (generation, delivery)) in pending {
             match delivery.await {
                 Ok(Ok(_)) => {}
                 Ok(Err((e, message))) if too_large(&e) => {
@@ -215,7 +224,12 @@ async fn confirm(
                     rejected.push(refused(&e, message.topic(), event));
                 }
                 Ok(Err((e, message))) => {
-                    if let Some(suppressed) = warn.ready() {
+                    if producers.replace_if_fatal(generation) {
+                        // Purged from a replaced producer: its replacement
+                        // was logged once.
+                        replaced = true;
+                        tracing::debug!(topic = message.topic(), error = %e, "Sending again on the new producer.");
+                    } else if let Some(suppressed) = warn.ready() {
                         tracing::warn!(topic = message.topic(), error = %e, suppressed, "Delivery failed; sending again.");
                     }
                     retry.push((index, message));
@@ -228,14 +242,14 @@ async fn confirm(
             }
         }
         pending = Vec::with_capacity(retry.len());
-        if !retry.is_empty() {
+        if !retry.is_empty() && !replaced {
             tokio::select! {
                 _ = tokio::time::sleep(backoff.next_delay()) => {}
                 _ = cx.shutdown.abort.cancelled() => return Ok(()),
             }
         }
         for (index, message) in retry {
-            match resend(&producer, &message, &cx.shutdown.abort).await {
+            match resend(&producers, &message, &cx.shutdown.abort).await {
                 Enqueued::Queued(delivery) => pending.push((index, delivery)),
                 Enqueued::Refused(e) => {
                     let event = codec::decode_sent(message.payload().unwrap_or_default());
@@ -251,7 +265,7 @@ async fn confirm(
             .await
             .map_err(|e| StageError::io("cannot write dead letters to", dead_letters.path(), e))?;
     }
-    recovery.answered();
+    producers.confirmed();
     let labels = [
         ("pipeline", cx.pipeline.to_string()),
         ("stage", "output.kafka".to_owned()),
@@ -264,7 +278,7 @@ async fn confirm(
 }
 
 async fn resend(
-    producer: &Producer_,
+    producers: &Producers,
     message: &OwnedMessage,
     abort: &tokio_util::sync::CancellationToken,
 ) -> Enqueued {
@@ -273,7 +287,7 @@ async fn resend(
         .map(|k| String::from_utf8_lossy(k).into_owned());
     let mut throttle = Throttle::warnings();
     enqueue(
-        producer,
+        producers,
         message.topic(),
         key.as_deref(),
         message.payload().unwrap_or_default(),

@@ -368,3 +368,79 @@ pub async fn wait_for_port(port: u16) {
     )
     .await;
 }
+
+/// A broker of the test's own that it can stop and start again on the same
+/// port. Tests that need a broker restart use only this (an address, `kill`,
+/// `restart`), so the broker behind it can change (Tansu today, Apache Kafka
+/// later) without touching them. Tansu runs with memory storage: a restart
+/// loses its topics, offsets and idempotent-producer state, which is the
+/// harder case for a producer.
+pub struct RestartableBroker {
+    pub port: u16,
+    dir: std::path::PathBuf,
+    running: Option<OwnBroker>,
+    /// How many times it was started (log files `broker-<n>.log`).
+    pub starts: usize,
+}
+
+impl RestartableBroker {
+    /// Starts a broker on a free port; returns once it listens.
+    pub async fn start(dir: &Path) -> RestartableBroker {
+        let mut broker = RestartableBroker {
+            port: free_port(),
+            dir: dir.to_path_buf(),
+            running: None,
+            starts: 0,
+        };
+        broker.restart().await;
+        broker
+    }
+
+    /// `127.0.0.1:<port>`, for `bootstrap.servers`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the broker at once (SIGKILL: no clean shutdown).
+    pub fn kill(&mut self) {
+        drop(self.running.take());
+    }
+
+    /// Starts the broker again on the same port; returns once it listens.
+    pub async fn restart(&mut self) {
+        assert!(self.running.is_none(), "kill the broker first");
+        self.starts += 1;
+        let log = self.dir.join(format!("broker-{}.log", self.starts));
+        self.running = Some(start_broker(self.port, self.port, &[], &log));
+        wait_for_port(self.port).await;
+    }
+}
+
+/// Creates the topic unless it exists (a broker that kept it over a
+/// restart, or created it for a producer's metadata request).
+pub async fn ensure_topic(brokers: &str, topic: &str, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::types::RDKafkaErrorCode;
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let results = admin
+        .create_topics(
+            [&NewTopic::new(
+                topic,
+                partitions,
+                TopicReplication::Fixed(1),
+            )],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .unwrap();
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, e)) => panic!("cannot create topic {t}: {e}"),
+        }
+    }
+}

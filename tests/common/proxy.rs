@@ -1,7 +1,8 @@
 //! A fault-injecting HTTP/1.1 proxy in front of the real
 //! Elasticsearch-compatible server: answers whole `_bulk` requests with an
 //! error, rejects single items with 429, drops connections mid-body, answers
-//! slowly, plays a host that is down, and optionally terminates TLS and
+//! slowly (one request, or every answer by a set delay), plays a host that is
+//! down, and optionally terminates TLS and
 //! checks basic auth. Small on purpose: it understands exactly what reqwest
 //! sends (Content-Length bodies, keep-alive).
 
@@ -50,6 +51,11 @@ pub struct Proxy {
     /// When set, `GET /` is answered with this instead of the server's own
     /// answer: another version or distribution.
     pub root: Mutex<Option<Value>>,
+    /// Every answer (`_bulk`, `GET /`, anything) waits this long before it
+    /// is sent: a slow but working cluster.
+    delay: Mutex<Duration>,
+    /// Requests answered after `delay`, by path.
+    pub delayed: Mutex<Vec<String>>,
 }
 
 impl Proxy {
@@ -76,6 +82,8 @@ impl Proxy {
             heads: Mutex::new(Vec::new()),
             max_body: AtomicUsize::new(usize::MAX),
             root: Mutex::new(None),
+            delay: Mutex::new(Duration::ZERO),
+            delayed: Mutex::new(Vec::new()),
         });
         let p = Arc::clone(&proxy);
         tokio::spawn(async move {
@@ -111,6 +119,20 @@ impl Proxy {
 
     pub fn faults_left(&self) -> usize {
         self.faults.lock().unwrap().len()
+    }
+
+    /// Delays every answer from now on by `delay` (zero: none).
+    pub fn set_delay(&self, delay: Duration) {
+        *self.delay.lock().unwrap() = delay;
+    }
+
+    /// Waits the set delay, if any, before an answer to `path`.
+    async fn hold(&self, path: &str) {
+        let delay = *self.delay.lock().unwrap();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+            self.delayed.lock().unwrap().push(path.to_owned());
+        }
     }
 
     async fn serve<S: AsyncRead + AsyncWrite + Unpin>(&self, mut stream: S) {
@@ -182,6 +204,7 @@ impl Proxy {
                 body = plain;
             }
             let mut fault = fault;
+            self.hold(&path).await;
             if let Some((status, answer)) =
                 self.local_answer(&method, &path, &body, authorization.as_deref(), &mut fault)
             {

@@ -3,9 +3,16 @@
 //! some host answers it.
 //!
 //! A host that cannot be reached, times out or answers 502/503/504 is
-//! marked down and skipped; a probe task (`GET /` every `probe_interval`)
-//! marks it up again. When every host is down, senders wait for the probe
-//! instead of hammering the cluster, so an outage holds the pipeline.
+//! marked down and skipped; a probe per host (`GET /` every
+//! `probe_interval`, given `probe_timeout` to answer, by default the request
+//! `timeout`) marks it up again. A probe must wait as long as a request may:
+//! one that gave up after `probe_interval` never re-admitted a host that
+//! answers in 20 s. When every host is down, senders wait for a probe, and
+//! every `probe_interval` at the latest one of them sends its request to a
+//! host anyway: the request itself is then the probe, so a host that answers
+//! requests is never left marked down. An outage still holds the pipeline
+//! without hammering the cluster (at most `max_in_flight` requests per
+//! `probe_interval`).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -73,6 +80,21 @@ impl Hosts {
             .find(|&i| !self.is_down(i))
     }
 
+    /// The next host, round-robin, up or down: for a request sent while
+    /// every host is marked down. `None` only without hosts.
+    pub fn pick_any(&self) -> Option<usize> {
+        let n = self.urls.len();
+        (n > 0).then(|| self.next.fetch_add(1, Ordering::Relaxed) % n)
+    }
+
+    pub fn len(&self) -> usize {
+        self.urls.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.urls.is_empty()
+    }
+
     pub fn url(&self, i: usize) -> Option<&reqwest::Url> {
         self.urls.get(i)
     }
@@ -130,6 +152,11 @@ pub struct Client {
     pipeline: Arc<str>,
     /// `/health` was told the destination is unreachable.
     degraded: AtomicBool,
+    /// How often a host marked down is probed, and how long, while every
+    /// host is down, a sender waits before it sends to one anyway.
+    probe_interval: Duration,
+    /// How long a probe waits for the answer.
+    probe_timeout: Duration,
 }
 
 /// The stage name in metrics and health.
@@ -170,6 +197,8 @@ impl Client {
             },
             pipeline,
             degraded: AtomicBool::new(false),
+            probe_interval: es.probe_interval,
+            probe_timeout: es.probe_timeout,
         })
     }
 
@@ -263,16 +292,25 @@ impl Client {
         };
         let mut back = self.hosts.subscribe();
         loop {
-            let Some(i) = self.hosts.pick() else {
-                self.degrade("every Elasticsearch host is down");
-                if let Some(suppressed) = ready(&self.warnings.outage) {
-                    tracing::warn!(pipeline = %self.pipeline, suppressed, "Every Elasticsearch host is down; events are held until one answers again.");
+            let i = match self.hosts.pick() {
+                Some(i) => i,
+                None => {
+                    self.degrade("every Elasticsearch host is down");
+                    if let Some(suppressed) = ready(&self.warnings.outage) {
+                        tracing::warn!(pipeline = %self.pipeline, suppressed, "Every Elasticsearch host is down; events are held until one answers again.");
+                    }
+                    tokio::select! {
+                        _ = back.changed() => continue,
+                        // No probe got an answer in time: send this request to a
+                        // host anyway, with the full request timeout.
+                        _ = tokio::time::sleep(self.probe_interval) => {}
+                        _ = abort.cancelled() => return Sent::Aborted,
+                    }
+                    match self.hosts.pick().or_else(|| self.hosts.pick_any()) {
+                        Some(i) => i,
+                        None => return Sent::Aborted,
+                    }
                 }
-                tokio::select! {
-                    _ = back.changed() => {}
-                    _ = abort.cancelled() => return Sent::Aborted,
-                }
-                continue;
             };
             // Host URLs are checked when the config is loaded.
             let Some(url) = self.hosts.url(i).and_then(|h| h.join("_bulk").ok()) else {
@@ -295,6 +333,9 @@ impl Client {
                 Ok(r) if r.status().is_success() => match r.bytes().await {
                     Ok(bytes) => {
                         backoff.reset();
+                        if self.hosts.mark_up(i) {
+                            tracing::info!(host = %self.host(i), "Elasticsearch host answered a request; sending to it again.");
+                        }
                         self.recovered();
                         metrics::counter!(
                             "logpipe_bytes_out_total",
@@ -365,31 +406,48 @@ impl Client {
         self.hosts.url(i).map(|u| u.to_string()).unwrap_or_default()
     }
 
-    /// Probes the hosts marked down every `interval` until `stop` fires.
-    pub async fn probe(&self, interval: Duration, stop: CancellationToken) {
+    /// Probes each host marked down every `probe_interval` until `stop`
+    /// fires. One task per host, so that a host that hangs until
+    /// `probe_timeout` does not delay the probes of the others.
+    pub async fn probe(self: Arc<Self>, stop: CancellationToken) {
+        let mut probes = tokio::task::JoinSet::new();
+        for i in 0..self.hosts.len() {
+            let client = Arc::clone(&self);
+            let stop = stop.clone();
+            probes.spawn(async move { client.probe_host(i, stop).await });
+        }
+        while probes.join_next().await.is_some() {}
+    }
+
+    async fn probe_host(&self, i: usize, stop: CancellationToken) {
+        let Some(url) = self.hosts.url(i) else {
+            return;
+        };
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
+                _ = tokio::time::sleep(self.probe_interval) => {}
                 _ = stop.cancelled() => return,
             }
-            for i in 0..self.hosts.urls.len() {
-                if !self.hosts.is_down(i) {
-                    continue;
+            if !self.hosts.is_down(i) {
+                continue;
+            }
+            let probe = tokio::select! {
+                probe = self.http.get(url.clone()).timeout(self.probe_timeout).send() => probe,
+                _ = stop.cancelled() => return,
+            };
+            // Any answer but a gateway error means the host is there: an
+            // API key without monitor rights gets 403 on `GET /`.
+            match probe {
+                Ok(r) if !matches!(r.status().as_u16(), 502..=504) => {
+                    if self.hosts.mark_up(i) {
+                        tracing::info!(host = %url, "Elasticsearch host is back; sending to it again.");
+                    }
                 }
-                let Some(url) = self.hosts.url(i) else {
-                    continue;
-                };
-                let probe = self
-                    .http
-                    .get(url.clone())
-                    .timeout(interval.max(Duration::from_secs(2)))
-                    .send()
-                    .await;
-                // Any answer but a gateway error means the host is there: an
-                // API key without monitor rights gets 403 on `GET /`.
-                let answered = probe.is_ok_and(|r| !matches!(r.status().as_u16(), 502..=504));
-                if answered && self.hosts.mark_up(i) {
-                    tracing::info!(host = %url, "Elasticsearch host is back; sending to it again.");
+                Ok(r) => {
+                    tracing::debug!(host = %url, status = r.status().as_u16(), "Probe: the host is still down.")
+                }
+                Err(e) => {
+                    tracing::debug!(host = %url, error = %error_chain(&e), timeout = ?self.probe_timeout, "Probe: the host is still down.")
                 }
             }
         }

@@ -50,8 +50,14 @@ pub struct Config {
     /// Timeout of one bulk request (default 60s); a request that times out
     /// is sent again to the next host.
     pub timeout: Option<Seconds>,
-    /// How often a host marked down is probed with `GET /` (default 5s).
+    /// How often a host marked down is probed with `GET /` (default 5s);
+    /// also how long senders wait, when every host is down, before they
+    /// send a request to one anyway.
     pub probe_interval: Option<Seconds>,
+    /// How long a probe waits for the answer (default: `timeout`). A host
+    /// that answers requests in time must answer its probe in time too, or
+    /// it would stay marked down.
+    pub probe_timeout: Option<Seconds>,
     /// Dead-letter file; default `<state_dir>/dead-letter/<pipeline>.ndjson`.
     pub dead_letter_path: Option<String>,
     /// Basic-auth user name.
@@ -115,6 +121,7 @@ pub struct Elasticsearch {
     pub compression: bool,
     pub timeout: Duration,
     pub probe_interval: Duration,
+    pub probe_timeout: Duration,
     pub dead_letter_path: Option<PathBuf>,
     pub auth: Auth,
     pub tls: Tls,
@@ -173,6 +180,7 @@ impl Config {
             ok = false;
         }
         let (index, document_id) = (index?, document_id?);
+        let timeout = self.timeout.map_or(Duration::from_secs(60), |s| s.0);
         ok.then(|| Elasticsearch {
             hosts,
             index,
@@ -183,7 +191,8 @@ impl Config {
             batch_wait: self.batch_wait.map_or(Duration::from_secs(1), |s| s.0),
             max_in_flight,
             compression: self.compression,
-            timeout: self.timeout.map_or(Duration::from_secs(60), |s| s.0),
+            timeout,
+            probe_timeout: self.probe_timeout.map_or(timeout, |s| s.0),
             probe_interval: self
                 .probe_interval
                 .map_or(Duration::from_secs(5), |s| s.0)

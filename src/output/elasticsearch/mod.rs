@@ -91,11 +91,7 @@ impl Elasticsearch {
         let probe_stop = CancellationToken::new();
         let _stop_probe = probe_stop.clone().drop_guard();
         tokio::spawn(Arc::clone(&client).export_metrics(probe_stop.clone()));
-        {
-            let client = Arc::clone(&client);
-            let interval = self.probe_interval;
-            tokio::spawn(async move { client.probe(interval, probe_stop).await });
-        }
+        tokio::spawn(Arc::clone(&client).probe(probe_stop));
         let abort = cx.shutdown.abort.clone();
         if self.setup && !self.install_template(&client, &abort).await {
             return Ok(());
