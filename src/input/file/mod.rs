@@ -10,7 +10,8 @@
 //!
 //! - [`config`]: the settings and their validation.
 //! - `tail`: the loop, acknowledgements into checkpoints, releasing files.
-//! - `scan`: discovery (globs, inotify, rescans), renames, opening files.
+//! - `scan`: discovery (globs, links, special files), renames, opening files.
+//! - `watch`: inotify and when to look again.
 //! - `read`: reading rounds, truncation and copytruncate, timeouts, sending.
 //! - [`reader`]: one file as lines; [`multiline`]: joining lines.
 //! - `fields`: the event of a line; [`fingerprint`]: identity and origin ids.
@@ -25,6 +26,7 @@ pub mod reader;
 pub mod registry;
 mod scan;
 mod tail;
+mod watch;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

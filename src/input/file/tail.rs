@@ -14,7 +14,7 @@ use super::fingerprint::{Fingerprint, Inode};
 use super::multiline::Joiner;
 use super::reader::LineReader;
 use super::registry::{Entry, Registry};
-use super::scan::{self, Wake};
+use super::watch::{self, Wake};
 use super::FileInput;
 use crate::ack::{AckTracker, LaneId};
 use crate::error::StageError;
@@ -189,7 +189,7 @@ impl Tail {
         let _watcher = if self.input.exit_after_eof {
             None
         } else {
-            scan::watch(&self.input.patterns, Arc::clone(&self.wake))
+            watch::watch(&self.input.patterns, Arc::clone(&self.wake))
         };
         self.watching = _watcher.is_some();
         let mut next_scan = Instant::now();
@@ -233,7 +233,7 @@ impl Tail {
                 );
                 return Ok(());
             }
-            let wait = self.input.poll_interval.min(scan::until(next_scan));
+            let wait = self.input.poll_interval.min(watch::until(next_scan));
             tokio::select! {
                 _ = stop.cancelled() => return Ok(()),
                 _ = self.tracker.recv() => {}
