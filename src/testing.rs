@@ -22,12 +22,12 @@ use serde_json::{Map, Value};
 use toml::Spanned;
 
 use crate::config::Cx;
+use crate::event::FieldRef;
 use crate::event::{Event, ID};
 use crate::filter::{self, Verdict};
 use crate::input::file::reader::{Line, LineReader, Stop};
 use crate::input::file::{fingerprint, FileInput};
 use crate::input::InputSpec;
-use crate::template::FieldRef;
 
 /// One `[[test]]` entry as written.
 #[derive(Debug, Clone, Deserialize)]

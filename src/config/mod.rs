@@ -21,8 +21,9 @@ use serde::de::DeserializeOwned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
+use crate::event::FieldRef;
 use crate::filter::cond::Condition;
-use crate::template::{FieldRef, Template};
+use crate::template::Template;
 pub use diagnostic::{Diagnostic, Severity, Source};
 pub use pipeline::Pipeline;
 

@@ -19,7 +19,7 @@ use regex::Regex;
 use serde_json::Value;
 
 use crate::event::Event;
-use crate::template::{FieldRef, SyntaxError};
+use crate::event::{FieldRef, SyntaxError};
 
 /// A parsed condition.
 #[derive(Debug, Clone)]

@@ -21,8 +21,9 @@ use toml::Spanned;
 
 use super::Verdict;
 use crate::config::Cx;
+use crate::event::FieldRef;
 use crate::event::{Event, TIMESTAMP};
-use crate::template::{joda_to_chrono, FieldRef};
+use crate::template::joda_to_chrono;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -13,7 +13,8 @@ use toml::Spanned;
 use super::Verdict;
 use crate::config::Cx;
 use crate::event::Event;
-use crate::template::{FieldRef, Template};
+use crate::event::FieldRef;
+use crate::template::Template;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

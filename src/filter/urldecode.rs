@@ -17,7 +17,7 @@ use toml::Spanned;
 use super::Verdict;
 use crate::config::Cx;
 use crate::event::Event;
-use crate::template::FieldRef;
+use crate::event::FieldRef;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

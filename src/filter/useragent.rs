@@ -30,7 +30,7 @@ use toml::Spanned;
 use super::Verdict;
 use crate::config::Cx;
 use crate::event::Event;
-use crate::template::FieldRef;
+use crate::event::FieldRef;
 
 /// uap-core's rules, embedded at build time.
 const REGEXES: &str = include_str!("useragent/regexes.yaml");
@@ -234,7 +234,7 @@ mod tests {
         let fields = target_fields(&FieldRef::parse("[@metadata][ua]").unwrap());
         let (key, field) = &fields[2];
         assert_eq!(*key, "os.name");
-        assert_eq!(field.root(), crate::template::Root::Metadata);
+        assert_eq!(field.root(), crate::event::Root::Metadata);
         assert_eq!(field.path(), ["ua", "os", "name"]);
     }
 

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use crate::template::FieldRef;
+use crate::event::FieldRef;
 
 /// The built-in library, written for the `regex` crate.
 pub const BUILTIN: &str = include_str!("patterns.grok");

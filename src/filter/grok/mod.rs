@@ -26,7 +26,7 @@ use toml::Spanned;
 use super::Verdict;
 use crate::config::{take, Cx};
 use crate::event::Event;
-use crate::template::FieldRef;
+use crate::event::FieldRef;
 use library::{Capture, Conversion, Library};
 
 /// The `match` table: field → patterns, with their positions. Read by hand

@@ -6,11 +6,13 @@
 //! Kafka hop (as Filebeat's Kafka output does) but is never indexed.
 //! `@timestamp` and `tags` are ordinary fields, as in Logstash.
 
+mod field;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
 use crate::ack::AckToken;
-use crate::template::{FieldRef, Root};
+pub use field::{FieldRef, Root, SyntaxError};
 
 /// The field that holds the event time.
 pub const TIMESTAMP: &str = "@timestamp";
