@@ -38,7 +38,7 @@ fn main() {
         ),
     )
     .unwrap();
-    let loaded = logpipe::config::load(&[path], &|_: &str| None);
+    let loaded = logpipe::pipeline::load(&[path], &|_: &str| None);
     let OutputSpec::Elasticsearch(es) = loaded.pipelines[0].outputs[0].clone() else {
         panic!("not elasticsearch");
     };

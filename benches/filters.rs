@@ -8,7 +8,6 @@
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use logpipe::config;
 use logpipe::filter::{self, FilterSpec};
 use logpipe::Event;
 
@@ -52,7 +51,7 @@ fn access_filters(useragent: bool) -> Vec<FilterSpec> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("httpd-access.toml");
     std::fs::write(&path, text).unwrap();
-    let loaded = config::load(&[path], &|_| None);
+    let loaded = logpipe::pipeline::load(&[path], &|_| None);
     assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
     loaded.pipelines.into_iter().next().unwrap().filters
 }
@@ -79,7 +78,7 @@ type = "stdout"
 "#,
     )
     .unwrap();
-    let loaded = config::load(&[path], &|_| None);
+    let loaded = logpipe::pipeline::load(&[path], &|_| None);
     assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
     loaded.pipelines.into_iter().next().unwrap().filters
 }

@@ -27,6 +27,7 @@ alive() { ps -o stat= -p "$1" 2>/dev/null | grep -qv Z; }
 if [[ -z ${LOGPIPE_TEST_CMD:-} ]]; then
   step "cargo fmt --check" cargo fmt --check
   step "cargo clippy --all-targets -- -D warnings" cargo clippy --all-targets -- -D warnings
+  step "no import circles among src/ files" python3 scripts/import-circles.py src
 fi
 
 # systemd-analyze verifies the shipped unit (tests/systemd_unit.rs); install it

@@ -9,7 +9,8 @@ use anyhow::Context as _;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::daemon::DaemonConfig;
-use crate::config::{self, Loaded, Severity};
+use crate::config::{self, Severity};
+use crate::pipeline::{self, Loaded};
 use crate::service;
 use crate::supervisor::Supervisor;
 use crate::topology::Role;
@@ -33,7 +34,7 @@ fn report(loaded: &Loaded) -> bool {
 
 /// `logpipe check`.
 pub fn check(paths: &[PathBuf]) -> ExitCode {
-    let loaded = config::load(paths, &config::process_env);
+    let loaded = pipeline::load(paths, &config::process_env);
     if report(&loaded) {
         let errors = loaded
             .diagnostics
@@ -60,7 +61,7 @@ pub fn check(paths: &[PathBuf]) -> ExitCode {
 /// `logpipe topics ensure`.
 pub async fn topics_ensure(paths: &[PathBuf]) -> ExitCode {
     use crate::kafka::admin::{ensure_topics, TopicState};
-    let loaded = config::load(paths, &config::process_env);
+    let loaded = pipeline::load(paths, &config::process_env);
     if report(&loaded) {
         return ExitCode::from(EXIT_CONFIG);
     }
@@ -108,7 +109,7 @@ pub async fn topics_ensure(paths: &[PathBuf]) -> ExitCode {
 
 /// `logpipe test`.
 pub fn test(pipeline: &std::path::Path, input: Option<&std::path::Path>) -> ExitCode {
-    let loaded = config::load(&[pipeline.to_path_buf()], &config::process_env);
+    let loaded = pipeline::load(&[pipeline.to_path_buf()], &config::process_env);
     if report(&loaded) {
         return ExitCode::from(EXIT_CONFIG);
     }
@@ -148,7 +149,7 @@ pub fn test(pipeline: &std::path::Path, input: Option<&std::path::Path>) -> Exit
 pub async fn setup(paths: &[PathBuf]) -> ExitCode {
     use crate::output::elasticsearch::{client::Client, setup};
     use crate::output::OutputSpec;
-    let loaded = config::load(paths, &config::process_env);
+    let loaded = pipeline::load(paths, &config::process_env);
     if report(&loaded) {
         return ExitCode::from(EXIT_CONFIG);
     }
@@ -246,7 +247,7 @@ pub async fn run(
         tokio::spawn(crate::monitor::serve(addr));
     }
     let state_dir = daemon.state_dir(state_dir.as_deref());
-    let loaded = config::load(paths, &config::process_env);
+    let loaded = pipeline::load(paths, &config::process_env);
     if report(&loaded) {
         return Ok(ExitCode::from(EXIT_CONFIG));
     }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::DEFAULT_PIPELINE_DIR;
+use crate::pipeline::DEFAULT_PIPELINE_DIR;
 use crate::topology::Role;
 
 #[derive(Debug, Parser)]

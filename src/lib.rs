@@ -19,6 +19,7 @@
 pub mod ack;
 pub mod app;
 pub mod cli;
+pub mod condition;
 pub mod config;
 pub mod error;
 pub mod event;
@@ -28,6 +29,7 @@ pub mod input;
 pub mod kafka;
 pub mod monitor;
 pub mod output;
+pub mod pipeline;
 pub mod retry;
 pub mod service;
 pub mod shutdown;

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::config::{self, Pipeline, Severity};
+use crate::config::{self, Severity};
+use crate::pipeline::{self, Pipeline};
 use crate::service;
 use crate::shutdown::Shutdown;
 use crate::topology::{self, Role};
@@ -150,7 +151,7 @@ impl Supervisor {
     /// Re-reads the pipeline files and applies what changed.
     pub async fn reload(&mut self) {
         service::reloading();
-        let loaded = config::load(&self.paths, &config::process_env);
+        let loaded = pipeline::load(&self.paths, &config::process_env);
         let mut broken: HashSet<PathBuf> = HashSet::new();
         let mut global_error = false;
         for d in &loaded.diagnostics {

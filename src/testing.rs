@@ -17,83 +17,20 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-use serde_json::{Map, Value};
-use toml::Spanned;
+use serde_json::Value;
 
-use crate::config::Cx;
 use crate::event::FieldRef;
 use crate::event::{Event, ID};
 use crate::filter::{self, Verdict};
 use crate::input::file::reader::{Line, LineReader, Stop};
 use crate::input::file::{fingerprint, FileInput};
 use crate::input::InputSpec;
-
-/// One `[[test]]` entry as written.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CaseConfig {
-    /// Shown in the report; default: `test N`.
-    pub name: Option<String>,
-    /// The log line fed to the pipeline (without its newline).
-    pub input: String,
-    /// Field reference → expected value.
-    #[serde(default)]
-    pub expect: Map<String, Value>,
-    /// Fields that must not exist.
-    #[serde(default)]
-    pub absent: Vec<Spanned<String>>,
-    /// The filters must drop the event (default false).
-    #[serde(default)]
-    pub dropped: bool,
-}
-
-/// A validated `[[test]]` case.
-#[derive(Debug, Clone)]
-pub struct Case {
-    pub name: String,
-    pub input: String,
-    pub expect: Vec<(FieldRef, Value)>,
-    pub absent: Vec<FieldRef>,
-    pub dropped: bool,
-}
-
-/// Validates the `[[test]]` list of a pipeline file.
-pub fn cases(configs: Vec<Spanned<CaseConfig>>, cx: &mut Cx<'_>) -> Vec<Case> {
-    let mut out = Vec::new();
-    for (i, config) in configs.into_iter().enumerate() {
-        let span = config.span();
-        let config = config.into_inner();
-        let mut ok = true;
-        let mut expect = Vec::new();
-        for (key, value) in config.expect {
-            match FieldRef::parse(&key) {
-                Ok(field) => expect.push((field, value)),
-                Err(e) => {
-                    cx.error(&span, format!("invalid field `{key}` in expect: {e}"));
-                    ok = false;
-                }
-            }
-        }
-        let absent: Vec<FieldRef> = config.absent.iter().filter_map(|f| cx.field(f)).collect();
-        ok &= absent.len() == config.absent.len();
-        if ok {
-            out.push(Case {
-                name: config.name.unwrap_or_else(|| format!("test {}", i + 1)),
-                input: config.input,
-                expect,
-                absent,
-                dropped: config.dropped,
-            });
-        }
-    }
-    out
-}
+use crate::pipeline::cases::Case;
 
 /// Lines from `path` (`-` for stdin) through the pipeline's filters, one
 /// JSON object per resulting event to `out`, in input order.
 pub fn feed(
-    pipeline: &crate::config::Pipeline,
+    pipeline: &crate::pipeline::Pipeline,
     path: &Path,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
@@ -167,7 +104,7 @@ fn open(path: &Path) -> std::io::Result<(File, String, Option<PathBuf>)> {
     Ok((file, "-".to_owned(), Some(spool)))
 }
 
-fn first_file_input(pipeline: &crate::config::Pipeline) -> Option<&FileInput> {
+fn first_file_input(pipeline: &crate::pipeline::Pipeline) -> Option<&FileInput> {
     match pipeline.inputs.first() {
         Some(InputSpec::File(file)) => Some(file),
         _ => None,
@@ -218,7 +155,7 @@ pub struct Report {
 }
 
 /// Runs the pipeline's `[[test]]` cases.
-pub fn run_cases(pipeline: &crate::config::Pipeline) -> Report {
+pub fn run_cases(pipeline: &crate::pipeline::Pipeline) -> Report {
     let input = first_file_input(pipeline);
     let mut report = Report {
         lines: Vec::new(),

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use logpipe::config::{self, Severity};
+use logpipe::config::Severity;
 
 fn diagnostics(text: &str, env: &[(&str, &str)]) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
@@ -16,7 +16,7 @@ fn diagnostics(text: &str, env: &[(&str, &str)]) -> Vec<String> {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     let lookup = move |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    let loaded = config::load(std::slice::from_ref(&path), &lookup);
+    let loaded = logpipe::pipeline::load(std::slice::from_ref(&path), &lookup);
     let prefix = format!("{}:", path.display());
     loaded
         .diagnostics
@@ -117,7 +117,7 @@ fn variables_and_defaults_fill_in_settings() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.toml");
     std::fs::write(&path, text).unwrap();
-    let loaded = config::load(&[path], &|name: &str| {
+    let loaded = logpipe::pipeline::load(&[path], &|name: &str| {
         (name == "KAFKA_BROKERS").then(|| "a:9092,b".to_owned())
     });
     assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
@@ -163,7 +163,7 @@ fn latest_offset_reset_is_a_warning_not_an_error() {
         "[kafka]\nbrokers = \"k\"\ntopic = \"t\"\nauto_offset_reset = \"latest\"\n",
     )
     .unwrap();
-    let loaded = config::load(&[path], &|_: &str| None);
+    let loaded = logpipe::pipeline::load(&[path], &|_: &str| None);
     assert!(!loaded.has_errors());
     assert_eq!(loaded.diagnostics.len(), 1);
     assert_eq!(loaded.diagnostics[0].severity, Severity::Warning);

@@ -27,7 +27,7 @@ fn output(dir: &Path, settings: &str) -> Elasticsearch {
         "[[input]]\ntype = \"file\"\npaths = [\"/nonexistent\"]\n[[output]]\ntype = \"elasticsearch\"\n{settings}\n"
     );
     std::fs::write(&path, text).unwrap();
-    let loaded = logpipe::config::load(&[path], &|_: &str| None);
+    let loaded = logpipe::pipeline::load(&[path], &|_: &str| None);
     assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
     match &loaded.pipelines[0].outputs[0] {
         OutputSpec::Elasticsearch(es) => (**es).clone(),

@@ -32,7 +32,7 @@ fn hop(dir: &std::path::Path, brokers: &str, topic: &str) -> Hop {
         format!("[[input]]\ntype = \"file\"\npaths = [\"/nonexistent\"]\n[kafka]\nbrokers = \"{brokers}\"\ntopic = \"{topic}\"\n[[output]]\ntype = \"stdout\"\n"),
     )
     .unwrap();
-    let loaded = logpipe::config::load(&[path], &|_: &str| None);
+    let loaded = logpipe::pipeline::load(&[path], &|_: &str| None);
     assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
     loaded.pipelines[0].hop.clone().unwrap()
 }

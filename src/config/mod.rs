@@ -1,6 +1,8 @@
-//! Loading pipeline files: find them, parse them, resolve `${VAR}`, check
-//! them, and return every problem at once, each pointing at its file, line
-//! and column.
+//! The toolkit a stage uses to read its own table: the validation context
+//! [`Cx`] (diagnostics with file, line and column; `${VAR}`; paths, field
+//! references, templates and `if` conditions), [`take`], the stage-list
+//! reader [`stages`], and the shared setting types. It knows no stage: the
+//! loader that knows them all is [`crate::pipeline`], above the stages.
 //!
 //! Stage tables (`[[input]]`, `[[filter]]`, `[[output]]`) are dispatched on
 //! their `type` by hand instead of through a serde tagged enum, because serde
@@ -11,7 +13,7 @@
 pub mod daemon;
 pub mod diagnostic;
 pub mod interpolate;
-pub mod pipeline;
+pub mod stages;
 pub mod types;
 
 use std::ops::Range;
@@ -21,104 +23,10 @@ use serde::de::DeserializeOwned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
+use crate::condition::Condition;
 use crate::event::FieldRef;
-use crate::filter::cond::Condition;
 use crate::template::Template;
 pub use diagnostic::{Diagnostic, Severity, Source};
-pub use pipeline::Pipeline;
-
-/// Where the pipeline files live when no path is given.
-pub const DEFAULT_PIPELINE_DIR: &str = "/etc/logpipe/pipelines";
-
-/// The result of loading a set of paths: the pipelines that are valid, and
-/// every diagnostic (errors and warnings) of all files.
-#[derive(Debug, Default)]
-pub struct Loaded {
-    pub pipelines: Vec<Pipeline>,
-    pub diagnostics: Vec<Diagnostic>,
-}
-
-impl Loaded {
-    pub fn has_errors(&self) -> bool {
-        self.diagnostics
-            .iter()
-            .any(|d| d.severity == Severity::Error)
-    }
-}
-
-/// Expands files and directories (their `*.toml` files, sorted) into the list
-/// of pipeline files.
-pub fn pipeline_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnostic> {
-    let mut files = Vec::new();
-    for path in paths {
-        if path.is_dir() {
-            let entries = std::fs::read_dir(path)
-                .map_err(|e| Source::new(path, "").error(format!("cannot read directory: {e}")))?;
-            let mut found: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
-                .collect();
-            found.sort();
-            files.extend(found);
-        } else {
-            files.push(path.clone());
-        }
-    }
-    Ok(files)
-}
-
-/// Loads every pipeline file under `paths`, with `env` resolving `${VAR}`.
-pub fn load(paths: &[PathBuf], env: &dyn Fn(&str) -> Option<String>) -> Loaded {
-    let mut loaded = Loaded::default();
-    let files = match pipeline_files(paths) {
-        Ok(files) => files,
-        Err(diagnostic) => {
-            loaded.diagnostics.push(diagnostic);
-            return loaded;
-        }
-    };
-    if files.is_empty() {
-        let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-        loaded
-            .diagnostics
-            .push(Source::new(shown.join(", "), "").error("no pipeline files (*.toml) found"));
-    }
-    for file in files {
-        let source = match std::fs::read_to_string(&file) {
-            Ok(text) => Source::new(&file, text),
-            Err(e) => {
-                loaded
-                    .diagnostics
-                    .push(Source::new(&file, "").error(format!("cannot read: {e}")));
-                continue;
-            }
-        };
-        let (pipeline, diagnostics) = pipeline::parse(&source, env);
-        loaded.diagnostics.extend(diagnostics);
-        if let Some(pipeline) = pipeline {
-            loaded.pipelines.push(pipeline);
-        }
-    }
-    check_unique_names(&mut loaded);
-    loaded
-}
-
-fn check_unique_names(loaded: &mut Loaded) {
-    let mut seen: Vec<(&str, &Path)> = Vec::new();
-    let mut duplicates = Vec::new();
-    for p in &loaded.pipelines {
-        if let Some((_, first)) = seen.iter().find(|(name, _)| *name == p.name) {
-            duplicates.push(Source::new(&p.path, "").error(format!(
-                "pipeline name `{}` is also used by {}; names must be unique (they key checkpoints and consumer groups)",
-                p.name,
-                first.display()
-            )));
-        } else {
-            seen.push((&p.name, &p.path));
-        }
-    }
-    loaded.diagnostics.extend(duplicates);
-}
 
 /// The environment of this process, for `${VAR}`.
 pub fn process_env(name: &str) -> Option<String> {

@@ -3,11 +3,10 @@
 //! parse failure adds a tag and the event goes on. The registry is the
 //! `match` in [`build`].
 //!
-//! Any `[[filter]]` may carry `if = '<condition>'` (see [`cond`]); the
+//! Any `[[filter]]` may carry `if = '<condition>'` (see [`crate::condition`]); the
 //! `type = "if"` filter holds `then` and `else` lists of filters, so
 //! `else if` is an `if` filter inside `else`.
 
-pub mod cond;
 pub mod date;
 pub mod geoip;
 pub mod grok;
@@ -20,10 +19,10 @@ use serde::Deserialize;
 use toml::de::DeValue;
 use toml::Spanned;
 
-use crate::config::pipeline::{stages, unknown_type, Staged};
+use crate::condition::Condition;
+use crate::config::stages::{stages, unknown_type, Staged};
 use crate::config::{take, Cx};
 use crate::event::Event;
-use cond::Condition;
 
 const TYPES: &[&str] = &[
     "grok",

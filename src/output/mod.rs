@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use toml::de::DeValue;
 use toml::Spanned;
 
-use crate::config::pipeline::unknown_type;
+use crate::config::stages::unknown_type;
 use crate::config::Cx;
 use crate::error::StageError;
 use crate::event::Batch;

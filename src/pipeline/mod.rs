@@ -1,5 +1,10 @@
-//! One pipeline file: its inputs, the optional Kafka hop, its filters and its
-//! outputs, parsed and validated into a [`Pipeline`].
+//! Loading pipeline files: find them, parse them, resolve `${VAR}`, check
+//! them, and return every problem at once, each pointing at its file, line
+//! and column. This is the one place that knows every stage registry; the
+//! stages read their own tables with the [`crate::config`] toolkit.
+//!
+//! One pipeline file holds its inputs, the optional Kafka hop, its filters
+//! and its outputs, parsed and validated into a [`Pipeline`]:
 //!
 //! ```toml
 //! name = "httpd-access"            # optional; default: the file name
@@ -17,20 +22,115 @@
 //! ```
 
 use std::borrow::Cow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::interpolate::interpolate;
-use super::{take, Cx, Diagnostic, Source};
-use crate::filter::cond::Condition;
+use crate::condition::Condition;
+use crate::config::interpolate::interpolate;
+use crate::config::stages::stages;
+use crate::config::{take, Cx, Diagnostic, Severity, Source};
 use crate::filter::{self, FilterSpec};
 use crate::input::{self, InputSpec};
 use crate::kafka::{Hop, HopConfig};
 use crate::output::{self, OutputSpec};
-use crate::testing;
+
+pub mod cases;
+
+/// Where the pipeline files live when no path is given.
+pub const DEFAULT_PIPELINE_DIR: &str = "/etc/logpipe/pipelines";
+
+/// The result of loading a set of paths: the pipelines that are valid, and
+/// every diagnostic (errors and warnings) of all files.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub pipelines: Vec<Pipeline>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Loaded {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Error)
+    }
+}
+
+/// Expands files and directories (their `*.toml` files, sorted) into the list
+/// of pipeline files.
+pub fn pipeline_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnostic> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let entries = std::fs::read_dir(path)
+                .map_err(|e| Source::new(path, "").error(format!("cannot read directory: {e}")))?;
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+/// Loads every pipeline file under `paths`, with `env` resolving `${VAR}`.
+pub fn load(paths: &[PathBuf], env: &dyn Fn(&str) -> Option<String>) -> Loaded {
+    let mut loaded = Loaded::default();
+    let files = match pipeline_files(paths) {
+        Ok(files) => files,
+        Err(diagnostic) => {
+            loaded.diagnostics.push(diagnostic);
+            return loaded;
+        }
+    };
+    if files.is_empty() {
+        let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        loaded
+            .diagnostics
+            .push(Source::new(shown.join(", "), "").error("no pipeline files (*.toml) found"));
+    }
+    for file in files {
+        let source = match std::fs::read_to_string(&file) {
+            Ok(text) => Source::new(&file, text),
+            Err(e) => {
+                loaded
+                    .diagnostics
+                    .push(Source::new(&file, "").error(format!("cannot read: {e}")));
+                continue;
+            }
+        };
+        let (pipeline, diagnostics) = parse(&source, env);
+        loaded.diagnostics.extend(diagnostics);
+        if let Some(pipeline) = pipeline {
+            loaded.pipelines.push(pipeline);
+        }
+    }
+    check_unique_names(&mut loaded);
+    loaded
+}
+
+fn check_unique_names(loaded: &mut Loaded) {
+    let mut seen: Vec<(&str, &Path)> = Vec::new();
+    let mut duplicates = Vec::new();
+    for p in &loaded.pipelines {
+        if let Some((_, first)) = seen.iter().find(|(name, _)| *name == p.name) {
+            duplicates.push(Source::new(&p.path, "").error(format!(
+                "pipeline name `{}` is also used by {}; names must be unique (they key checkpoints and consumer groups)",
+                p.name,
+                first.display()
+            )));
+        } else {
+            seen.push((&p.name, &p.path));
+        }
+    }
+    loaded.diagnostics.extend(duplicates);
+}
 
 /// A validated pipeline, ready to be planned and run.
 #[derive(Debug, Clone)]
@@ -45,7 +145,7 @@ pub struct Pipeline {
     /// an output only the events its condition accepts.
     pub output_if: Vec<Option<Condition>>,
     /// `[[test]]` cases for `logpipe test`; `run` ignores them.
-    pub tests: Vec<testing::Case>,
+    pub tests: Vec<cases::Case>,
     /// Batches buffered between two stages.
     pub channel_capacity: usize,
     /// Tasks running the filters, each on its own batches.
@@ -135,8 +235,8 @@ pub fn parse(
         .map(|s| (s.condition, s.stage))
         .unzip();
     let tests = match raw_tests {
-        Some(raw) => match cx.de::<Vec<Spanned<testing::CaseConfig>>>(raw) {
-            Some(configs) => testing::cases(configs, &mut cx),
+        Some(raw) => match cx.de::<Vec<Spanned<cases::CaseConfig>>>(raw) {
+            Some(configs) => cases::cases(configs, &mut cx),
             None => Vec::new(),
         },
         None => Vec::new(),
@@ -174,10 +274,7 @@ pub fn parse(
     }
 
     cx.diagnostics.sort_by_key(|d| (d.line, d.column));
-    let ok = !cx
-        .diagnostics
-        .iter()
-        .any(|d| d.severity == super::Severity::Error);
+    let ok = !cx.diagnostics.iter().any(|d| d.severity == Severity::Error);
     let pipeline = ok.then(|| Pipeline {
         name,
         path: source.path().to_path_buf(),
@@ -192,94 +289,6 @@ pub fn parse(
         digest: xxhash_rust::xxh3::xxh3_64(source.text.as_bytes()),
     });
     (pipeline, cx.diagnostics)
-}
-
-/// A built stage with its optional `if` and the span of its table.
-#[derive(Debug)]
-pub struct Staged<T> {
-    pub condition: Option<Condition>,
-    pub stage: T,
-    pub span: std::ops::Range<usize>,
-}
-
-/// Builds one list of stage tables, each dispatched on its `type`. With
-/// `conditional`, the `if` key is taken out and compiled here for every
-/// stage, so stage configs need not know about it (and keep rejecting
-/// unknown keys).
-pub fn stages<T>(
-    raw: Option<Spanned<DeValue<'_>>>,
-    section: &str,
-    conditional: bool,
-    cx: &mut Cx<'_>,
-    build: fn(&Spanned<String>, Spanned<DeValue<'_>>, &mut Cx<'_>) -> Option<T>,
-) -> Vec<Staged<T>> {
-    let Some(raw) = raw else {
-        return Vec::new();
-    };
-    let span = raw.span();
-    let DeValue::Array(items) = raw.into_inner() else {
-        cx.error(
-            &span,
-            format!("`{section}` must be a list of tables (write [[{section}]])"),
-        );
-        return Vec::new();
-    };
-    let mut built = Vec::new();
-    for item in items {
-        let span = item.span();
-        let DeValue::Table(mut table) = item.into_inner() else {
-            cx.error(&span, format!("each {section} must be a table"));
-            continue;
-        };
-        let Some(kind) = take(&mut table, "type") else {
-            cx.error(&span, format!("this {section} has no `type`"));
-            continue;
-        };
-        let kind_span = kind.span();
-        let Some(kind_text) = kind.get_ref().as_str().map(str::to_owned) else {
-            cx.error(&kind_span, "`type` must be a string");
-            continue;
-        };
-        let kind = Spanned::new(kind_span, kind_text);
-        let mut condition = None;
-        let mut condition_ok = true;
-        if conditional {
-            if let Some(raw_if) = take(&mut table, "if") {
-                let if_span = raw_if.span();
-                match raw_if.get_ref().as_str() {
-                    Some(text) => {
-                        condition = cx.condition(&Spanned::new(if_span, text.to_owned()));
-                        condition_ok = condition.is_some();
-                    }
-                    None => {
-                        cx.error(&if_span, "`if` must be a string holding a condition");
-                        condition_ok = false;
-                    }
-                }
-            }
-        }
-        let stage = build(&kind, Spanned::new(span.clone(), DeValue::Table(table)), cx);
-        if let (Some(stage), true) = (stage, condition_ok) {
-            built.push(Staged {
-                condition,
-                stage,
-                span,
-            });
-        }
-    }
-    built
-}
-
-/// The error for a `type` that names no stage.
-pub(crate) fn unknown_type(cx: &mut Cx<'_>, section: &str, kind: &Spanned<String>, known: &[&str]) {
-    cx.error(
-        &kind.span(),
-        format!(
-            "unknown {section} type `{}` (expected one of: {})",
-            kind.get_ref(),
-            known.join(", ")
-        ),
-    );
 }
 
 fn interpolate_table(

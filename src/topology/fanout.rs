@@ -5,9 +5,9 @@
 
 use tokio::sync::mpsc;
 
+use crate::condition::Condition;
 use crate::error::StageError;
 use crate::event::{Batch, Event};
-use crate::filter::cond::Condition;
 
 /// An output's channel and the condition that picks its events.
 pub struct Route {

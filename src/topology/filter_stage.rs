@@ -108,7 +108,7 @@ mod tests {
              [[output]]\ntype = \"null\"\n",
         )
         .unwrap();
-        let mut loaded = crate::config::load(&[path], &|_: &str| None);
+        let mut loaded = crate::pipeline::load(&[path], &|_: &str| None);
         assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
         std::mem::take(&mut loaded.pipelines[0].filters)
     }

@@ -17,10 +17,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use crate::config::Pipeline;
 use crate::error::StageError;
 use crate::event::Batch;
 use crate::output::dead_letter::DeadLetters;
+use crate::pipeline::Pipeline;
 use crate::shutdown::{Shutdown, StageCx};
 
 /// Which half of the route this host runs.
@@ -183,7 +183,7 @@ fn spawn_index_half(
     (filters, workers): (Vec<crate::filter::FilterSpec>, usize),
     outputs: Vec<(
         crate::output::OutputSpec,
-        Option<crate::filter::cond::Condition>,
+        Option<crate::condition::Condition>,
     )>,
     capacity: usize,
     cx: &StageCx,
