@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Fails when files of the crate import each other in a circle.
+"""Fails when files of the crate import each other in a circle, or a layer
+imports one it must not (see RULES).
 
     scripts/import-circles.py [SRC]     (default: src)
 
@@ -121,4 +122,25 @@ for v in sorted(graph):
 for c in sorted(circles):
     print(f"circle of {len(c)}: {', '.join(c)}")
 print(f"import circles: {len(circles)}")
-sys.exit(1 if circles else 0)
+
+# The layers of docs/ARCHITECTURE.md: (files, what they must not import).
+STAGES = ("input/", "filter/", "output/", "kafka/")
+CORE = ("event/", "ack.rs", "condition.rs", "template.rs", "shutdown.rs", "retry.rs",
+        "telemetry.rs", "host.rs", "error.rs", "config/", "monitor/")
+ABOVE = ("pipeline/", "topology/", "app.rs", "cli.rs", "supervisor.rs", "status.rs", "testing.rs")
+RULES = [
+    (("input/",), ("output/", "filter/")),
+    (("output/",), ("input/", "filter/")),
+    (("filter/",), ("input/", "output/", "kafka/")),
+    (CORE, STAGES + ABOVE),
+    (STAGES, ABOVE),
+]
+broken = []
+for rel, deps in sorted(graph.items()):
+    for layer, banned in RULES:
+        if rel.startswith(layer):
+            broken += [f"{rel} imports {d}" for d in sorted(deps) if d.startswith(banned)]
+for b in broken:
+    print(f"layer rule broken: {b}")
+print(f"layer rules broken: {len(broken)}")
+sys.exit(1 if circles or broken else 0)

@@ -6,13 +6,20 @@
 //! through bounded channels carrying [`event::Batch`]es, and every batch
 //! carries an [`ack::AckToken`] so its source learns when it is delivered.
 //!
-//! Module map:
-//! - [`cli`], [`app`]: commands and the process lifecycle; [`testing`]: `logpipe test`.
-//! - [`config`]: pipeline files, `${VAR}`, diagnostics with positions.
-//! - [`event`], [`ack`], [`template`]: the core types.
-//! - [`topology`]: pipelines to tasks and channels, by role.
-//! - [`input`], [`filter`], [`output`], [`kafka`]: the stages.
-//! - [`shutdown`], [`retry`], [`telemetry`], [`host`], [`error`]: plumbing.
+//! Module map (layers top to bottom; docs/ARCHITECTURE.md has the rules):
+//! - Commands: [`cli`], [`app`] (lifecycle, exit codes), [`supervisor`]
+//!   (pipelines of `run`, reload, drain), [`status`] (`logpipe status`),
+//!   [`testing`] (`logpipe test`), [`service`] (systemd notify, watchdog).
+//! - Loader: [`pipeline`]: pipeline files and their `[[test]]` cases; the
+//!   one place that knows every stage registry.
+//! - Wiring: [`topology`]: pipelines to tasks and channels, by role.
+//! - Stages: [`input`], [`filter`], [`output`], and [`kafka`] (the hop both
+//!   halves share).
+//! - Toolkit: [`config`]: how a stage reads its table (positions, `${VAR}`),
+//!   the daemon config.
+//! - Core: [`event`], [`ack`], [`condition`] (the `if` language),
+//!   [`template`], [`shutdown`], [`retry`], [`error`], [`host`],
+//!   [`telemetry`], [`monitor`] (`/metrics`, `/health`).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
