@@ -1,6 +1,6 @@
 //! The toolkit a stage uses to read its own table: the validation context
 //! [`Cx`] (diagnostics with file, line and column; `${VAR}`; paths, field
-//! references, templates and `if` conditions), [`take`], the stage-list
+//! references, templates and `if` conditions), `take`, the stage-list
 //! reader [`stages`], and the shared setting types. It knows no stage: the
 //! loader that knows them all is [`crate::pipeline`], above the stages.
 //!
