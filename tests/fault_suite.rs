@@ -18,12 +18,12 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// One route under test, with its own broker (behind a proxy, so it can be
-/// cut) and its own indices on the shared Elasticsearch (behind a proxy).
+/// One route under test, with its own listener of the broker (behind a
+/// proxy, so it can be cut) and its own indices on the shared Elasticsearch (behind a proxy).
 struct Route {
     name: String,
     dir: tempfile::TempDir,
-    _broker: OwnBroker,
+    _broker: BrokerSlot,
     kafka: Proxy,
     es_proxy: Proxy,
     es: Es,
@@ -37,10 +37,7 @@ impl Route {
     async fn new(name: &str) -> Option<Route> {
         let svc = services()?;
         let dir = temp_dir();
-        let broker_port = free_port();
-        let kafka = Proxy::start(format!("127.0.0.1:{broker_port}")).await;
-        let broker = start_broker(broker_port, kafka.port, &[], &dir.path().join("tansu.log"));
-        wait_for_port(broker_port).await;
+        let (broker, kafka) = proxied_broker().await;
         let es_addr = svc
             .es
             .trim_start_matches("http://")

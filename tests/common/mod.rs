@@ -259,9 +259,17 @@ pub struct Proxy {
 }
 
 impl Proxy {
+    /// A proxy on a free port.
     pub async fn start(upstream: String) -> Proxy {
+        Self::start_on(0, upstream).await
+    }
+
+    /// A proxy on `port` (0: a free one).
+    pub async fn start_on(port: u16, upstream: String) -> Proxy {
         use std::sync::atomic::{AtomicBool, Ordering};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap_or_else(|e| panic!("proxy: cannot listen on 127.0.0.1:{port}: {e}"));
         let port = listener.local_addr().unwrap().port();
         let up = std::sync::Arc::new(AtomicBool::new(true));
         let (generation, _) = tokio::sync::watch::channel(0u64);
@@ -304,16 +312,65 @@ impl Proxy {
     }
 }
 
-/// A broker of this test's own, advertising the proxy's address, so every
-/// connection of the clients goes through the proxy.
-pub struct OwnBroker {
-    child: std::process::Child,
+/// One of the shared broker's `PROXYk` listeners, held by one test at a
+/// time: the broker advertises a port for it that only this test's proxy
+/// listens on, so every connection of the clients that bootstrap through
+/// the proxy goes through it (and an outage of the proxy is an outage of
+/// the broker for them, and for them only). Released on drop.
+pub struct BrokerSlot {
+    lock: std::path::PathBuf,
 }
 
-impl Drop for OwnBroker {
+impl Drop for BrokerSlot {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.lock);
+    }
+}
+
+/// Takes a free `PROXYk` listener of the shared broker (waiting up to two
+/// minutes for one) and starts a proxy in front of it on the port the
+/// broker advertises for it: `brokers = 127.0.0.1:{proxy.port}`.
+pub async fn proxied_broker() -> (BrokerSlot, Proxy) {
+    let slots = std::env::var("LOGPIPE_TEST_KAFKA_PROXIED")
+        .expect("LOGPIPE_TEST_KAFKA_PROXIED from scripts/test.sh");
+    let run = std::env::var("LOGPIPE_TEST_RUN_DIR").expect("LOGPIPE_TEST_RUN_DIR");
+    let locks = Path::new(&run).join("proxy-slots");
+    std::fs::create_dir_all(&locks).unwrap();
+    let slots: Vec<(u16, u16)> = slots
+        .split(',')
+        .map(|s| {
+            let (listen, advertised) = s.split_once(':').unwrap();
+            (listen.parse().unwrap(), advertised.parse().unwrap())
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        for (k, (listen, advertised)) in slots.iter().enumerate() {
+            let lock = locks.join(format!("slot-{k}"));
+            // a slot left by a test process that died is free again
+            if let Ok(pid) = std::fs::read_to_string(&lock) {
+                if !Path::new(&format!("/proc/{}", pid.trim())).exists() {
+                    let _ = std::fs::remove_file(&lock);
+                }
+            }
+            let Ok(mut f) = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&lock)
+            else {
+                continue;
+            };
+            use std::io::Write;
+            write!(f, "{}", std::process::id()).unwrap();
+            let slot = BrokerSlot { lock };
+            let proxy = Proxy::start_on(*advertised, format!("127.0.0.1:{listen}")).await;
+            return (slot, proxy);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no free PROXYk listener of the test broker in 2 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -323,30 +380,6 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-pub fn start_broker(
-    listen: u16,
-    advertise: u16,
-    extra: &[&str],
-    log: &std::path::Path,
-) -> OwnBroker {
-    let bin = std::env::var("LOGPIPE_TEST_TANSU_BIN")
-        .expect("LOGPIPE_TEST_TANSU_BIN from scripts/test.sh");
-    let child = std::process::Command::new(bin)
-        .arg("broker")
-        .args(["--listener-url", &format!("tcp://127.0.0.1:{listen}")])
-        .args([
-            "--advertised-listener-url",
-            &format!("tcp://127.0.0.1:{advertise}"),
-        ])
-        .args(["--storage-engine", "memory://tansu/"])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    OwnBroker { child }
 }
 
 pub async fn wait_for_port(port: u16) {
@@ -361,4 +394,103 @@ pub async fn wait_for_port(port: u16) {
         },
     )
     .await;
+}
+
+/// A server process of a test's own (a second OpenSearch node, a broker that
+/// is stopped and started): killed on drop, and recorded in the run dir so
+/// scripts/test.sh kills it too should the test process die first.
+pub struct OwnServer {
+    pub child: Option<Child>,
+    pid_file: std::path::PathBuf,
+}
+
+impl OwnServer {
+    /// Starts `command` with its output to `log`.
+    pub fn spawn(mut command: Command, log: &Path) -> OwnServer {
+        let out = std::fs::File::create(log).unwrap();
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        let run = std::env::var("LOGPIPE_TEST_RUN_DIR").expect("LOGPIPE_TEST_RUN_DIR");
+        let pid_file =
+            Path::new(&run)
+                .join("pids")
+                .join(format!("{}-{}", std::process::id(), child.id()));
+        let _ = std::fs::create_dir_all(pid_file.parent().unwrap());
+        std::fs::write(&pid_file, child.id().to_string()).unwrap();
+        OwnServer {
+            child: Some(child),
+            pid_file,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// SIGTERM, then wait (SIGKILL after `timeout`).
+    pub fn stop(&mut self, timeout: Duration) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + timeout;
+            while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_file(&self.pid_file);
+    }
+}
+
+/// An OpenSearch node of the test's own, started the way scripts/test.sh
+/// starts the shared one, with `settings` (`-Ename=value`) added; returns it
+/// once it answers, with its URL.
+pub async fn own_opensearch(dir: &Path, settings: &[&str]) -> (OwnServer, String) {
+    let script = std::env::var("LOGPIPE_TEST_OPENSEARCH_SH").expect("LOGPIPE_TEST_OPENSEARCH_SH");
+    let home = std::env::var("LOGPIPE_TEST_OPENSEARCH_HOME").expect("LOGPIPE_TEST_OPENSEARCH_HOME");
+    let as_user = std::env::var("LOGPIPE_TEST_AS_USER").unwrap_or_default();
+    let (http, transport) = (free_port(), free_port());
+    let mut argv: Vec<String> = as_user.split_whitespace().map(str::to_owned).collect();
+    argv.push(script);
+    argv.extend([
+        home,
+        dir.join("node").display().to_string(),
+        http.to_string(),
+        transport.to_string(),
+    ]);
+    argv.extend(settings.iter().map(|s| s.to_string()));
+    let mut command = Command::new(&argv[0]);
+    command.args(&argv[1..]).env("OPENSEARCH_HEAP", "256m");
+    let server = OwnServer::spawn(command, &dir.join("opensearch.log"));
+    let url = format!("http://127.0.0.1:{http}");
+    let http_client = reqwest::Client::new();
+    let health = format!("{url}/_cluster/health?wait_for_status=yellow&timeout=1s");
+    eventually(Duration::from_secs(120), "the OpenSearch node", || {
+        let (c, h) = (http_client.clone(), health.clone());
+        async move {
+            c.get(&h)
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+                .map(|_| ())
+        }
+    })
+    .await;
+    (server, url)
 }
