@@ -187,7 +187,7 @@ impl GroupContext {
 
 pub async fn run(hop: Hop, out: mpsc::Sender<Batch>, cx: StageCx) -> Result<(), StageError> {
     let offsets = SharedOffsets(Arc::new(Mutex::new(Offsets::default())));
-    let log = LogContext::new(&cx.pipeline, "consumer");
+    let log = LogContext::new(&cx.pipeline, "consumer").for_hop(&hop);
     let recovery = log.recovery();
     let context = GroupContext {
         log,

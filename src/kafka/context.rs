@@ -15,6 +15,10 @@ pub struct LogContext {
     role: &'static str,
     throttle: Mutex<Throttle>,
     degraded: Arc<AtomicBool>,
+    /// The SASL mechanism in use, added to an authentication failure that
+    /// does not name it (a broker refusing PLAIN says only "Invalid
+    /// username or password").
+    sasl: Option<String>,
 }
 
 /// Tells `/health` when the broker answers again after trouble; cheap to
@@ -41,6 +45,27 @@ impl LogContext {
             role,
             throttle: Mutex::new(Throttle::warnings()),
             degraded: Arc::new(AtomicBool::new(false)),
+            sasl: None,
+        }
+    }
+
+    /// The hop's SASL mechanism, if any, for its authentication errors.
+    pub fn for_hop(mut self, hop: &super::Hop) -> Self {
+        self.sasl = hop.security.get("sasl.mechanisms").cloned();
+        self
+    }
+
+    /// `message`, with the SASL mechanism added when it is an
+    /// authentication failure that does not name it.
+    fn explained<'a>(&self, message: &'a str) -> std::borrow::Cow<'a, str> {
+        match &self.sasl {
+            Some(m)
+                if message.contains("SASL authentication error")
+                    && !message.contains(m.as_str()) =>
+            {
+                format!("{message} (SASL mechanism {m})").into()
+            }
+            _ => message.into(),
         }
     }
 
@@ -75,6 +100,7 @@ impl ClientContext for LogContext {
             | RDKafkaLogLevel::Error
             | RDKafkaLogLevel::Warning => {
                 if let Some(suppressed) = self.throttled() {
+                    let message = self.explained(message);
                     tracing::warn!(pipeline = %self.pipeline, role = self.role, facility = fac, suppressed, "Kafka: {message}");
                 }
             }
@@ -86,6 +112,7 @@ impl ClientContext for LogContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         self.degraded.store(true, Ordering::Relaxed);
+        let reason = self.explained(reason);
         crate::monitor::health::degraded(&self.pipeline, self.stage(), format!("Kafka: {reason}"));
         if let Some(suppressed) = self.throttled() {
             tracing::warn!(

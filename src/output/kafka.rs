@@ -33,7 +33,7 @@ pub async fn run(
     cx: StageCx,
     dead_letters: DeadLetters,
 ) -> Result<(), StageError> {
-    let context = LogContext::new(&cx.pipeline, "producer");
+    let context = LogContext::new(&cx.pipeline, "producer").for_hop(&hop);
     let recovery = context.recovery();
     let producer: Producer_ = hop
         .producer_config()
