@@ -57,9 +57,9 @@ fetch() {
     local t0=$SECONDS
     log "fetching $name $version with Maven into $dest (once)" >&2
     rm -rf "$dest.tmp"; mkdir -p "$dest.tmp"
-    mvn -q -B -Dstyle.color=never -f "$pom" -Dmaven.repo.local="$CACHE/m2" dependency:copy-dependencies \
-      -DoutputDirectory="$dest.tmp/lib" -DincludeScope=runtime >&2 \
-      || die "Maven could not resolve $pom"
+    mvn -B -Dstyle.color=never -f "$pom" -Dmaven.repo.local="$CACHE/m2" dependency:copy-dependencies \
+      -DoutputDirectory="$dest.tmp/lib" -DincludeScope=runtime >"$CACHE/maven-$name.log" 2>&1 \
+      || { tail -n 40 "$CACHE/maven-$name.log" >&2; die "Maven could not resolve $pom (log: $CACHE/maven-$name.log)"; }
     echo "$stamp" >"$dest.tmp/.stamp"
     rm -rf "$dest"; mv "$dest.tmp" "$dest"
     log "$name $version fetched in $((SECONDS - t0))s" >&2
@@ -250,7 +250,10 @@ log "opensearch ${OS_JARS##*-} pid $ES_PID  127.0.0.1:$ES_PORT  log $RUN/opensea
 # ---- 4. wait until both answer (120 s; LOGPIPE_TEST_READY_TIMEOUT overrides) ----
 kafka_ready() { grep -q 'Kafka Server started' "$RUN/kafka.log" 2>/dev/null; }
 es_ready() {
-  curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$ES_PORT/_cluster/health?wait_for_status=yellow&timeout=1s" 2>/dev/null
+  local url="http://127.0.0.1:$ES_PORT/_cluster/health?wait_for_status=yellow&timeout=1s"
+  if command -v curl >/dev/null; then curl -fsS -o /dev/null --max-time 3 "$url" 2>/dev/null
+  else python3 -c 'import sys, urllib.request as u
+sys.exit(u.urlopen(sys.argv[1], timeout=3).status != 200)' "$url" 2>/dev/null; fi
 }
 READY_TIMEOUT=${LOGPIPE_TEST_READY_TIMEOUT:-120}
 wait_for() { # name pid logfile probe

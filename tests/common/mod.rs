@@ -494,3 +494,89 @@ pub async fn own_opensearch(dir: &Path, settings: &[&str]) -> (OwnServer, String
     .await;
     (server, url)
 }
+
+/// An Apache Kafka broker of the test's own (one KRaft node, PLAINTEXT on
+/// `port`), its log on disk in `dir`, that can be stopped and started again
+/// on the same port with the same log: scripts/services/kafka-broker.sh.
+pub struct OwnKafka {
+    pub dir: std::path::PathBuf,
+    pub port: u16,
+    pub server: Option<OwnServer>,
+    starts: u32,
+}
+
+impl OwnKafka {
+    pub fn new(dir: &Path) -> OwnKafka {
+        let (port, controller) = (free_port(), free_port());
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(
+            dir.join("server.properties"),
+            format!(
+                "process.roles=broker,controller\nnode.id=1\n\
+                 controller.quorum.voters=1@127.0.0.1:{controller}\n\
+                 controller.listener.names=CONTROLLER\ninter.broker.listener.name=PLAINTEXT\n\
+                 listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}\n\
+                 advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
+                 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+                 log.dirs={}\nnum.partitions=1\noffsets.topic.replication.factor=1\n\
+                 offsets.topic.num.partitions=3\ntransaction.state.log.replication.factor=1\n\
+                 transaction.state.log.min.isr=1\nshare.coordinator.state.topic.replication.factor=1\n\
+                 share.coordinator.state.topic.min.isr=1\ngroup.initial.rebalance.delay.ms=0\n",
+                dir.join("data").display()
+            ),
+        )
+        .unwrap();
+        OwnKafka {
+            dir: dir.to_owned(),
+            port,
+            server: None,
+            starts: 0,
+        }
+    }
+
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it (formatting the storage the first time) and waits until
+    /// it says it started (90 s at most).
+    pub fn start(&mut self) {
+        let script =
+            std::env::var("LOGPIPE_TEST_KAFKA_BROKER_SH").expect("LOGPIPE_TEST_KAFKA_BROKER_SH");
+        let lib = std::env::var("LOGPIPE_TEST_KAFKA_LIB").expect("LOGPIPE_TEST_KAFKA_LIB");
+        self.starts += 1;
+        let log = self.dir.join(format!("kafka-{}.log", self.starts));
+        let mut command = Command::new("bash");
+        command
+            .arg(script)
+            .arg(lib)
+            .arg(&self.dir)
+            .env("KAFKA_HEAP", "384m");
+        self.server = Some(OwnServer::spawn(command, &log));
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("Kafka Server started") {
+                return;
+            }
+            let exited = self
+                .server
+                .as_mut()
+                .and_then(|s| s.child.as_mut())
+                .is_some_and(|c| c.try_wait().unwrap().is_some());
+            assert!(!exited, "the broker exited; its log:\n{text}");
+            assert!(
+                Instant::now() < deadline,
+                "the broker did not start in 90 s:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// SIGTERM (a clean shutdown), waiting up to a minute.
+    pub fn stop(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            server.stop(Duration::from_secs(60));
+        }
+    }
+}
