@@ -105,6 +105,9 @@ fi
 mkdir -p .test-services
 find .test-services -mindepth 1 -maxdepth 1 -name 'run-*' -mmin +1440 -exec rm -rf {} + 2>/dev/null || true
 RUN=$(mktemp -d "$ROOT/.test-services/run-XXXXXX")
+if [[ ${AS_USER[0]:-} == setpriv ]]; then   # nobody must reach its node dir
+  chmod 755 "$RUN"; mkdir -p "$RUN/opensearch"; chown 65534:65534 "$RUN/opensearch"
+fi
 KAFKA_PID="" ES_PID=""
 
 cleanup() {

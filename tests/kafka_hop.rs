@@ -525,3 +525,72 @@ async fn a_message_too_large_for_the_broker_is_dead_lettered_and_the_rest_delive
         records[0]
     );
 }
+
+/// A SIGHUP that changes nothing in the pipeline's file leaves its consumer
+/// alone: no partition is revoked or assigned again (the group does not
+/// rebalance), and events go on arriving once each.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_that_changes_nothing_keeps_the_consumer_in_its_group() {
+    let Some(svc) = services() else { return };
+    let dir = temp_dir();
+    let topic = unique("reload");
+    create_topic(&svc.kafka, &topic, 2).await;
+    let group = unique("reload");
+    let pipeline = index_pipeline(dir.path(), "stay", &svc.kafka, &topic, &group);
+    let mut child = spawn_run(
+        &pipeline,
+        &dir.path().join("stay"),
+        &["--role", "index"],
+        Stdio::piped(),
+    );
+    let lines = lines_of(&mut child);
+    let log = dir.path().join("stay.log");
+    eventually(Duration::from_secs(60), "the assignment", || {
+        let n = last_assignment(&log);
+        async move { (n == 2).then_some(()) }
+    })
+    .await;
+    produce(&svc.kafka, &topic, (0..100).map(json_record)).await;
+    let mut got = BTreeSet::new();
+    while got.len() < 100 {
+        got.insert(message_of(
+            &lines
+                .recv_timeout(Duration::from_secs(60))
+                .expect("events before the reload"),
+        ));
+    }
+
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    eventually(Duration::from_secs(30), "the reload", || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        async move { text.contains("Reload done.").then_some(()) }
+    })
+    .await;
+    // longer than the session timeout (6 s): a member that left would be gone
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    produce(&svc.kafka, &topic, (100..200).map(json_record)).await;
+    let mut after = 0;
+    while got.len() < 200 {
+        let m = message_of(
+            &lines
+                .recv_timeout(Duration::from_secs(60))
+                .expect("events after the reload"),
+        );
+        assert!(got.insert(m.clone()), "{m} came twice");
+        after += 1;
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
+    let assigned = text.matches("Kafka partitions assigned.").count();
+    let revoked = text.matches("Kafka partitions revoked").count();
+    println!(
+        "reload with nothing changed: 100 events before, {after} after, assignments {assigned}, revocations {revoked}"
+    );
+    assert_eq!(assigned, 1, "assigned again after the reload:\n{text}");
+    assert_eq!(revoked, 0, "revoked by the reload:\n{text}");
+}

@@ -465,6 +465,13 @@ pub async fn own_opensearch(dir: &Path, settings: &[&str]) -> (OwnServer, String
     let home = std::env::var("LOGPIPE_TEST_OPENSEARCH_HOME").expect("LOGPIPE_TEST_OPENSEARCH_HOME");
     let as_user = std::env::var("LOGPIPE_TEST_AS_USER").unwrap_or_default();
     let (http, transport) = (free_port(), free_port());
+    if as_user.starts_with("setpriv") {
+        // run as nobody (no user namespaces here): it must reach its node dir
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::create_dir_all(dir.join("node")).unwrap();
+        std::os::unix::fs::chown(dir.join("node"), Some(65534), Some(65534)).unwrap();
+    }
     let mut argv: Vec<String> = as_user.split_whitespace().map(str::to_owned).collect();
     argv.push(script);
     argv.extend([
