@@ -7,7 +7,7 @@ Run it through the bench command (README), which starts the test services:
 
 Phases, each on the same generated combined-format access log (bench/gen_access_log.py):
   parse    file -> httpd preset filters -> null output        (one process, no services)
-  ship     file -> Kafka (local Tansu broker), role ship
+  ship     file -> Kafka (the test command's broker), role ship
   index    Kafka -> httpd preset filters -> bulk to a null bulk endpoint (examples/null_bulk.rs), role index
   latency  a writer appends lines at a steady rate; file -> Kafka -> filters -> the real test
            Elasticsearch (through a recording proxy); p50/p99 from line written to bulk item acknowledged

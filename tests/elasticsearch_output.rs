@@ -183,7 +183,7 @@ async fn a_mapping_conflict_goes_to_the_dead_letter_file_and_can_be_replayed_els
     let r = &records[0];
     assert_eq!(r["status"], 400);
     assert_eq!(r["index"], index_name.as_str());
-    assert!(r["error_type"].as_str().unwrap().contains("pars"), "{r}");
+    assert_eq!(r["error_type"], "mapper_parsing_exception", "{r}");
     assert!(r["reason"].as_str().unwrap().contains("status_code"), "{r}");
     assert_eq!(r["event"]["n"], 17);
     assert_eq!(
@@ -700,8 +700,19 @@ async fn setup_installs_a_template_that_types_later_documents() {
             ["type"],
         "long"
     );
+    // wildcard where the server has the type (OpenSearch 2.15+, Elasticsearch 7.9+)
     assert_eq!(props["url"]["properties"]["original"]["type"], "wildcard");
     assert_eq!(props["message"]["type"], "text");
+
+    // and the server enforces it: a source.ip that is no IP is refused
+    let (status, body) = es
+        .post(
+            &format!("{index}/_doc"),
+            json!({"@timestamp": "2026-11-25T10:00:00Z", "source": {"ip": "not-an-ip"}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["type"], "mapper_parsing_exception", "{body}");
 }
 
 fn base64(input: &[u8]) -> String {

@@ -18,13 +18,14 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// One route under test, with its own broker (behind a proxy, so it can be
-/// cut) and its own indices on the shared Elasticsearch (behind a proxy).
+/// One route under test, with its own listener of the broker (behind a
+/// proxy, so it can be cut) and its own indices on the shared Elasticsearch (behind a proxy).
 struct Route {
     name: String,
     dir: tempfile::TempDir,
-    _broker: OwnBroker,
-    kafka: Proxy,
+    _broker: Option<BrokerSlot>,
+    /// The proxy in front of the broker (none for a broker of the test's own).
+    kafka: Option<Proxy>,
     es_proxy: Proxy,
     es: Es,
     pipeline: PathBuf,
@@ -36,11 +37,19 @@ struct Route {
 impl Route {
     async fn new(name: &str) -> Option<Route> {
         let svc = services()?;
+        let (broker, kafka) = proxied_broker().await;
+        let brokers = format!("127.0.0.1:{}", kafka.port);
+        Some(Self::build(name, svc, brokers, Some(broker), Some(kafka)).await)
+    }
+
+    async fn build(
+        name: &str,
+        svc: Services,
+        brokers: String,
+        broker: Option<BrokerSlot>,
+        kafka: Option<Proxy>,
+    ) -> Route {
         let dir = temp_dir();
-        let broker_port = free_port();
-        let kafka = Proxy::start(format!("127.0.0.1:{broker_port}")).await;
-        let broker = start_broker(broker_port, kafka.port, &[], &dir.path().join("tansu.log"));
-        wait_for_port(broker_port).await;
         let es_addr = svc
             .es
             .trim_start_matches("http://")
@@ -48,7 +57,7 @@ impl Route {
             .to_owned();
         let es_proxy = Proxy::start(es_addr).await;
         let topic = unique(&format!("fault-{name}"));
-        create_topic(&format!("127.0.0.1:{}", kafka.port), &topic, 3).await;
+        create_topic(&brokers, &topic, 3).await;
         let logs = dir.path().join("logs");
         std::fs::create_dir(&logs).unwrap();
         let log = logs.join("access_log");
@@ -65,7 +74,7 @@ tags = ["httpd_access"]
 poll_interval = "50ms"
 
 [kafka]
-brokers = "127.0.0.1:{kafka_port}"
+brokers = "{brokers}"
 topic = "{topic}"
 group_id = "{topic}"
 session_timeout = "6s"
@@ -78,12 +87,11 @@ index = "{index}-%{{+YYYY.MM.dd}}"
 batch_wait = "200ms"
 "#,
                 log = log.display(),
-                kafka_port = kafka.port,
                 es_port = es_proxy.port,
             ),
         )
         .unwrap();
-        Some(Route {
+        Route {
             name: index,
             dir,
             _broker: broker,
@@ -94,15 +102,20 @@ batch_wait = "200ms"
             log,
             ship: None,
             index: None,
-        })
+        }
     }
 
     fn spawn(&self, role: &str) -> Child {
-        let state = self.dir.path().join(format!("{role}-state"));
+        self.spawn_as(role, role)
+    }
+
+    /// A process of `role` with state dir and log named `tag`.
+    fn spawn_as(&self, role: &str, tag: &str) -> Child {
+        let state = self.dir.path().join(format!("{tag}-state"));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.path().join(format!("{role}.log")))
+            .open(self.dir.path().join(format!("{tag}.log")))
             .unwrap();
         logpipe()
             .arg("run")
@@ -341,7 +354,7 @@ async fn run_outage(outage: Outage) {
     let writer = std::thread::spawn(move || write_numbered(&log, 0, total, 600));
     tokio::time::sleep(Duration::from_secs(1)).await;
     let proxy = match outage {
-        Outage::Broker => &route.kafka,
+        Outage::Broker => route.kafka.as_ref().unwrap(),
         Outage::Elasticsearch => &route.es_proxy,
     };
     proxy.set_up(false);
@@ -452,4 +465,78 @@ async fn memory_stays_bounded_while_elasticsearch_is_down() {
     println!("memory: {total} lines written during a 12 s Elasticsearch outage; peak RSS {peak:.0} MiB; indexed {docs}");
     assert!(peak < 256.0, "peak RSS {peak:.0} MiB");
     assert_eq!(docs, total);
+}
+
+/// The broker itself (a real one of this test's own, its log on disk)
+/// stopped mid-stream and started again on the same port: both halves carry
+/// on by themselves.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broker_stopped_and_started_again_loses_and_duplicates_nothing() {
+    let Some(svc) = services() else { return };
+    let broker_dir = temp_dir();
+    let mut kafka = OwnKafka::new(&broker_dir.path().join("kafka"));
+    kafka.start();
+    let mut route = Route::build("broker-restart", svc, kafka.brokers(), None, None).await;
+    route.start();
+    let total = 3000;
+    let log = route.log.clone();
+    let writer = std::thread::spawn(move || write_numbered(&log, 0, total, 300));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    kafka.stop();
+    println!("broker-restart: broker stopped (SIGTERM) while the writer writes");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    kafka.start();
+    println!("broker-restart: broker started again on the same port and log");
+    writer.join().unwrap();
+    let (seen, docs) = route.settle(total).await;
+    route.stop();
+    assert_exact("broker stop and start", &seen, docs, total);
+}
+
+/// Processes killed when dropped (a failing test leaves none behind).
+struct Fleet(Vec<Child>);
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Three indexers in one consumer group; one is killed (-9) mid-stream and
+/// a fourth joins: the group rebalances twice and every line is indexed
+/// exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn three_indexers_one_killed_and_one_added_lose_and_duplicate_nothing() {
+    let Some(mut route) = Route::new("fleet").await else {
+        return;
+    };
+    route.ship = Some(route.spawn("ship"));
+    let mut fleet = Fleet(
+        (1..=3)
+            .map(|i| route.spawn_as("index", &format!("index-{i}")))
+            .collect(),
+    );
+    let total = 4000;
+    let log = route.log.clone();
+    let writer = std::thread::spawn(move || write_numbered(&log, 0, total, 500));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut killed = fleet.0.remove(1);
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    println!("fleet: kill -9 of indexer 2 of 3");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    fleet.0.push(route.spawn_as("index", "index-4"));
+    println!("fleet: indexer 4 joins");
+    writer.join().unwrap();
+    let (seen, docs) = route.settle(total).await;
+    for mut child in std::mem::take(&mut fleet.0) {
+        sigterm(&child);
+        let status = wait_exit(&mut child, Duration::from_secs(60));
+        assert!(status.success(), "an indexer exited with {status}");
+    }
+    route.stop();
+    assert_exact("3 indexers, one killed, one added", &seen, docs, total);
 }

@@ -214,6 +214,19 @@ fn lines_of(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String
     rx
 }
 
+/// How many partitions the last "Kafka partitions assigned." line of a
+/// logpipe log gives (0 if none yet).
+fn last_assignment(log: &std::path::Path) -> usize {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .rev()
+        .find(|l| l.contains("Kafka partitions assigned."))
+        .and_then(|l| l.split("partitions=").nth(1))
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn two_group_members_share_partitions_and_one_takes_over_after_a_kill() {
     let Some(svc) = services() else { return };
@@ -236,6 +249,18 @@ async fn two_group_members_share_partitions_and_one_takes_over_after_a_kill() {
         Stdio::piped(),
     );
     let (a_lines, b_lines) = (lines_of(&mut a), lines_of(&mut b));
+    // A real broker gives all partitions to whoever joins first; produce
+    // once the group has settled with both members.
+    let logs = [dir.path().join("a.log"), dir.path().join("b.log")];
+    let split =
+        eventually(Duration::from_secs(60), "both members assigned", || {
+            let counts: Vec<usize> = logs.iter().map(|l| last_assignment(l)).collect();
+            async move {
+                (counts[0] > 0 && counts[1] > 0 && counts[0] + counts[1] == 6).then_some(counts)
+            }
+        })
+        .await;
+    eprintln!("partitions: a {}, b {}", split[0], split[1]);
 
     produce(&svc.kafka, &topic, (0..600).map(json_record)).await;
     let mut from_a = BTreeSet::new();
@@ -289,10 +314,7 @@ async fn two_group_members_share_partitions_and_one_takes_over_after_a_kill() {
 async fn a_broker_outage_holds_events_until_the_broker_is_back() {
     let Some(_svc) = services() else { return };
     let dir = temp_dir();
-    let broker_port = free_port();
-    let proxy = Proxy::start(format!("127.0.0.1:{broker_port}")).await;
-    let _broker = start_broker(broker_port, proxy.port, &[], &dir.path().join("tansu.log"));
-    wait_for_port(broker_port).await;
+    let (_slot, proxy) = proxied_broker().await;
     let brokers = format!("127.0.0.1:{}", proxy.port);
     let topic = unique("outage");
     create_topic(&brokers, &topic, 1).await;
@@ -353,20 +375,14 @@ async fn a_broker_outage_holds_events_until_the_broker_is_back() {
     assert!(warnings <= 12, "warnings are throttled per cause:\n{logs}");
 }
 
-/// TLS to the broker, through a TLS-terminating proxy in front of the real
-/// broker: Tansu 0.6.0 cannot serve TLS itself (its command line refuses
-/// `--cert` together with `--key`).
+/// TLS to the broker's own SSL listener: its certificate is verified
+/// against the test CA, host name included.
 #[tokio::test(flavor = "multi_thread")]
 async fn producer_and_consumer_work_over_tls() {
     let Some(_svc) = services() else { return };
     let dir = temp_dir();
-    let (ca_pem, cert_der, key_der) = certificates();
-    let ca = dir.path().join("ca.pem");
-    std::fs::write(&ca, ca_pem).unwrap();
-    let broker_port = free_port();
-    let tls_port = tls_proxy(format!("127.0.0.1:{broker_port}"), cert_der, key_der).await;
-    let _broker = start_broker(broker_port, tls_port, &[], &dir.path().join("tansu.log"));
-    wait_for_port(broker_port).await;
+    let ssl = std::env::var("LOGPIPE_TEST_KAFKA_SSL").expect("LOGPIPE_TEST_KAFKA_SSL");
+    let ca = std::path::Path::new(&std::env::var("LOGPIPE_TEST_CERTS").unwrap()).join("ca.pem");
 
     let log = dir.path().join("access_log");
     write_lines(&log, (0..100).map(|i| format!("tls {i}")));
@@ -376,7 +392,7 @@ async fn producer_and_consumer_work_over_tls() {
         dir.path(),
         "tls",
         &format!(
-            "[[input]]\ntype = \"file\"\npaths = [\"{}\"]\n[kafka]\nbrokers = \"127.0.0.1:{tls_port}\"\ntopic = \"{topic}\"\nensure_topic = true\nsession_timeout = \"6s\"\n[kafka.tls]\nca = \"{}\"\n[[output]]\ntype = \"stdout\"\n",
+            "[[input]]\ntype = \"file\"\npaths = [\"{}\"]\n[kafka]\nbrokers = \"{ssl}\"\ntopic = \"{topic}\"\nensure_topic = true\nsession_timeout = \"6s\"\n[kafka.tls]\nca = \"{}\"\n[[output]]\ntype = \"stdout\"\n",
             log.display(),
             ca.display()
         ),
@@ -404,69 +420,6 @@ async fn producer_and_consumer_work_over_tls() {
     }
     sigterm(&child);
     assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
-}
-
-/// Accepts TLS on a free port and forwards the plaintext to `upstream`.
-async fn tls_proxy(upstream: String, cert_der: Vec<u8>, key_der: Vec<u8>) -> u16 {
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![CertificateDer::from(cert_der)],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_der)),
-        )
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        loop {
-            let Ok((client, _)) = listener.accept().await else {
-                return;
-            };
-            let (acceptor, upstream) = (acceptor.clone(), upstream.clone());
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(client).await else {
-                    return;
-                };
-                let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
-                    return;
-                };
-                let _ = tokio::io::copy_bidirectional(&mut tls, &mut server).await;
-            });
-        }
-    });
-    port
-}
-
-/// A CA (PEM) and a certificate and key (DER) for 127.0.0.1 signed by it,
-/// made for this test.
-fn certificates() -> (String, Vec<u8>, Vec<u8>) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair,
-        KeyUsagePurpose,
-    };
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name = DistinguishedName::new();
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "logpipe test CA");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut params =
-        CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
-    params.distinguished_name = DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "127.0.0.1");
-    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
-    (ca.pem(), cert.der().to_vec(), key.serialize_der())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -571,4 +524,73 @@ async fn a_message_too_large_for_the_broker_is_dead_lettered_and_the_rest_delive
         "{}",
         records[0]
     );
+}
+
+/// A SIGHUP that changes nothing in the pipeline's file leaves its consumer
+/// alone: no partition is revoked or assigned again (the group does not
+/// rebalance), and events go on arriving once each.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_that_changes_nothing_keeps_the_consumer_in_its_group() {
+    let Some(svc) = services() else { return };
+    let dir = temp_dir();
+    let topic = unique("reload");
+    create_topic(&svc.kafka, &topic, 2).await;
+    let group = unique("reload");
+    let pipeline = index_pipeline(dir.path(), "stay", &svc.kafka, &topic, &group);
+    let mut child = spawn_run(
+        &pipeline,
+        &dir.path().join("stay"),
+        &["--role", "index"],
+        Stdio::piped(),
+    );
+    let lines = lines_of(&mut child);
+    let log = dir.path().join("stay.log");
+    eventually(Duration::from_secs(60), "the assignment", || {
+        let n = last_assignment(&log);
+        async move { (n == 2).then_some(()) }
+    })
+    .await;
+    produce(&svc.kafka, &topic, (0..100).map(json_record)).await;
+    let mut got = BTreeSet::new();
+    while got.len() < 100 {
+        got.insert(message_of(
+            &lines
+                .recv_timeout(Duration::from_secs(60))
+                .expect("events before the reload"),
+        ));
+    }
+
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    eventually(Duration::from_secs(30), "the reload", || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        async move { text.contains("Reload done.").then_some(()) }
+    })
+    .await;
+    // longer than the session timeout (6 s): a member that left would be gone
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    produce(&svc.kafka, &topic, (100..200).map(json_record)).await;
+    let mut after = 0;
+    while got.len() < 200 {
+        let m = message_of(
+            &lines
+                .recv_timeout(Duration::from_secs(60))
+                .expect("events after the reload"),
+        );
+        assert!(got.insert(m.clone()), "{m} came twice");
+        after += 1;
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
+    let assigned = text.matches("Kafka partitions assigned.").count();
+    let revoked = text.matches("Kafka partitions revoked").count();
+    println!(
+        "reload with nothing changed: 100 events before, {after} after, assignments {assigned}, revocations {revoked}"
+    );
+    assert_eq!(assigned, 1, "assigned again after the reload:\n{text}");
+    assert_eq!(revoked, 0, "revoked by the reload:\n{text}");
 }

@@ -188,7 +188,7 @@ impl GroupContext {
 
 pub async fn run(hop: Hop, out: mpsc::Sender<Batch>, cx: StageCx) -> Result<(), StageError> {
     let offsets = SharedOffsets(Arc::new(Mutex::new(Offsets::default())));
-    let log = LogContext::with_brokers(&cx.pipeline, "consumer", &hop.brokers);
+    let log = LogContext::for_hop(&cx.pipeline, "consumer", &hop);
     let recovery = log.recovery();
     let context = GroupContext {
         log,

@@ -1,11 +1,14 @@
 //! Topic management through the Kafka admin API: create the topics a
 //! pipeline ships to, and report existing ones whose partition count differs.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::producer::Producer;
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::Hop;
@@ -23,6 +26,63 @@ pub enum TopicState {
     },
     /// A templated name: unknown until events arrive.
     Skipped,
+}
+
+/// Keeps the first warning or error librdkafka reported, the cause (its
+/// text names the broker; it never holds a secret); later ones are
+/// consequences ("1/1 brokers are down").
+#[derive(Default)]
+struct FirstError {
+    first: Mutex<Option<String>>,
+}
+
+impl FirstError {
+    fn keep(&self, reason: &str) {
+        if let Ok(mut first) = self.first.lock() {
+            first.get_or_insert_with(|| reason.to_owned());
+        }
+    }
+}
+
+impl ClientContext for FirstError {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        tracing::debug!(facility = fac, "Kafka: {message}");
+        if (level as i32) <= (RDKafkaLogLevel::Warning as i32) {
+            self.keep(message);
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!(%error, "Kafka: {reason}");
+        self.keep(reason);
+    }
+}
+
+impl ProducerContext for FirstError {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &DeliveryResult<'_>, _: ()) {}
+}
+
+/// Why the brokers do not answer, in librdkafka's words: a metadata request
+/// from a client of its own whose log is kept (the admin client's log is
+/// never served).
+async fn broker_trouble(hop: &Hop) -> Option<String> {
+    let config = hop.producer_config();
+    tokio::task::spawn_blocking(move || {
+        let producer: BaseProducer<FirstError> =
+            config.create_with_context(FirstError::default()).ok()?;
+        let _ = producer
+            .client()
+            .fetch_metadata(None, Duration::from_secs(5));
+        for _ in 0..10 {
+            producer.poll(Duration::from_millis(100));
+        }
+        let first = producer.context().first.lock().ok()?.clone();
+        first
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// Creates the hop's topic if it is missing.
@@ -44,10 +104,23 @@ pub async fn ensure_topics(
         hop.partitions,
         TopicReplication::Fixed(hop.replication_factor),
     );
-    let results = admin
-        .create_topics([&topic], &options)
-        .await
-        .map_err(|e| StageError::kafka(format!("create topic {name}"), e))?;
+    let results = match admin.create_topics([&topic], &options).await {
+        Ok(results) => results,
+        Err(e) => {
+            // A timeout says nothing of its cause; the brokers' own words do
+            // (an authentication failure names broker and mechanism).
+            let why = match broker_trouble(hop).await {
+                Some(reason) => match hop.security.get("sasl.mechanisms") {
+                    Some(m) if reason.contains("SASL") && !reason.contains(m.as_str()) => {
+                        format!("create topic {name} ({reason}; SASL mechanism {m})")
+                    }
+                    _ => format!("create topic {name} ({reason})"),
+                },
+                None => format!("create topic {name}"),
+            };
+            return Err(StageError::kafka(why, e));
+        }
+    };
     let mut report = Vec::new();
     for result in results {
         match result {

@@ -48,6 +48,10 @@ struct Shared {
     /// The bootstrap list, for an outage reported before any statistics.
     configured: Vec<String>,
     brokers: Mutex<Option<BrokerCount>>,
+    /// The SASL mechanism in use, added to an authentication failure that
+    /// does not name it (a broker refusing PLAIN says only "Invalid
+    /// username or password").
+    sasl: Option<String>,
 }
 
 /// Tells `/health` when the broker answers again after trouble; cheap to
@@ -150,6 +154,7 @@ impl LogContext {
             brokers_down: AtomicBool::new(false),
             configured: configured.to_vec(),
             brokers: Mutex::new(None),
+            sasl: None,
         });
         LogContext {
             pipeline: pipeline.to_owned(),
@@ -157,6 +162,30 @@ impl LogContext {
             throttle: Mutex::new(Throttle::warnings()),
             state,
             produce_requests: Arc::default(),
+        }
+    }
+
+    /// A context for one half of a hop: it knows the bootstrap list and the
+    /// SASL mechanism, for its health reasons and authentication errors.
+    pub fn for_hop(pipeline: &str, role: &'static str, hop: &super::Hop) -> Self {
+        let mut context = Self::with_brokers(pipeline, role, &hop.brokers);
+        if let Some(state) = Arc::get_mut(&mut context.state) {
+            state.sasl = hop.security.get("sasl.mechanisms").cloned();
+        }
+        context
+    }
+
+    /// `message`, with the SASL mechanism added when it is an
+    /// authentication failure that does not name it.
+    fn explained<'a>(&self, message: &'a str) -> std::borrow::Cow<'a, str> {
+        match &self.state.sasl {
+            Some(m)
+                if message.contains("SASL authentication error")
+                    && !message.contains(m.as_str()) =>
+            {
+                format!("{message} (SASL mechanism {m})").into()
+            }
+            _ => message.into(),
         }
     }
 
@@ -273,6 +302,7 @@ impl ClientContext for LogContext {
             | RDKafkaLogLevel::Error
             | RDKafkaLogLevel::Warning => {
                 if let Some(suppressed) = self.throttled() {
+                    let message = self.explained(message);
                     tracing::warn!(pipeline = %self.pipeline, role = self.role, facility = fac, suppressed, "Kafka: {message}");
                 }
             }
@@ -300,7 +330,7 @@ impl ClientContext for LogContext {
         let health_reason = if all_down {
             self.brokers_down_reason()
         } else {
-            format!("Kafka: {reason}")
+            format!("Kafka: {}", self.explained(reason))
         };
         if !same_outage {
             s.degraded.store(true, Ordering::Relaxed);

@@ -64,7 +64,7 @@ pub struct Producers {
 
 impl Producers {
     pub fn new(hop: &Hop, pipeline: Arc<str>) -> Result<Self, StageError> {
-        let context = LogContext::with_brokers(&pipeline, "producer", &hop.brokers);
+        let context = LogContext::for_hop(&pipeline, "producer", hop);
         let recovery = context.recovery();
         let produce_requests = context.produce_requests();
         let producer = create(hop, context)?;

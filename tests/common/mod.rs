@@ -265,9 +265,17 @@ pub struct Proxy {
 }
 
 impl Proxy {
+    /// A proxy on a free port.
     pub async fn start(upstream: String) -> Proxy {
+        Self::start_on(0, upstream).await
+    }
+
+    /// A proxy on `port` (0: a free one).
+    pub async fn start_on(port: u16, upstream: String) -> Proxy {
         use std::sync::atomic::{AtomicBool, Ordering};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap_or_else(|e| panic!("proxy: cannot listen on 127.0.0.1:{port}: {e}"));
         let port = listener.local_addr().unwrap().port();
         let up = std::sync::Arc::new(AtomicBool::new(true));
         let (generation, _) = tokio::sync::watch::channel(0u64);
@@ -310,16 +318,65 @@ impl Proxy {
     }
 }
 
-/// A broker of this test's own, advertising the proxy's address, so every
-/// connection of the clients goes through the proxy.
-pub struct OwnBroker {
-    child: std::process::Child,
+/// One of the shared broker's `PROXYk` listeners, held by one test at a
+/// time: the broker advertises a port for it that only this test's proxy
+/// listens on, so every connection of the clients that bootstrap through
+/// the proxy goes through it (and an outage of the proxy is an outage of
+/// the broker for them, and for them only). Released on drop.
+pub struct BrokerSlot {
+    lock: std::path::PathBuf,
 }
 
-impl Drop for OwnBroker {
+impl Drop for BrokerSlot {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.lock);
+    }
+}
+
+/// Takes a free `PROXYk` listener of the shared broker (waiting up to two
+/// minutes for one) and starts a proxy in front of it on the port the
+/// broker advertises for it: `brokers = 127.0.0.1:{proxy.port}`.
+pub async fn proxied_broker() -> (BrokerSlot, Proxy) {
+    let slots = std::env::var("LOGPIPE_TEST_KAFKA_PROXIED")
+        .expect("LOGPIPE_TEST_KAFKA_PROXIED from scripts/test.sh");
+    let run = std::env::var("LOGPIPE_TEST_RUN_DIR").expect("LOGPIPE_TEST_RUN_DIR");
+    let locks = Path::new(&run).join("proxy-slots");
+    std::fs::create_dir_all(&locks).unwrap();
+    let slots: Vec<(u16, u16)> = slots
+        .split(',')
+        .map(|s| {
+            let (listen, advertised) = s.split_once(':').unwrap();
+            (listen.parse().unwrap(), advertised.parse().unwrap())
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        for (k, (listen, advertised)) in slots.iter().enumerate() {
+            let lock = locks.join(format!("slot-{k}"));
+            // a slot left by a test process that died is free again
+            if let Ok(pid) = std::fs::read_to_string(&lock) {
+                if !Path::new(&format!("/proc/{}", pid.trim())).exists() {
+                    let _ = std::fs::remove_file(&lock);
+                }
+            }
+            let Ok(mut f) = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&lock)
+            else {
+                continue;
+            };
+            use std::io::Write;
+            write!(f, "{}", std::process::id()).unwrap();
+            let slot = BrokerSlot { lock };
+            let proxy = Proxy::start_on(*advertised, format!("127.0.0.1:{listen}")).await;
+            return (slot, proxy);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no free PROXYk listener of the test broker in 2 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -329,30 +386,6 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-pub fn start_broker(
-    listen: u16,
-    advertise: u16,
-    extra: &[&str],
-    log: &std::path::Path,
-) -> OwnBroker {
-    let bin = std::env::var("LOGPIPE_TEST_TANSU_BIN")
-        .expect("LOGPIPE_TEST_TANSU_BIN from scripts/test.sh");
-    let child = std::process::Command::new(bin)
-        .arg("broker")
-        .args(["--listener-url", &format!("tcp://127.0.0.1:{listen}")])
-        .args([
-            "--advertised-listener-url",
-            &format!("tcp://127.0.0.1:{advertise}"),
-        ])
-        .args(["--storage-engine", "memory://tansu/"])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    OwnBroker { child }
 }
 
 pub async fn wait_for_port(port: u16) {
@@ -369,27 +402,24 @@ pub async fn wait_for_port(port: u16) {
     .await;
 }
 
-/// A broker of the test's own that it can stop and start again on the same
-/// port. Tests that need a broker restart use only this (an address, `kill`,
-/// `restart`), so the broker behind it can change (Tansu today, Apache Kafka
-/// later) without touching them. Tansu runs with memory storage: a restart
-/// loses its topics, offsets and idempotent-producer state, which is the
-/// harder case for a producer.
+/// A broker of the test's own that it can kill and start again on the same
+/// port. Tests that need a broker restart use only this (an address,
+/// `kill`, `restart`), so the broker behind it can change without touching
+/// them: an Apache Kafka node ([`OwnKafka`]) whose log stays on disk.
 pub struct RestartableBroker {
     pub port: u16,
-    dir: std::path::PathBuf,
-    running: Option<OwnBroker>,
-    /// How many times it was started (log files `broker-<n>.log`).
+    kafka: OwnKafka,
+    /// How many times it was started.
     pub starts: usize,
 }
 
 impl RestartableBroker {
     /// Starts a broker on a free port; returns once it listens.
     pub async fn start(dir: &Path) -> RestartableBroker {
+        let kafka = OwnKafka::new(&dir.join("kafka"));
         let mut broker = RestartableBroker {
-            port: free_port(),
-            dir: dir.to_path_buf(),
-            running: None,
+            port: kafka.port,
+            kafka,
             starts: 0,
         };
         broker.restart().await;
@@ -398,20 +428,25 @@ impl RestartableBroker {
 
     /// `127.0.0.1:<port>`, for `bootstrap.servers`.
     pub fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        self.kafka.brokers()
     }
 
     /// Kills the broker at once (SIGKILL: no clean shutdown).
     pub fn kill(&mut self) {
-        drop(self.running.take());
+        if let Some(mut server) = self.kafka.server.take() {
+            if let Some(child) = server.child.as_mut() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
     }
 
-    /// Starts the broker again on the same port; returns once it listens.
+    /// Starts the broker again on the same port, with its log; returns once
+    /// it listens. Needs a multi-threaded test runtime (it blocks a thread).
     pub async fn restart(&mut self) {
-        assert!(self.running.is_none(), "kill the broker first");
+        assert!(self.kafka.server.is_none(), "kill the broker first");
         self.starts += 1;
-        let log = self.dir.join(format!("broker-{}.log", self.starts));
-        self.running = Some(start_broker(self.port, self.port, &[], &log));
+        tokio::task::block_in_place(|| self.kafka.start());
         wait_for_port(self.port).await;
     }
 }
@@ -441,6 +476,198 @@ pub async fn ensure_topic(brokers: &str, topic: &str, partitions: i32) {
         match r {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((t, e)) => panic!("cannot create topic {t}: {e}"),
+        }
+    }
+}
+
+/// A server process of a test's own (a second OpenSearch node, a broker that
+/// is stopped and started): killed on drop, and recorded in the run dir so
+/// scripts/test.sh kills it too should the test process die first.
+pub struct OwnServer {
+    pub child: Option<Child>,
+    pid_file: std::path::PathBuf,
+}
+
+impl OwnServer {
+    /// Starts `command` with its output to `log`.
+    pub fn spawn(mut command: Command, log: &Path) -> OwnServer {
+        let out = std::fs::File::create(log).unwrap();
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        let run = std::env::var("LOGPIPE_TEST_RUN_DIR").expect("LOGPIPE_TEST_RUN_DIR");
+        let pid_file =
+            Path::new(&run)
+                .join("pids")
+                .join(format!("{}-{}", std::process::id(), child.id()));
+        let _ = std::fs::create_dir_all(pid_file.parent().unwrap());
+        std::fs::write(&pid_file, child.id().to_string()).unwrap();
+        OwnServer {
+            child: Some(child),
+            pid_file,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// SIGTERM, then wait (SIGKILL after `timeout`).
+    pub fn stop(&mut self, timeout: Duration) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + timeout;
+            while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_file(&self.pid_file);
+    }
+}
+
+/// An OpenSearch node of the test's own, started the way scripts/test.sh
+/// starts the shared one, with `settings` (`-Ename=value`) added; returns it
+/// once it answers, with its URL.
+pub async fn own_opensearch(dir: &Path, settings: &[&str]) -> (OwnServer, String) {
+    let script = std::env::var("LOGPIPE_TEST_OPENSEARCH_SH").expect("LOGPIPE_TEST_OPENSEARCH_SH");
+    let home = std::env::var("LOGPIPE_TEST_OPENSEARCH_HOME").expect("LOGPIPE_TEST_OPENSEARCH_HOME");
+    let as_user = std::env::var("LOGPIPE_TEST_AS_USER").unwrap_or_default();
+    let (http, transport) = (free_port(), free_port());
+    if as_user.starts_with("setpriv") {
+        // run as nobody (no user namespaces here): it must reach its node dir
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::create_dir_all(dir.join("node")).unwrap();
+        std::os::unix::fs::chown(dir.join("node"), Some(65534), Some(65534)).unwrap();
+    }
+    let mut argv: Vec<String> = as_user.split_whitespace().map(str::to_owned).collect();
+    argv.push(script);
+    argv.extend([
+        home,
+        dir.join("node").display().to_string(),
+        http.to_string(),
+        transport.to_string(),
+    ]);
+    argv.extend(settings.iter().map(|s| s.to_string()));
+    let mut command = Command::new(&argv[0]);
+    command.args(&argv[1..]).env("OPENSEARCH_HEAP", "256m");
+    let server = OwnServer::spawn(command, &dir.join("opensearch.log"));
+    let url = format!("http://127.0.0.1:{http}");
+    let http_client = reqwest::Client::new();
+    let health = format!("{url}/_cluster/health?wait_for_status=yellow&timeout=1s");
+    eventually(Duration::from_secs(120), "the OpenSearch node", || {
+        let (c, h) = (http_client.clone(), health.clone());
+        async move {
+            c.get(&h)
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+                .map(|_| ())
+        }
+    })
+    .await;
+    (server, url)
+}
+
+/// An Apache Kafka broker of the test's own (one KRaft node, PLAINTEXT on
+/// `port`), its log on disk in `dir`, that can be stopped and started again
+/// on the same port with the same log: scripts/services/kafka-broker.sh.
+pub struct OwnKafka {
+    pub dir: std::path::PathBuf,
+    pub port: u16,
+    pub server: Option<OwnServer>,
+    starts: u32,
+}
+
+impl OwnKafka {
+    pub fn new(dir: &Path) -> OwnKafka {
+        let (port, controller) = (free_port(), free_port());
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(
+            dir.join("server.properties"),
+            format!(
+                "process.roles=broker,controller\nnode.id=1\n\
+                 controller.quorum.voters=1@127.0.0.1:{controller}\n\
+                 controller.listener.names=CONTROLLER\ninter.broker.listener.name=PLAINTEXT\n\
+                 listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}\n\
+                 advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
+                 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+                 log.dirs={}\nnum.partitions=1\noffsets.topic.replication.factor=1\n\
+                 offsets.topic.num.partitions=3\ntransaction.state.log.replication.factor=1\n\
+                 transaction.state.log.min.isr=1\nshare.coordinator.state.topic.replication.factor=1\n\
+                 share.coordinator.state.topic.min.isr=1\ngroup.initial.rebalance.delay.ms=0\n",
+                dir.join("data").display()
+            ),
+        )
+        .unwrap();
+        OwnKafka {
+            dir: dir.to_owned(),
+            port,
+            server: None,
+            starts: 0,
+        }
+    }
+
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it (formatting the storage the first time) and waits until
+    /// it says it started (90 s at most).
+    pub fn start(&mut self) {
+        let script =
+            std::env::var("LOGPIPE_TEST_KAFKA_BROKER_SH").expect("LOGPIPE_TEST_KAFKA_BROKER_SH");
+        let lib = std::env::var("LOGPIPE_TEST_KAFKA_LIB").expect("LOGPIPE_TEST_KAFKA_LIB");
+        self.starts += 1;
+        let log = self.dir.join(format!("kafka-{}.log", self.starts));
+        let mut command = Command::new("bash");
+        command
+            .arg(script)
+            .arg(lib)
+            .arg(&self.dir)
+            .env("KAFKA_HEAP", "384m");
+        self.server = Some(OwnServer::spawn(command, &log));
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("Kafka Server started") {
+                return;
+            }
+            let exited = self
+                .server
+                .as_mut()
+                .and_then(|s| s.child.as_mut())
+                .is_some_and(|c| c.try_wait().unwrap().is_some());
+            assert!(!exited, "the broker exited; its log:\n{text}");
+            assert!(
+                Instant::now() < deadline,
+                "the broker did not start in 90 s:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// SIGTERM (a clean shutdown), waiting up to a minute.
+    pub fn stop(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            server.stop(Duration::from_secs(60));
         }
     }
 }

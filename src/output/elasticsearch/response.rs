@@ -103,7 +103,12 @@ pub fn outcome(status: u16, error: Option<&Value>) -> Outcome {
         200..=299 => Outcome::Indexed,
         409 => Outcome::AlreadyIndexed,
         429 => Outcome::Retry(format!("429 {error_type}")),
-        _ if error_type == "es_rejected_execution_exception" => Outcome::Retry(error_type),
+        // Elasticsearch's name, and OpenSearch's (it dropped the `es_`)
+        _ if error_type == "es_rejected_execution_exception"
+            || error_type == "rejected_execution_exception" =>
+        {
+            Outcome::Retry(error_type)
+        }
         500..=599 => Outcome::Retry(format!("{status} {error_type}")),
         _ => Outcome::Reject {
             status,
@@ -140,9 +145,10 @@ mod tests {
             {"create": {"_index": "a", "status": 429, "error": {"type": "es_rejected_execution_exception", "reason": "busy"}}},
             {"create": {"_index": "a", "status": 400, "error": {"type": "mapper_parsing_exception", "reason": "failed to parse field [status]", "caused_by": {"type": "x", "reason": "For input string: \"abc\""}}}},
             {"index": {"_index": "a", "status": 503, "error": {"type": "unavailable_shards_exception"}}},
-            {"create": {"_index": "a", "status": 400, "error": {"type": "es_rejected_execution_exception"}}}
+            {"create": {"_index": "a", "status": 400, "error": {"type": "es_rejected_execution_exception"}}},
+            {"create": {"_index": "a", "status": 400, "error": {"type": "rejected_execution_exception"}}}
         ]});
-        let outcomes = classify(body.to_string().as_bytes(), 6).unwrap();
+        let outcomes = classify(body.to_string().as_bytes(), 7).unwrap();
         assert_eq!(outcomes[0], Outcome::Indexed);
         assert_eq!(outcomes[1], Outcome::AlreadyIndexed);
         assert!(matches!(outcomes[2], Outcome::Retry(_)));
@@ -156,6 +162,10 @@ mod tests {
         );
         assert!(matches!(outcomes[4], Outcome::Retry(_)));
         assert!(matches!(outcomes[5], Outcome::Retry(_)));
+        assert!(
+            matches!(outcomes[6], Outcome::Retry(_)),
+            "OpenSearch's name"
+        );
     }
 
     #[test]

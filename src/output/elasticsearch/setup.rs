@@ -62,9 +62,14 @@ impl Version {
         }
     }
 
-    /// Whether the `wildcard` field type exists (Elasticsearch 7.9+ only).
+    /// Whether the `wildcard` field type exists (Elasticsearch 7.9+,
+    /// OpenSearch 2.15+).
     pub fn wildcard(&self) -> bool {
-        self.distribution == Distribution::Elasticsearch && (self.major, self.minor) >= (7, 9)
+        let since = match self.distribution {
+            Distribution::Elasticsearch => (7, 9),
+            Distribution::OpenSearch => (2, 15),
+        };
+        (self.major, self.minor) >= since
     }
 }
 
@@ -261,6 +266,11 @@ mod tests {
                 json!({"version": {"number": "1.3.0", "distribution": "opensearch"}}),
                 true,
                 false,
+            ),
+            (
+                json!({"version": {"number": "2.19.6", "distribution": "opensearch"}}),
+                true,
+                true,
             ),
         ];
         for (body, composable, wildcard) in cases {
