@@ -46,7 +46,9 @@ impl Tail {
         let mut index = 0;
         while index < self.files.len() {
             let file = &mut self.files[index];
-            if !changed.is_empty() && changed.contains(&file.path) {
+            if !changed.is_empty()
+                && (changed.contains(&file.path) || changed.contains(&file.opened))
+            {
                 file.changed = true;
             }
             let idle = file.at_eof && !file.changed && self.watching && !file.detached;
@@ -185,6 +187,7 @@ impl Tail {
                     entry.offset = file.clamp.map_or(entry.offset, |c| entry.offset.min(c));
                     self.dirty = true;
                 }
+                file.opened = path.clone();
                 (file.path, file.inode) = (path, inode);
                 file.reader = Some(reader);
                 (file.at_eof, file.detached) = (false, false);

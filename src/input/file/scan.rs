@@ -524,14 +524,16 @@ impl Tail {
             }
         };
         let lane = self.tracker.open_lane();
-        self.files.push(Tracked::new(
+        let mut tracked = Tracked::new(
             path,
             inode,
             identity,
             Fingerprint::of(&prefix),
             lane,
             reader,
-        ));
+        );
+        tracked.opened = candidate.open.clone();
+        self.files.push(tracked);
         // Written by `scan` once its opens are done, before any of them is
         // read (see there).
         self.new_identities |= new_identity;

@@ -28,6 +28,9 @@ const SAVE_INTERVAL: Duration = Duration::from_secs(1);
 /// A file being followed.
 pub(super) struct Tracked {
     pub path: PathBuf,
+    /// The path it was opened through: `path`, or a followed link's target,
+    /// which is the name inotify reports its writes under.
+    pub opened: PathBuf,
     pub inode: Inode,
     /// Registry key and origin-id seed; fixed at first sight.
     pub identity: String,
@@ -69,6 +72,7 @@ impl Tracked {
         reader: LineReader,
     ) -> Self {
         Tracked {
+            opened: path.clone(),
             path,
             inode,
             identity,
