@@ -16,23 +16,11 @@ use logpipe::event::{Batch, Event};
 use logpipe::output::dead_letter::DeadLetters;
 use logpipe::output::elasticsearch::stats::Snapshot;
 use logpipe::output::elasticsearch::Elasticsearch;
-use logpipe::output::OutputSpec;
 use logpipe::shutdown::{Shutdown, StageCx};
 use serde_json::{json, Value};
 
-/// The output of a pipeline file whose `[[output]]` holds `settings`.
-fn output(dir: &Path, settings: &str) -> Elasticsearch {
-    let path = dir.join(format!("p{:08x}.toml", fastrand::u32(..)));
-    let text = format!(
-        "[[input]]\ntype = \"file\"\npaths = [\"/nonexistent\"]\n[[output]]\ntype = \"elasticsearch\"\n{settings}\n"
-    );
-    std::fs::write(&path, text).unwrap();
-    let loaded = logpipe::pipeline::load(&[path], &|_: &str| None);
-    assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
-    match &loaded.pipelines[0].outputs[0] {
-        OutputSpec::Elasticsearch(es) => (**es).clone(),
-        other => panic!("not elasticsearch: {other:?}"),
-    }
+fn output(dir: &std::path::Path, settings: &str) -> Elasticsearch {
+    es_output(dir, settings)
 }
 
 fn event(i: usize, time: &str, id_prefix: &str) -> Event {

@@ -190,10 +190,21 @@ impl Es {
     }
 }
 
-/// Creates a Kafka topic with the admin API.
+/// Creates a Kafka topic with the admin API; it must not exist yet.
 pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
+    make_topic(brokers, topic, partitions, false).await;
+}
+
+/// Creates the topic unless it exists (a broker that kept it over a
+/// restart, or created it for a producer's metadata request).
+pub async fn ensure_topic(brokers: &str, topic: &str, partitions: i32) {
+    make_topic(brokers, topic, partitions, true).await;
+}
+
+async fn make_topic(brokers: &str, topic: &str, partitions: i32, may_exist: bool) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
+    use rdkafka::types::RDKafkaErrorCode;
     let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()
@@ -210,7 +221,27 @@ pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
         .await
         .unwrap();
     for r in results {
-        r.unwrap();
+        match r {
+            Ok(_) => {}
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) if may_exist => {}
+            Err((t, e)) => panic!("cannot create topic {t}: {e}"),
+        }
+    }
+}
+
+/// The Elasticsearch output of a pipeline file whose `[[output]]` holds
+/// `settings`, as `logpipe` would load it.
+pub fn es_output(dir: &Path, settings: &str) -> logpipe::output::elasticsearch::Elasticsearch {
+    let path = dir.join(format!("p{:08x}.toml", fastrand::u32(..)));
+    let text = format!(
+        "[[input]]\ntype = \"file\"\npaths = [\"/nonexistent\"]\n[[output]]\ntype = \"elasticsearch\"\n{settings}\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    let loaded = logpipe::pipeline::load(&[path], &|_: &str| None);
+    assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+    match &loaded.pipelines[0].outputs[0] {
+        logpipe::output::OutputSpec::Elasticsearch(es) => (**es).clone(),
+        other => panic!("not elasticsearch: {other:?}"),
     }
 }
 
@@ -448,35 +479,6 @@ impl RestartableBroker {
         self.starts += 1;
         tokio::task::block_in_place(|| self.kafka.start());
         wait_for_port(self.port).await;
-    }
-}
-
-/// Creates the topic unless it exists (a broker that kept it over a
-/// restart, or created it for a producer's metadata request).
-pub async fn ensure_topic(brokers: &str, topic: &str, partitions: i32) {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    use rdkafka::client::DefaultClientContext;
-    use rdkafka::types::RDKafkaErrorCode;
-    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .unwrap();
-    let results = admin
-        .create_topics(
-            [&NewTopic::new(
-                topic,
-                partitions,
-                TopicReplication::Fixed(1),
-            )],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-        )
-        .await
-        .unwrap();
-    for r in results {
-        match r {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((t, e)) => panic!("cannot create topic {t}: {e}"),
-        }
     }
 }
 
