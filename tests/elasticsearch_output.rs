@@ -43,24 +43,7 @@ async fn index(es: Elasticsearch, batches: Vec<Vec<Event>>, dead_letters: DeadLe
         state_dir: std::env::temp_dir(),
     };
     let task = tokio::spawn(es.run(rx, cx, dead_letters));
-    let mut tracker = AckTracker::new();
-    let lane = tracker.open_lane();
-    let n = batches.len();
-    for (i, events) in batches.into_iter().enumerate() {
-        tx.send(Batch::new(events, tracker.track(lane, i)))
-            .await
-            .unwrap();
-    }
-    drop(tx);
-    tokio::time::timeout(Duration::from_secs(240), task)
-        .await
-        .expect("the output finishes")
-        .unwrap()
-        .unwrap();
-    tracker.drain();
-    assert!(!tracker.has_failed(), "a batch failed");
-    assert_eq!(tracker.in_flight(), 0, "every batch acknowledged");
-    assert_eq!(tracker.take_progress(), vec![(lane, n - 1)]);
+    deliver_all(tx, batches, task, Duration::from_secs(240)).await;
     counters.snapshot()
 }
 

@@ -4,12 +4,14 @@
 //! its messages are sent again. Runs against librdkafka's own in-process
 //! mock cluster, the one broker that injects that error on request.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use logpipe::ack::AckTracker;
-use logpipe::event::{Batch, Event};
+use common::deliver_all;
+use logpipe::event::Event;
 use logpipe::kafka::producer::Producers;
 use logpipe::kafka::Hop;
 use logpipe::output::dead_letter::DeadLetters;
@@ -135,33 +137,21 @@ async fn every_batch_is_delivered_and_acknowledged_across_a_fatal_producer_error
     };
     let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20);
     let task = tokio::spawn(logpipe::output::kafka::run(hop, rx, cx, dl));
-    let mut tracker = AckTracker::new();
-    let lane = tracker.open_lane();
     const BATCHES: usize = 5;
     const PER_BATCH: usize = 20;
-    for b in 0..BATCHES {
-        let events = (0..PER_BATCH)
-            .map(|i| {
-                let mut e = Event::from_message(format!("line {b}-{i}"));
-                e.metadata
-                    .insert("_id".into(), serde_json::json!(format!("id-{b}-{i}")));
-                e
-            })
-            .collect();
-        tx.send(Batch::new(events, tracker.track(lane, b)))
-            .await
-            .unwrap();
-    }
-    drop(tx);
-    tokio::time::timeout(Duration::from_secs(60), task)
-        .await
-        .expect("the output finishes")
-        .unwrap()
-        .unwrap();
-    tracker.drain();
-    assert!(!tracker.has_failed(), "a batch failed");
-    assert_eq!(tracker.in_flight(), 0, "every batch acknowledged");
-    assert_eq!(tracker.take_progress(), vec![(lane, BATCHES - 1)]);
+    let batches: Vec<Vec<Event>> = (0..BATCHES)
+        .map(|b| {
+            (0..PER_BATCH)
+                .map(|i| {
+                    let mut e = Event::from_message(format!("line {b}-{i}"));
+                    e.metadata
+                        .insert("_id".into(), serde_json::json!(format!("id-{b}-{i}")));
+                    e
+                })
+                .collect()
+        })
+        .collect();
+    deliver_all(tx, batches, task, Duration::from_secs(60)).await;
 
     let written = BATCHES * PER_BATCH;
     let ids = read_topic(&brokers, "fatal-run", written);

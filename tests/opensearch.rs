@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use logpipe::ack::AckTracker;
-use logpipe::event::{Batch, Event};
+use logpipe::event::Event;
 use logpipe::output::dead_letter::DeadLetters;
 use logpipe::output::elasticsearch::Elasticsearch;
 use logpipe::shutdown::{Shutdown, StageCx};
@@ -117,26 +116,8 @@ async fn a_full_write_queue_answers_429_and_every_item_is_retried_and_indexed_on
         state_dir: dir.path().to_owned(),
     };
     let task = tokio::spawn(es_out.run(rx, cx, dl));
-    let mut tracker = AckTracker::new();
-    let lane = tracker.open_lane();
-    let mut it = events.into_iter().peekable();
-    let mut batches = 0;
-    while it.peek().is_some() {
-        let chunk: Vec<Event> = it.by_ref().take(500).collect();
-        tx.send(Batch::new(chunk, tracker.track(lane, batches)))
-            .await
-            .unwrap();
-        batches += 1;
-    }
-    drop(tx);
-    tokio::time::timeout(Duration::from_secs(240), task)
-        .await
-        .expect("the output finishes")
-        .unwrap()
-        .unwrap();
-    tracker.drain();
-    assert!(!tracker.has_failed(), "a batch failed");
-    assert_eq!(tracker.in_flight(), 0, "every batch acknowledged");
+    let batches: Vec<Vec<Event>> = events.chunks(500).map(<[Event]>::to_vec).collect();
+    deliver_all(tx, batches, task, Duration::from_secs(240)).await;
     let c = counters.snapshot();
     let docs = es.count(&index).await;
     println!(

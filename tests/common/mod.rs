@@ -245,6 +245,35 @@ pub fn es_output(dir: &Path, settings: &str) -> logpipe::output::elasticsearch::
     }
 }
 
+/// Sends `batches` to a stage on one lane of a fresh tracker, closes its
+/// input, waits up to `timeout` for the stage to end well, and asserts that
+/// every batch was acknowledged as delivered, in order.
+pub async fn deliver_all(
+    tx: tokio::sync::mpsc::Sender<logpipe::Batch>,
+    batches: Vec<Vec<logpipe::Event>>,
+    stage: tokio::task::JoinHandle<Result<(), logpipe::error::StageError>>,
+    timeout: Duration,
+) {
+    let mut tracker = logpipe::ack::AckTracker::new();
+    let lane = tracker.open_lane();
+    let n = batches.len();
+    for (i, events) in batches.into_iter().enumerate() {
+        tx.send(logpipe::Batch::new(events, tracker.track(lane, i)))
+            .await
+            .unwrap();
+    }
+    drop(tx);
+    tokio::time::timeout(timeout, stage)
+        .await
+        .expect("the stage finishes")
+        .unwrap()
+        .unwrap();
+    tracker.drain();
+    assert!(!tracker.has_failed(), "a batch failed");
+    assert_eq!(tracker.in_flight(), 0, "every batch acknowledged");
+    assert_eq!(tracker.take_progress(), vec![(lane, n - 1)]);
+}
+
 /// A temp dir that survives a failing test's unwinding for inspection when
 /// LOGPIPE_TEST_KEEP is set.
 pub fn temp_dir() -> tempfile::TempDir {
