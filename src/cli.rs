@@ -1,11 +1,21 @@
-//! The command line.
+//! The command line, and the exit codes every command shares.
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use crate::pipeline::DEFAULT_PIPELINE_DIR;
 use crate::topology::Role;
+
+/// Exit code for a run that failed (a pipeline failed at run time, a
+/// command could not do its work).
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code for invalid configuration.
+pub const EXIT_CONFIG: u8 = 2;
+/// Exit code for a stop whose `drain_timeout` passed with events not yet
+/// delivered, whichever stage held them (they are read again on the next
+/// start).
+pub const EXIT_UNDELIVERED: u8 = 3;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,29 +42,14 @@ pub enum Command {
         /// Which half of the route this host runs.
         #[arg(long, value_enum, default_value = "all")]
         role: Role,
-        /// Checkpoints and dead letters (default: LOGPIPE_STATE_DIR, else the
-        /// daemon config's state_dir, else /var/lib/logpipe).
-        #[arg(long, value_name = "DIR")]
-        state_dir: Option<PathBuf>,
-        /// Daemon settings (default /etc/logpipe/logpipe.toml, if present).
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
-        /// Where to serve /metrics and /health (default 127.0.0.1:9600; "off").
-        #[arg(long, value_name = "ADDR")]
-        metrics_address: Option<String>,
+        #[command(flatten)]
+        daemon: DaemonArgs,
     },
     /// Show checkpoints (files, offsets, bytes behind) and, when the daemon
     /// runs, its consumer lag and output counters.
     Status {
-        /// Where the checkpoints are (default as for `run`).
-        #[arg(long, value_name = "DIR")]
-        state_dir: Option<PathBuf>,
-        /// Daemon settings (default /etc/logpipe/logpipe.toml, if present).
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
-        /// The running daemon's endpoint (default as for `run`).
-        #[arg(long, value_name = "ADDR")]
-        metrics_address: Option<String>,
+        #[command(flatten)]
+        daemon: DaemonArgs,
     },
     /// Kafka topic management.
     Topics {
@@ -84,6 +79,24 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         input: Option<PathBuf>,
     },
+}
+
+/// Where a daemon keeps its state and answers: shared by `run` (which uses
+/// them) and the commands that look at a running daemon (which find it by
+/// them), so both always mean the same.
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Checkpoints and dead letters (default: LOGPIPE_STATE_DIR, else the
+    /// daemon config's state_dir, else /var/lib/logpipe).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Daemon settings (default /etc/logpipe/logpipe.toml, if present).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where the daemon serves /metrics and /health (default 127.0.0.1:9600;
+    /// "off" for `run`).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_address: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -38,13 +38,9 @@ pub mod monitor;
 pub mod output;
 pub mod pipeline;
 pub mod retry;
-pub mod service;
 pub mod shutdown;
-pub mod status;
-pub mod supervisor;
 pub mod telemetry;
 pub mod template;
-pub mod testing;
 pub mod topology;
 
 pub use ack::AckToken;

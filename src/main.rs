@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use logpipe::app;
-use logpipe::cli::{Cli, Command, TopicsAction};
+use logpipe::cli::{Cli, Command, TopicsAction, EXIT_FAILURE};
 
 // glibc's malloc serialises on its arena locks when one thread frees what
 // another allocated, which is how every event travels between stages.
@@ -20,21 +20,9 @@ fn main() -> ExitCode {
         Command::Run {
             paths,
             role,
-            state_dir,
-            config,
-            metrics_address,
-        } => block_on(
-            async move { app::run(&paths, role, state_dir, config, metrics_address).await },
-        ),
-        Command::Status {
-            state_dir,
-            config,
-            metrics_address,
-        } => {
-            block_on(
-                async move { Ok(logpipe::status::print(state_dir, config, metrics_address).await) },
-            )
-        }
+            daemon,
+        } => block_on(async move { app::run(&paths, role, daemon).await }),
+        Command::Status { daemon } => block_on(async move { Ok(app::status::print(daemon).await) }),
         Command::Topics {
             action: TopicsAction::Ensure { paths },
         } => block_on(async move { Ok(app::topics_ensure(&paths).await) }),
@@ -50,14 +38,14 @@ fn block_on(command: impl std::future::Future<Output = anyhow::Result<ExitCode>>
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("logpipe: cannot start the runtime: {e}");
-            return ExitCode::from(app::EXIT_FAILURE);
+            return ExitCode::from(EXIT_FAILURE);
         }
     };
     match runtime.block_on(command) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("logpipe: {e:#}");
-            ExitCode::from(app::EXIT_FAILURE)
+            ExitCode::from(EXIT_FAILURE)
         }
     }
 }

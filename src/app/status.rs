@@ -6,19 +6,21 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::cli::{DaemonArgs, EXIT_CONFIG};
 use crate::config::daemon::DaemonConfig;
 use crate::input::file::registry::{Peek, Registry};
 
-pub async fn print(
-    state_dir: Option<PathBuf>,
-    config: Option<PathBuf>,
-    metrics_address: Option<String>,
-) -> ExitCode {
+pub async fn print(args: DaemonArgs) -> ExitCode {
+    let DaemonArgs {
+        state_dir,
+        config,
+        metrics_address,
+    } = args;
     let daemon = match DaemonConfig::load(config.as_deref()) {
         Ok(d) => d,
         Err(d) => {
             eprintln!("{d}");
-            return ExitCode::from(crate::app::EXIT_CONFIG);
+            return ExitCode::from(EXIT_CONFIG);
         }
     };
     let state_dir = daemon.state_dir(state_dir.as_deref());

@@ -8,21 +8,19 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use tokio::signal::unix::{signal, SignalKind};
 
+use self::supervisor::Supervisor;
+use crate::cli::DaemonArgs;
 use crate::config::daemon::DaemonConfig;
 use crate::config::{self, Severity};
 use crate::pipeline::{self, Loaded};
-use crate::service;
-use crate::supervisor::Supervisor;
 use crate::topology::Role;
 
-/// Exit code for invalid configuration.
-pub const EXIT_CONFIG: u8 = 2;
-/// Exit code for a pipeline that failed at run time.
-pub const EXIT_FAILURE: u8 = 1;
-/// Exit code for a stop whose `drain_timeout` passed with events not yet
-/// delivered, whichever stage held them (they are read again on the next
-/// start).
-pub const EXIT_UNDELIVERED: u8 = 3;
+pub mod service;
+pub mod status;
+pub mod supervisor;
+pub mod test;
+
+pub use crate::cli::{EXIT_CONFIG, EXIT_FAILURE, EXIT_UNDELIVERED};
 
 /// Prints every diagnostic to stderr; returns whether any is an error.
 fn report(loaded: &Loaded) -> bool {
@@ -119,7 +117,7 @@ pub fn test(pipeline: &std::path::Path, input: Option<&std::path::Path>) -> Exit
     let input = match input {
         Some(path) => path,
         None if !pipeline.tests.is_empty() => {
-            let report = crate::testing::run_cases(pipeline);
+            let report = crate::app::test::run_cases(pipeline);
             for line in &report.lines {
                 println!("{line}");
             }
@@ -134,7 +132,7 @@ pub fn test(pipeline: &std::path::Path, input: Option<&std::path::Path>) -> Exit
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    match crate::testing::feed(pipeline, input, &mut out) {
+    match crate::app::test::feed(pipeline, input, &mut out) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
@@ -220,14 +218,13 @@ fn raise_fd_limit() {
 }
 
 /// `logpipe run`.
-pub async fn run(
-    paths: &[PathBuf],
-    role: Role,
-    state_dir: Option<PathBuf>,
-    daemon: Option<PathBuf>,
-    metrics_address: Option<String>,
-) -> anyhow::Result<ExitCode> {
-    let daemon = match DaemonConfig::load(daemon.as_deref()) {
+pub async fn run(paths: &[PathBuf], role: Role, args: DaemonArgs) -> anyhow::Result<ExitCode> {
+    let DaemonArgs {
+        state_dir,
+        config,
+        metrics_address,
+    } = args;
+    let daemon = match DaemonConfig::load(config.as_deref()) {
         Ok(d) => d,
         Err(diagnostic) => {
             eprintln!("{diagnostic}");

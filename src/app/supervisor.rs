@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use crate::app::service;
 use crate::config::{self, Severity};
 use crate::pipeline::{self, Pipeline};
-use crate::service;
 use crate::shutdown::Shutdown;
 use crate::topology::{self, Role};
 
