@@ -12,18 +12,18 @@
 //! - `tail`: the loop, acknowledgements into checkpoints, releasing files.
 //! - `scan`: discovery (globs, links, special files), renames, opening files.
 //! - `watch`: inotify and when to look again.
-//! - `read`: reading rounds, truncation and copytruncate, timeouts, sending.
+//! - `round`: reading rounds, truncation and copytruncate, timeouts, sending.
 //! - [`reader`]: one file as lines; [`multiline`]: joining lines.
-//! - `fields`: the event of a line; [`fingerprint`]: identity and origin ids.
+//! - [`line_event`]: the event of a line; [`fingerprint`]: identity and origin ids.
 //! - [`registry`]: the checkpoint file.
 
 pub mod config;
-pub(crate) mod fields;
 pub mod fingerprint;
+pub(crate) mod line_event;
 pub mod multiline;
-mod read;
 pub mod reader;
 pub mod registry;
+mod round;
 mod scan;
 mod tail;
 mod watch;

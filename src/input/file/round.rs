@@ -8,8 +8,8 @@ use std::time::{Instant, SystemTime};
 use chrono::{SecondsFormat, Utc};
 use tokio::sync::mpsc;
 
-use super::fields::Source;
 use super::fingerprint::{self, Fingerprint, Inode};
+use super::line_event::Source;
 use super::reader::{Line, LineReader, Stop};
 use super::scan;
 use super::tail::Tail;
