@@ -15,7 +15,7 @@ use std::time::Instant;
 use logpipe::event::{Batch, Event};
 use logpipe::output::dead_letter::DeadLetters;
 use logpipe::output::OutputSpec;
-use logpipe::shutdown::{Shutdown, StageCx};
+use logpipe::shutdown::{RunCx, Shutdown};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -70,7 +70,7 @@ fn main() {
     let out = std::thread::Builder::new()
         .name("es-out".into())
         .spawn(move || {
-            let cx = StageCx {
+            let cx = RunCx {
                 pipeline: Arc::from("bench"),
                 shutdown: Shutdown::default(),
                 state_dir: std::env::temp_dir(),

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use logpipe::input::file::reader::{LineReader, Stop};
 use logpipe::input::file::{FileInput, OnCorruptCheckpoint, StartPosition};
-use logpipe::shutdown::{Shutdown, StageCx};
+use logpipe::shutdown::{RunCx, Shutdown};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -137,7 +137,7 @@ fn tail(path: PathBuf) {
         max_open_files: 1024,
         multiline: None,
     };
-    let cx = StageCx {
+    let cx = RunCx {
         pipeline: Arc::from("bench"),
         shutdown: Shutdown::default(),
         state_dir: state,

@@ -30,7 +30,7 @@ impl Shutdown {
 
 /// What every stage task gets besides its channels.
 #[derive(Debug, Clone)]
-pub struct StageCx {
+pub struct RunCx {
     pub pipeline: Arc<str>,
     pub shutdown: Shutdown,
     /// Checkpoints and dead letters live below this directory.

@@ -16,7 +16,7 @@ use logpipe::event::{Batch, Event};
 use logpipe::output::dead_letter::DeadLetters;
 use logpipe::output::elasticsearch::stats::Snapshot;
 use logpipe::output::elasticsearch::Elasticsearch;
-use logpipe::shutdown::{Shutdown, StageCx};
+use logpipe::shutdown::{RunCx, Shutdown};
 use serde_json::{json, Value};
 
 fn output(dir: &std::path::Path, settings: &str) -> Elasticsearch {
@@ -37,7 +37,7 @@ fn event(i: usize, time: &str, id_prefix: &str) -> Event {
 async fn index(es: Elasticsearch, batches: Vec<Vec<Event>>, dead_letters: DeadLetters) -> Snapshot {
     let counters = Arc::clone(&es.counters);
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let cx = StageCx {
+    let cx = RunCx {
         pipeline: Arc::from("test"),
         shutdown: Shutdown::default(),
         state_dir: std::env::temp_dir(),
@@ -292,7 +292,7 @@ async fn a_second_host_takes_over_and_the_first_is_used_again_once_back() {
     let out = output(dir.path(), &settings);
     let counters = Arc::clone(&out.counters);
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let cx = StageCx {
+    let cx = RunCx {
         pipeline: Arc::from("test"),
         shutdown: Shutdown::default(),
         state_dir: dir.path().to_path_buf(),
@@ -361,7 +361,7 @@ async fn a_host_that_answers_slowly_is_admitted_again_and_every_event_is_indexed
     assert_eq!(out.probe_timeout, out.timeout, "probes wait like requests");
     let counters = Arc::clone(&out.counters);
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let cx = StageCx {
+    let cx = RunCx {
         pipeline: Arc::from("test"),
         shutdown: Shutdown::default(),
         state_dir: dir.path().to_path_buf(),
@@ -468,7 +468,7 @@ async fn a_client_certificate_is_presented_for_mutual_tls() {
     let es_output = output(dir.path(), &without);
     let counters = Arc::clone(&es_output.counters);
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let cx = StageCx {
+    let cx = RunCx {
         pipeline: Arc::from("mtls"),
         shutdown: Shutdown::default(),
         state_dir: std::env::temp_dir(),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use logpipe::input::file::{FileInput, OnCorruptCheckpoint, StartPosition};
-use logpipe::shutdown::{Shutdown, StageCx};
+use logpipe::shutdown::{RunCx, Shutdown};
 use logpipe::Batch;
 use tokio::sync::mpsc;
 
@@ -67,8 +67,8 @@ async fn receive(rx: &mut mpsc::Receiver<Batch>, seen: &mut Vec<String>, n: usiz
     }
 }
 
-fn cx(state: PathBuf) -> StageCx {
-    StageCx {
+fn cx(state: PathBuf) -> RunCx {
+    RunCx {
         pipeline: Arc::from("copytruncate"),
         shutdown: Shutdown::default(),
         state_dir: state,

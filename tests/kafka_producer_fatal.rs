@@ -15,7 +15,7 @@ use logpipe::event::Event;
 use logpipe::kafka::producer::Producers;
 use logpipe::kafka::Hop;
 use logpipe::output::dead_letter::DeadLetters;
-use logpipe::shutdown::{Shutdown, StageCx};
+use logpipe::shutdown::{RunCx, Shutdown};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
@@ -130,7 +130,7 @@ async fn every_batch_is_delivered_and_acknowledged_across_a_fatal_producer_error
     mock.request_errors(RDKafkaApiKey::Produce, &[OUT_OF_ORDER]);
 
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let cx = StageCx {
+    let cx = RunCx {
         pipeline: Arc::from("fatal-run"),
         shutdown: Shutdown::default(),
         state_dir: dir.path().to_path_buf(),

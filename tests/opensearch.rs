@@ -12,7 +12,7 @@ use common::*;
 use logpipe::event::Event;
 use logpipe::output::dead_letter::DeadLetters;
 use logpipe::output::elasticsearch::Elasticsearch;
-use logpipe::shutdown::{Shutdown, StageCx};
+use logpipe::shutdown::{RunCx, Shutdown};
 use serde_json::json;
 
 fn output(dir: &std::path::Path, settings: &str) -> Elasticsearch {
@@ -110,7 +110,7 @@ async fn a_full_write_queue_answers_429_and_every_item_is_retried_and_indexed_on
     let counters = Arc::clone(&es_out.counters);
     let dl = DeadLetters::new("t", dir.path().join("dead-letter.ndjson"), 1 << 20);
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let cx = StageCx {
+    let cx = RunCx {
         pipeline: Arc::from("test"),
         shutdown: Shutdown::default(),
         state_dir: dir.path().to_owned(),

@@ -116,7 +116,7 @@ fn first_file_input(pipeline: &crate::pipeline::Pipeline) -> Option<&FileInput> 
 fn event(input: Option<&FileInput>, path: &str, line: Line) -> Event {
     let read_time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     if let Some(input) = input {
-        let source = crate::input::file::line_event::Source {
+        let source = crate::input::file::line_event::LineOrigin {
             input,
             identity: path,
             path,

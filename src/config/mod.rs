@@ -1,5 +1,5 @@
 //! The toolkit a stage uses to read its own table: the validation context
-//! [`Cx`] (diagnostics with file, line and column; `${VAR}`; paths, field
+//! [`ConfigCx`] (diagnostics with file, line and column; `${VAR}`; paths, field
 //! references, templates and `if` conditions), `take`, the stage-list
 //! reader [`stages`], and the shared setting types. It knows no stage: the
 //! loader that knows them all is [`crate::pipeline`], above the stages.
@@ -35,7 +35,7 @@ pub fn process_env(name: &str) -> Option<String> {
 
 /// Validation context of one file: collects diagnostics and offers the
 /// helpers stages use to compile their settings.
-pub struct Cx<'a> {
+pub struct ConfigCx<'a> {
     pub source: &'a Source,
     /// The file's directory: relative paths resolve against it.
     pub dir: PathBuf,
@@ -44,7 +44,7 @@ pub struct Cx<'a> {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-impl<'a> Cx<'a> {
+impl<'a> ConfigCx<'a> {
     pub fn new(source: &'a Source) -> Self {
         // Absolute, so that paths in events and logs do not depend on the
         // directory logpipe was started from.
@@ -55,7 +55,7 @@ impl<'a> Cx<'a> {
             parent
         };
         let dir = std::fs::canonicalize(parent).unwrap_or_else(|_| parent.to_path_buf());
-        Cx {
+        ConfigCx {
             source,
             dir,
             pipeline: String::new(),

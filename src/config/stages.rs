@@ -6,7 +6,7 @@
 use toml::de::DeValue;
 use toml::Spanned;
 
-use super::{take, Cx};
+use super::{take, ConfigCx};
 use crate::condition::Condition;
 
 /// A built stage with its optional `if` and the span of its table.
@@ -25,8 +25,8 @@ pub fn stages<T>(
     raw: Option<Spanned<DeValue<'_>>>,
     section: &str,
     conditional: bool,
-    cx: &mut Cx<'_>,
-    build: fn(&Spanned<String>, Spanned<DeValue<'_>>, &mut Cx<'_>) -> Option<T>,
+    cx: &mut ConfigCx<'_>,
+    build: fn(&Spanned<String>, Spanned<DeValue<'_>>, &mut ConfigCx<'_>) -> Option<T>,
 ) -> Vec<Staged<T>> {
     let Some(raw) = raw else {
         return Vec::new();
@@ -86,7 +86,7 @@ pub fn stages<T>(
 }
 
 /// The error for a `type` that names no stage.
-pub fn unknown_type(cx: &mut Cx<'_>, section: &str, kind: &Spanned<String>, known: &[&str]) {
+pub fn unknown_type(cx: &mut ConfigCx<'_>, section: &str, kind: &Spanned<String>, known: &[&str]) {
     cx.error(
         &kind.span(),
         format!(

@@ -20,7 +20,7 @@ use serde_json::Value;
 use toml::Spanned;
 
 use super::Verdict;
-use crate::config::Cx;
+use crate::config::ConfigCx;
 use crate::event::FieldRef;
 use crate::event::{Event, TIMESTAMP};
 use crate::template::joda_to_chrono;
@@ -126,7 +126,7 @@ pub struct Date {
 }
 
 impl Config {
-    pub fn validate(self, cx: &mut Cx<'_>) -> Option<Date> {
+    pub fn validate(self, cx: &mut ConfigCx<'_>) -> Option<Date> {
         let mut ok = true;
         let field = cx.field(&self.field);
         let mut formats = Vec::new();
@@ -318,7 +318,7 @@ mod tests {
 
     fn date(text: &str) -> Date {
         let source = Source::new("p.toml", text);
-        let mut cx = Cx::new(&source);
+        let mut cx = ConfigCx::new(&source);
         let table = toml::de::DeTable::parse(text).unwrap();
         let span = table.span();
         let d = cx

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use toml::Spanned;
 
 use super::Verdict;
-use crate::config::Cx;
+use crate::config::ConfigCx;
 use crate::event::Event;
 use crate::event::FieldRef;
 
@@ -60,7 +60,7 @@ impl std::fmt::Debug for GeoIp {
 }
 
 impl Config {
-    pub fn validate(self, cx: &mut Cx<'_>) -> Option<GeoIp> {
+    pub fn validate(self, cx: &mut ConfigCx<'_>) -> Option<GeoIp> {
         let path = cx.path(self.database.get_ref());
         let reader = match maxminddb::Reader::open_readfile(&path) {
             Ok(reader) => Some(reader),
@@ -269,7 +269,7 @@ pub(crate) mod tests {
 
     fn geoip(dir: &std::path::Path, text: &str) -> (Option<GeoIp>, Vec<String>) {
         let source = Source::new(dir.join("p.toml"), text);
-        let mut cx = Cx::new(&source);
+        let mut cx = ConfigCx::new(&source);
         let table = toml::de::DeTable::parse(text).unwrap();
         let span = table.span();
         let g = cx

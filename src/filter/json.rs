@@ -13,7 +13,7 @@ use serde_json::Value;
 use toml::Spanned;
 
 use super::Verdict;
-use crate::config::Cx;
+use crate::config::ConfigCx;
 use crate::event::Event;
 use crate::event::FieldRef;
 
@@ -47,7 +47,7 @@ pub struct Json {
 }
 
 impl Config {
-    pub fn validate(self, cx: &mut Cx<'_>) -> Option<Json> {
+    pub fn validate(self, cx: &mut ConfigCx<'_>) -> Option<Json> {
         let source = cx.field(&self.source);
         let target = match &self.target {
             Some(t) => Some(cx.field(t)?),

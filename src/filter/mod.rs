@@ -21,7 +21,7 @@ use toml::Spanned;
 
 use crate::condition::Condition;
 use crate::config::stages::{stages, unknown_type, Staged};
-use crate::config::{take, Cx};
+use crate::config::{take, ConfigCx};
 use crate::event::Event;
 
 const TYPES: &[&str] = &[
@@ -75,7 +75,7 @@ struct IfConfig {}
 pub fn build(
     kind: &Spanned<String>,
     value: Spanned<DeValue<'_>>,
-    cx: &mut Cx<'_>,
+    cx: &mut ConfigCx<'_>,
 ) -> Option<FilterSpec> {
     match kind.get_ref().as_str() {
         "grok" => {
@@ -125,7 +125,7 @@ pub fn build(
     }
 }
 
-fn build_if(value: Spanned<DeValue<'_>>, cx: &mut Cx<'_>) -> Option<FilterSpec> {
+fn build_if(value: Spanned<DeValue<'_>>, cx: &mut ConfigCx<'_>) -> Option<FilterSpec> {
     let span = value.span();
     let DeValue::Table(mut table) = value.into_inner() else {
         return None;
@@ -151,7 +151,7 @@ fn build_if(value: Spanned<DeValue<'_>>, cx: &mut Cx<'_>) -> Option<FilterSpec> 
 /// Attaches each stage's `if` to its filter: a filter with a condition
 /// becomes an `if` filter around it, and an `if` filter takes the condition
 /// as its own.
-pub fn chain(staged: Vec<Staged<FilterSpec>>, cx: &mut Cx<'_>) -> Vec<FilterSpec> {
+pub fn chain(staged: Vec<Staged<FilterSpec>>, cx: &mut ConfigCx<'_>) -> Vec<FilterSpec> {
     let mut out = Vec::with_capacity(staged.len());
     for Staged {
         condition,

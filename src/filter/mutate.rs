@@ -11,7 +11,7 @@ use serde_json::Value;
 use toml::Spanned;
 
 use super::Verdict;
-use crate::config::Cx;
+use crate::config::ConfigCx;
 use crate::event::Event;
 use crate::event::FieldRef;
 use crate::template::Template;
@@ -87,9 +87,9 @@ pub struct Mutate {
 }
 
 impl Config {
-    pub fn validate(self, cx: &mut Cx<'_>) -> Option<Mutate> {
+    pub fn validate(self, cx: &mut ConfigCx<'_>) -> Option<Mutate> {
         let mut ok = true;
-        let mut field_pairs = |map: BTreeMap<String, Spanned<String>>, cx: &mut Cx<'_>| {
+        let mut field_pairs = |map: BTreeMap<String, Spanned<String>>, cx: &mut ConfigCx<'_>| {
             let mut out = Vec::new();
             for (name, value) in map {
                 let name = Spanned::new(value.span(), name);
@@ -102,7 +102,7 @@ impl Config {
         };
         let replace = field_pairs(self.replace, cx);
         let add_field = field_pairs(self.add_field, cx);
-        let mut field_to_field = |map: BTreeMap<String, Spanned<String>>, cx: &mut Cx<'_>| {
+        let mut field_to_field = |map: BTreeMap<String, Spanned<String>>, cx: &mut ConfigCx<'_>| {
             let mut out = Vec::new();
             for (from, to) in map {
                 let from_spanned = Spanned::new(to.span(), from);
@@ -172,7 +172,7 @@ impl Config {
                 None => ok = false,
             }
         }
-        let mut fields = |list: &[Spanned<String>], cx: &mut Cx<'_>| {
+        let mut fields = |list: &[Spanned<String>], cx: &mut ConfigCx<'_>| {
             let out: Vec<FieldRef> = list.iter().filter_map(|f| cx.field(f)).collect();
             ok &= out.len() == list.len();
             out
@@ -425,7 +425,7 @@ mod tests {
 
     fn mutate(text: &str) -> Mutate {
         let source = Source::new("p.toml", text);
-        let mut cx = Cx::new(&source);
+        let mut cx = ConfigCx::new(&source);
         let table = toml::de::DeTable::parse(text).unwrap();
         let span = table.span();
         let m = cx
@@ -507,7 +507,7 @@ add_tag = ["t_%{kind}"]"#,
     fn a_gsub_list_of_the_wrong_length_is_an_error() {
         let text = r#"gsub = ["a", "b"]"#;
         let source = Source::new("p.toml", text);
-        let mut cx = Cx::new(&source);
+        let mut cx = ConfigCx::new(&source);
         let table = toml::de::DeTable::parse(text).unwrap();
         let span = table.span();
         let m = cx

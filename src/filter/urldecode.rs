@@ -15,7 +15,7 @@ use serde_json::Value;
 use toml::Spanned;
 
 use super::Verdict;
-use crate::config::Cx;
+use crate::config::ConfigCx;
 use crate::event::Event;
 use crate::event::FieldRef;
 
@@ -55,7 +55,7 @@ pub struct UrlDecode {
 }
 
 impl Config {
-    pub fn validate(self, cx: &mut Cx<'_>) -> Option<UrlDecode> {
+    pub fn validate(self, cx: &mut ConfigCx<'_>) -> Option<UrlDecode> {
         let field = match (&self.field, self.all_fields) {
             (Some(f), true) => {
                 cx.error(&f.span(), "set either `field` or `all_fields`, not both");

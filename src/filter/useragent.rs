@@ -28,7 +28,7 @@ use serde_json::{Map, Value};
 use toml::Spanned;
 
 use super::Verdict;
-use crate::config::Cx;
+use crate::config::ConfigCx;
 use crate::event::Event;
 use crate::event::FieldRef;
 
@@ -78,8 +78,8 @@ fn target_fields(target: &FieldRef) -> Arc<[(&'static str, FieldRef)]> {
 }
 
 impl Config {
-    pub fn validate(self, cx: &mut Cx<'_>) -> Option<UserAgent> {
-        let field = |cx: &mut Cx<'_>, f: &Option<Spanned<String>>, default: &str| match f {
+    pub fn validate(self, cx: &mut ConfigCx<'_>) -> Option<UserAgent> {
+        let field = |cx: &mut ConfigCx<'_>, f: &Option<Spanned<String>>, default: &str| match f {
             Some(f) => cx.field(f),
             None => FieldRef::parse(default).ok(),
         };

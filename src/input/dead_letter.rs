@@ -21,10 +21,10 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
 use crate::ack::AckTracker;
-use crate::config::Cx;
+use crate::config::ConfigCx;
 use crate::error::StageError;
 use crate::event::{Batch, Event};
-use crate::shutdown::StageCx;
+use crate::shutdown::RunCx;
 
 /// `[[input]] type = "dead_letter"`.
 #[derive(Debug, Clone, Deserialize)]
@@ -50,7 +50,7 @@ pub struct DeadLetterInput {
 }
 
 impl Config {
-    pub fn validate(self, cx: &mut Cx<'_>) -> Option<DeadLetterInput> {
+    pub fn validate(self, cx: &mut ConfigCx<'_>) -> Option<DeadLetterInput> {
         Some(DeadLetterInput {
             path: cx.path(&self.path),
             batch_events: self.batch_events.unwrap_or(500).max(1),
@@ -93,7 +93,7 @@ pub fn parse_record(line: &str) -> Result<Event, String> {
 }
 
 impl DeadLetterInput {
-    pub async fn run(self, out: mpsc::Sender<Batch>, cx: StageCx) -> Result<(), StageError> {
+    pub async fn run(self, out: mpsc::Sender<Batch>, cx: RunCx) -> Result<(), StageError> {
         let file = tokio::fs::File::open(&self.path)
             .await
             .map_err(|e| StageError::io("cannot open dead-letter file", &self.path, e))?;

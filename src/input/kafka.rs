@@ -29,7 +29,7 @@ use crate::event::{Batch, Event};
 use crate::kafka::codec::{self, Origin};
 use crate::kafka::context::LogContext;
 use crate::kafka::Hop;
-use crate::shutdown::StageCx;
+use crate::shutdown::RunCx;
 use crate::telemetry::Throttle;
 
 /// Events per batch from one partition.
@@ -186,7 +186,7 @@ impl GroupContext {
     }
 }
 
-pub async fn run(hop: Hop, out: mpsc::Sender<Batch>, cx: StageCx) -> Result<(), StageError> {
+pub async fn run(hop: Hop, out: mpsc::Sender<Batch>, cx: RunCx) -> Result<(), StageError> {
     let offsets = SharedOffsets(Arc::new(Mutex::new(Offsets::default())));
     let log = LogContext::for_hop(&cx.pipeline, "consumer", &hop);
     let recovery = log.recovery();
@@ -235,7 +235,7 @@ impl State {
         &mut self,
         consumer: &Consumer_,
         out: &mpsc::Sender<Batch>,
-        cx: &StageCx,
+        cx: &RunCx,
     ) -> Result<(), StageError> {
         let stop = cx.shutdown.stop.clone();
         let mut store = tokio::time::interval(STORE_EVERY);
@@ -305,11 +305,7 @@ impl State {
         (partition.events.len() >= BATCH_EVENTS).then_some(key)
     }
 
-    async fn flush_all(
-        &mut self,
-        out: &mpsc::Sender<Batch>,
-        cx: &StageCx,
-    ) -> Result<(), StageError> {
+    async fn flush_all(&mut self, out: &mpsc::Sender<Batch>, cx: &RunCx) -> Result<(), StageError> {
         self.last_flush = Instant::now();
         let keys: Vec<PartitionKey> = self
             .offsets
@@ -329,7 +325,7 @@ impl State {
         &mut self,
         key: &PartitionKey,
         out: &mpsc::Sender<Batch>,
-        cx: &StageCx,
+        cx: &RunCx,
     ) -> Result<(), StageError> {
         let batch = {
             let mut offsets = self.offsets.lock();
@@ -371,7 +367,7 @@ impl State {
 
     /// Waits for in-flight batches (until the drain deadline), stores their
     /// offsets and commits synchronously.
-    async fn finish(&mut self, consumer: &Consumer_, cx: &StageCx) {
+    async fn finish(&mut self, consumer: &Consumer_, cx: &RunCx) {
         let abort = cx.shutdown.abort.clone();
         loop {
             self.store_progress(consumer);

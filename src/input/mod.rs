@@ -13,10 +13,10 @@ use toml::de::DeValue;
 use toml::Spanned;
 
 use crate::config::stages::unknown_type;
-use crate::config::Cx;
+use crate::config::ConfigCx;
 use crate::error::StageError;
 use crate::event::Batch;
-use crate::shutdown::StageCx;
+use crate::shutdown::RunCx;
 
 const TYPES: &[&str] = &["file", "dead_letter"];
 
@@ -30,7 +30,7 @@ pub enum InputSpec {
 pub fn build(
     kind: &Spanned<String>,
     value: Spanned<DeValue<'_>>,
-    cx: &mut Cx<'_>,
+    cx: &mut ConfigCx<'_>,
 ) -> Option<InputSpec> {
     match kind.get_ref().as_str() {
         "file" => cx
@@ -57,7 +57,7 @@ impl InputSpec {
         }
     }
 
-    pub async fn run(self, out: mpsc::Sender<Batch>, cx: StageCx) -> Result<(), StageError> {
+    pub async fn run(self, out: mpsc::Sender<Batch>, cx: RunCx) -> Result<(), StageError> {
         match self {
             InputSpec::File(input) => (*input).run(out, cx).await,
             InputSpec::DeadLetter(input) => input.run(out, cx).await,

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::config::types::{Seconds, Secret, StringList};
-use crate::config::Cx;
+use crate::config::ConfigCx;
 use crate::template::Template;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -182,7 +182,7 @@ pub struct Hop {
 }
 
 impl HopConfig {
-    pub fn validate(self, cx: &mut Cx<'_>) -> Option<Hop> {
+    pub fn validate(self, cx: &mut ConfigCx<'_>) -> Option<Hop> {
         let mut ok = true;
         let brokers: Vec<String> = self
             .brokers
@@ -324,7 +324,7 @@ impl HopConfig {
 fn security(
     tls: &Option<TlsConfig>,
     sasl: &Option<SaslConfig>,
-    cx: &mut Cx<'_>,
+    cx: &mut ConfigCx<'_>,
 ) -> Option<(BTreeMap<String, String>, BTreeMap<String, Secret>)> {
     let mut plain = BTreeMap::new();
     let mut secrets = BTreeMap::new();

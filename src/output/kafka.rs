@@ -23,7 +23,7 @@ use crate::event::Batch;
 use crate::kafka::producer::Producers;
 use crate::kafka::{codec, Hop};
 use crate::retry::Backoff;
-use crate::shutdown::StageCx;
+use crate::shutdown::RunCx;
 use crate::telemetry::Throttle;
 
 /// Batches whose delivery reports are awaited at once.
@@ -32,7 +32,7 @@ const BATCHES_IN_FLIGHT: usize = 32;
 pub async fn run(
     hop: Hop,
     mut input: mpsc::Receiver<Batch>,
-    cx: StageCx,
+    cx: RunCx,
     dead_letters: DeadLetters,
 ) -> Result<(), StageError> {
     let producers = Arc::new(Producers::new(&hop, Arc::clone(&cx.pipeline))?);
@@ -206,7 +206,7 @@ async fn confirm(
     deliveries: Vec<(usize, Delivery)>,
     mut rejected: Vec<DeadLetter>,
     dead_letters: DeadLetters,
-    cx: StageCx,
+    cx: RunCx,
     (_permit, enqueued): (OwnedSemaphorePermit, std::time::Instant),
 ) -> Result<(), StageError> {
     let mut pending: Vec<(usize, Delivery)> = deliveries;

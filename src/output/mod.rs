@@ -16,10 +16,10 @@ use toml::de::DeValue;
 use toml::Spanned;
 
 use crate::config::stages::unknown_type;
-use crate::config::Cx;
+use crate::config::ConfigCx;
 use crate::error::StageError;
 use crate::event::Batch;
-use crate::shutdown::StageCx;
+use crate::shutdown::RunCx;
 use dead_letter::DeadLetters;
 
 const TYPES: &[&str] = &["elasticsearch", "null", "stdout"];
@@ -35,7 +35,7 @@ pub enum OutputSpec {
 pub fn build(
     kind: &Spanned<String>,
     value: Spanned<DeValue<'_>>,
-    cx: &mut Cx<'_>,
+    cx: &mut ConfigCx<'_>,
 ) -> Option<OutputSpec> {
     match kind.get_ref().as_str() {
         "elasticsearch" => cx
@@ -73,7 +73,7 @@ impl OutputSpec {
     pub async fn run(
         self,
         input: mpsc::Receiver<Batch>,
-        cx: StageCx,
+        cx: RunCx,
         dead_letters: DeadLetters,
     ) -> Result<(), StageError> {
         match self {

@@ -6,14 +6,14 @@ use tokio::sync::mpsc;
 
 use crate::error::StageError;
 use crate::event::Batch;
-use crate::shutdown::StageCx;
+use crate::shutdown::RunCx;
 
 /// `[[output]] type = "null"` takes no settings.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {}
 
-pub async fn run(mut input: mpsc::Receiver<Batch>, cx: StageCx) -> Result<(), StageError> {
+pub async fn run(mut input: mpsc::Receiver<Batch>, cx: RunCx) -> Result<(), StageError> {
     let events_out = metrics::counter!(
         "logpipe_events_out_total",
         "pipeline" => cx.pipeline.to_string(),

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::error::StageError;
 use crate::event::{Batch, Event};
-use crate::shutdown::StageCx;
+use crate::shutdown::RunCx;
 
 /// `[[output]] type = "stdout"`.
 #[derive(Debug, Clone, Deserialize)]
@@ -48,11 +48,7 @@ pub fn render(event: &Event, metadata: bool, out: &mut Vec<u8>) -> Result<(), se
 }
 
 impl Stdout {
-    pub async fn run(
-        self,
-        mut input: mpsc::Receiver<Batch>,
-        cx: StageCx,
-    ) -> Result<(), StageError> {
+    pub async fn run(self, mut input: mpsc::Receiver<Batch>, cx: RunCx) -> Result<(), StageError> {
         let events_out = metrics::counter!(
             "logpipe_events_out_total",
             "pipeline" => cx.pipeline.to_string(),

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use toml::Spanned;
 
-use crate::config::Cx;
+use crate::config::ConfigCx;
 use crate::event::FieldRef;
 
 /// One `[[test]]` entry as written.
@@ -46,7 +46,7 @@ pub struct Case {
 }
 
 /// Validates the `[[test]]` list of a pipeline file.
-pub fn cases(configs: Vec<Spanned<CaseConfig>>, cx: &mut Cx<'_>) -> Vec<Case> {
+pub fn cases(configs: Vec<Spanned<CaseConfig>>, cx: &mut ConfigCx<'_>) -> Vec<Case> {
     let mut out = Vec::new();
     for (i, config) in configs.into_iter().enumerate() {
         let span = config.span();

@@ -31,7 +31,7 @@ use toml::Spanned;
 use crate::condition::Condition;
 use crate::config::interpolate::interpolate;
 use crate::config::stages::stages;
-use crate::config::{take, Cx, Diagnostic, Severity, Source};
+use crate::config::{take, ConfigCx, Diagnostic, Severity, Source};
 use crate::filter::{self, FilterSpec};
 use crate::input::{self, InputSpec};
 use crate::kafka::{Hop, HopConfig};
@@ -177,7 +177,7 @@ pub fn parse(
     source: &Source,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> (Option<Pipeline>, Vec<Diagnostic>) {
-    let mut cx = Cx::new(source);
+    let mut cx = ConfigCx::new(source);
     let (root, errors) = DeTable::parse_recoverable(&source.text);
     if !errors.is_empty() {
         for e in &errors {
@@ -294,7 +294,7 @@ pub fn parse(
 fn interpolate_table(
     table: &mut DeTable<'_>,
     env: &dyn Fn(&str) -> Option<String>,
-    cx: &mut Cx<'_>,
+    cx: &mut ConfigCx<'_>,
 ) {
     for (_, value) in table.iter_mut() {
         interpolate_value(value, env, cx);
@@ -304,7 +304,7 @@ fn interpolate_table(
 fn interpolate_value(
     value: &mut Spanned<DeValue<'_>>,
     env: &dyn Fn(&str) -> Option<String>,
-    cx: &mut Cx<'_>,
+    cx: &mut ConfigCx<'_>,
 ) {
     let span = value.span();
     match value.get_mut() {

@@ -21,7 +21,7 @@ use crate::error::StageError;
 use crate::event::Batch;
 use crate::output::dead_letter::DeadLetters;
 use crate::pipeline::Pipeline;
-use crate::shutdown::{Shutdown, StageCx};
+use crate::shutdown::{RunCx, Shutdown};
 
 /// Which half of the route this host runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -75,7 +75,7 @@ pub fn spawn(
     state_dir: &std::path::Path,
 ) -> Option<Running> {
     let name = pipeline.name.clone();
-    let cx = StageCx {
+    let cx = RunCx {
         pipeline: Arc::from(name.as_str()),
         shutdown: shutdown.clone(),
         state_dir: state_dir.to_path_buf(),
@@ -169,7 +169,7 @@ fn spawn_inputs(
     tasks: &mut JoinSet<(&'static str, Result<(), StageError>)>,
     inputs: Vec<crate::input::InputSpec>,
     tx: &mpsc::Sender<Batch>,
-    cx: &StageCx,
+    cx: &RunCx,
 ) {
     for input in inputs {
         let stage = input.name();
@@ -186,7 +186,7 @@ fn spawn_index_half(
         Option<crate::condition::Condition>,
     )>,
     capacity: usize,
-    cx: &StageCx,
+    cx: &RunCx,
     dead_letters: &DeadLetters,
 ) {
     let (filtered_tx, filtered_rx) = mpsc::channel(capacity);
@@ -213,7 +213,7 @@ fn spawn_index_half(
 
 fn spawn_stage(
     tasks: &mut JoinSet<(&'static str, Result<(), StageError>)>,
-    cx: &StageCx,
+    cx: &RunCx,
     stage: &'static str,
     future: impl std::future::Future<Output = Result<(), StageError>> + Send + 'static,
 ) {

@@ -24,7 +24,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::Verdict;
-use crate::config::{take, Cx};
+use crate::config::{take, ConfigCx};
 use crate::event::Event;
 use crate::event::FieldRef;
 use library::{Capture, Conversion, Library};
@@ -38,7 +38,7 @@ pub type Matches = Vec<(Spanned<String>, Vec<Spanned<String>>)>;
 pub fn take_matches(
     table: &mut DeTable<'_>,
     span: &Range<usize>,
-    cx: &mut Cx<'_>,
+    cx: &mut ConfigCx<'_>,
 ) -> Option<Matches> {
     let Some(raw) = take(table, "match") else {
         cx.error(span, "missing field `match`");
@@ -155,7 +155,7 @@ pub struct Grok {
 }
 
 impl Config {
-    pub fn validate(self, matches: Matches, cx: &mut Cx<'_>) -> Option<Grok> {
+    pub fn validate(self, matches: Matches, cx: &mut ConfigCx<'_>) -> Option<Grok> {
         let mut ok = true;
         let mut library = Library::builtin();
         for dir in &self.patterns_dir {
@@ -239,7 +239,7 @@ impl Config {
     }
 }
 
-fn compile(library: &Library, pattern: &Spanned<String>, cx: &mut Cx<'_>) -> Option<Pattern> {
+fn compile(library: &Library, pattern: &Spanned<String>, cx: &mut ConfigCx<'_>) -> Option<Pattern> {
     let (regex, captures) = match library.expand(pattern.get_ref()) {
         Ok(expanded) => expanded,
         Err(e) => {
@@ -436,7 +436,7 @@ mod tests {
 
     fn build(text: &str) -> (Option<Grok>, Vec<String>) {
         let source = Source::new("p.toml", text);
-        let mut cx = Cx::new(&source);
+        let mut cx = ConfigCx::new(&source);
         let value = DeTable::parse(text).unwrap();
         let span = value.span();
         let mut table = value.into_inner();

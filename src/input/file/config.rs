@@ -10,7 +10,7 @@ use toml::Spanned;
 
 use super::multiline::{Match, Multiline};
 use crate::config::types::{Seconds, StringList};
-use crate::config::Cx;
+use crate::config::ConfigCx;
 
 /// Where to start in files that are present at the first start, with no
 /// checkpoint.
@@ -170,7 +170,7 @@ fn secs(value: Option<Seconds>, default: Duration) -> Duration {
 }
 
 impl Config {
-    pub fn validate(self, cx: &mut Cx<'_>) -> Option<FileInput> {
+    pub fn validate(self, cx: &mut ConfigCx<'_>) -> Option<FileInput> {
         let mut ok = true;
         if self.paths.get_ref().0.is_empty() {
             cx.error(

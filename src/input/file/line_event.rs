@@ -10,7 +10,7 @@ use super::FileInput;
 use crate::event::{Event, ID};
 
 /// What is the same for every line of one batch.
-pub struct Source<'a> {
+pub struct LineOrigin<'a> {
     pub input: &'a FileInput,
     /// The file's stable identity (origin ids derive from it).
     pub identity: &'a str,
@@ -19,7 +19,7 @@ pub struct Source<'a> {
     pub read_time: &'a str,
 }
 
-impl Source<'_> {
+impl LineOrigin<'_> {
     pub fn event(&self, line: Line) -> Event {
         let host = crate::host::name();
         let mut fields = Map::with_capacity(10);

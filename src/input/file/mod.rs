@@ -36,22 +36,22 @@ use tokio::sync::mpsc;
 
 use crate::error::StageError;
 use crate::event::Batch;
-use crate::shutdown::StageCx;
+use crate::shutdown::RunCx;
 use crate::telemetry::Throttle;
 pub use config::{Config, FileInput, OnCorruptCheckpoint, StartPosition};
-use registry::{Entry, Loaded, Registry};
+use registry::{Entry, Registry, Stored};
 use tail::Tail;
 
 impl FileInput {
     /// Where this input keeps its checkpoints.
-    pub fn registry_path(&self, cx: &StageCx) -> PathBuf {
+    pub fn registry_path(&self, cx: &RunCx) -> PathBuf {
         cx.state_dir
             .join("checkpoints")
             .join(&*cx.pipeline)
             .join(format!("{}.json", self.id))
     }
 
-    pub async fn run(mut self, out: mpsc::Sender<Batch>, cx: StageCx) -> Result<(), StageError> {
+    pub async fn run(mut self, out: mpsc::Sender<Batch>, cx: RunCx) -> Result<(), StageError> {
         let registry = self
             .checkpoint
             .then(|| Registry::new(self.registry_path(&cx)));
@@ -85,7 +85,7 @@ impl FileInput {
     async fn load_checkpoints(
         &mut self,
         reg: &Registry,
-        cx: &StageCx,
+        cx: &RunCx,
     ) -> Result<Option<(HashMap<String, Entry>, bool)>, StageError> {
         let health_key = format!("input.file[{}]", self.id);
         let mut throttle = Throttle::new(Duration::from_secs(60));
@@ -125,17 +125,17 @@ impl FileInput {
 
     /// The checkpoints from what loading found, and whether this counts as a
     /// first start.
-    fn apply(&mut self, reg: &Registry, loaded: Loaded) -> (HashMap<String, Entry>, bool) {
+    fn apply(&mut self, reg: &Registry, loaded: Stored) -> (HashMap<String, Entry>, bool) {
         match loaded {
-            Loaded::Fresh => (HashMap::new(), true),
-            Loaded::Ok(entries) => (
+            Stored::Fresh => (HashMap::new(), true),
+            Stored::Ok(entries) => (
                 entries
                     .into_iter()
                     .map(|e| (e.identity.clone(), e))
                     .collect(),
                 false,
             ),
-            Loaded::Corrupt { reason, moved_to } => {
+            Stored::Corrupt { reason, moved_to } => {
                 let from = match self.on_corrupt_checkpoint {
                     OnCorruptCheckpoint::Beginning => {
                         self.start_position = StartPosition::Beginning;

@@ -9,7 +9,7 @@
 //!   overwritten;
 //! - a registry that was read but cannot be *parsed* is moved aside (its
 //!   bytes survive under `*.corrupt-<time>`) and reported as
-//!   [`Loaded::Corrupt`]; if it cannot be moved aside, that is a
+//!   [`Stored::Corrupt`]; if it cannot be moved aside, that is a
 //!   [`LoadError`] too, so the next save never overwrites it.
 
 use std::fs::{self, File};
@@ -72,7 +72,7 @@ struct OnDisk {
 
 /// What loading found.
 #[derive(Debug)]
-pub enum Loaded {
+pub enum Stored {
     Fresh,
     Ok(Vec<Entry>),
     /// The file could not be parsed and was moved to `moved_to`.
@@ -128,13 +128,13 @@ impl Registry {
     /// Loads the entries: `Fresh` when there is no registry yet, `Corrupt`
     /// once an unparseable one was moved aside, an error when the registry
     /// exists but must be left alone (see the module docs).
-    pub fn load(&self) -> Result<Loaded, LoadError> {
+    pub fn load(&self) -> Result<Stored, LoadError> {
         // A temp file left by a crash mid-write is incomplete by definition:
         // the rename never happened, so the main file is the last good one.
         let _ = fs::remove_file(self.temp_path());
         let text = match fs::read(&self.path) {
             Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Loaded::Fresh),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Stored::Fresh),
             Err(source) => {
                 return Err(LoadError::Unreadable {
                     path: self.path.clone(),
@@ -143,7 +143,7 @@ impl Registry {
             }
         };
         match parse(&text) {
-            Ok(entries) => Ok(Loaded::Ok(entries)),
+            Ok(entries) => Ok(Stored::Ok(entries)),
             Err(reason) => self.move_aside(reason),
         }
     }
@@ -161,11 +161,11 @@ impl Registry {
         }
     }
 
-    fn move_aside(&self, reason: String) -> Result<Loaded, LoadError> {
+    fn move_aside(&self, reason: String) -> Result<Stored, LoadError> {
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f");
         let aside = self.path.with_extension(format!("corrupt-{stamp}"));
         match fs::rename(&self.path, &aside) {
-            Ok(()) => Ok(Loaded::Corrupt {
+            Ok(()) => Ok(Stored::Corrupt {
                 reason,
                 moved_to: aside,
             }),
@@ -231,11 +231,11 @@ mod tests {
     fn saved_entries_load_back() {
         let dir = tempfile::tempdir().unwrap();
         let reg = Registry::new(dir.path().join("sub/reg.json"));
-        assert!(matches!(reg.load(), Ok(Loaded::Fresh)));
+        assert!(matches!(reg.load(), Ok(Stored::Fresh)));
         reg.save(&[entry(10)]).unwrap();
         reg.save(&[entry(20)]).unwrap();
         match reg.load().unwrap() {
-            Loaded::Ok(files) => assert_eq!(files, vec![entry(20)]),
+            Stored::Ok(files) => assert_eq!(files, vec![entry(20)]),
             other => panic!("{other:?}"),
         }
         assert_eq!(entry(1).fingerprint().unwrap().hash, 7);
@@ -251,7 +251,7 @@ mod tests {
         )
         .unwrap();
         match Registry::new(path).load().unwrap() {
-            Loaded::Ok(files) => assert_eq!(files[0].offset, 5),
+            Stored::Ok(files) => assert_eq!(files[0].offset, 5),
             other => panic!("{other:?}"),
         }
     }
@@ -263,14 +263,14 @@ mod tests {
         fs::write(&path, b"{not json").unwrap();
         let reg = Registry::new(path.clone());
         match reg.load().unwrap() {
-            Loaded::Corrupt { moved_to, reason } => {
+            Stored::Corrupt { moved_to, reason } => {
                 assert_eq!(fs::read(&moved_to).unwrap(), b"{not json");
                 assert!(reason.contains("invalid JSON"));
             }
             other => panic!("{other:?}"),
         }
         assert!(!path.exists());
-        assert!(matches!(reg.load(), Ok(Loaded::Fresh)));
+        assert!(matches!(reg.load(), Ok(Stored::Fresh)));
     }
 
     #[test]
@@ -306,6 +306,6 @@ mod tests {
         let reg = Registry::new(dir.path().join("reg.json"));
         reg.save(&[entry(3)]).unwrap();
         fs::write(dir.path().join("reg.json.tmp"), b"garbage").unwrap();
-        assert!(matches!(reg.load(), Ok(Loaded::Ok(_))));
+        assert!(matches!(reg.load(), Ok(Stored::Ok(_))));
     }
 }

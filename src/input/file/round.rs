@@ -9,7 +9,7 @@ use chrono::{SecondsFormat, Utc};
 use tokio::sync::mpsc;
 
 use super::fingerprint::{self, Fingerprint, Inode};
-use super::line_event::Source;
+use super::line_event::LineOrigin;
 use super::reader::{Line, LineReader, Stop};
 use super::scan;
 use super::tail::Tail;
@@ -287,7 +287,7 @@ impl Tail {
         let read_time = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
         let file = &self.files[index];
         let path = file.path.to_string_lossy();
-        let source = Source {
+        let source = LineOrigin {
             input: &self.input,
             identity: &file.identity,
             path: &path,

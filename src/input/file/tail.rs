@@ -19,7 +19,7 @@ use super::FileInput;
 use crate::ack::{AckTracker, LaneId};
 use crate::error::StageError;
 use crate::event::Batch;
-use crate::shutdown::StageCx;
+use crate::shutdown::RunCx;
 use crate::telemetry::Throttle;
 
 /// How often acknowledged positions are written to the registry.
@@ -110,7 +110,7 @@ pub(super) struct ShortFile {
 
 pub(super) struct Tail {
     pub input: FileInput,
-    pub cx: StageCx,
+    pub cx: RunCx,
     pub tracker: AckTracker<u64>,
     pub files: Vec<Tracked>,
     /// Checkpoints by identity: the registry's content.
@@ -155,7 +155,7 @@ const CAUGHT_UP_BYTES: u64 = 1024 * 1024;
 impl Tail {
     pub fn new(
         input: FileInput,
-        cx: StageCx,
+        cx: RunCx,
         known: HashMap<String, Entry>,
         registry: Option<Registry>,
     ) -> Self {

@@ -15,7 +15,7 @@ use toml::Spanned;
 use super::bulk::Action;
 use super::stats::Counters;
 use crate::config::types::{Seconds, Secret, StringList};
-use crate::config::Cx;
+use crate::config::ConfigCx;
 use crate::template::Template;
 
 /// `[[output]] type = "elasticsearch"`.
@@ -131,7 +131,7 @@ pub struct Elasticsearch {
 }
 
 impl Config {
-    pub fn validate(self, cx: &mut Cx<'_>) -> Option<Elasticsearch> {
+    pub fn validate(self, cx: &mut ConfigCx<'_>) -> Option<Elasticsearch> {
         let mut ok = true;
         let mut hosts = Vec::new();
         let mut url_auth = None;
@@ -205,7 +205,12 @@ impl Config {
         })
     }
 
-    fn auth(&self, from_url: Option<(String, Secret)>, cx: &mut Cx<'_>, ok: &mut bool) -> Auth {
+    fn auth(
+        &self,
+        from_url: Option<(String, Secret)>,
+        cx: &mut ConfigCx<'_>,
+        ok: &mut bool,
+    ) -> Auth {
         let span = self.hosts.span();
         let password = match (&self.password, &self.password_file) {
             (Some(_), Some(_)) => {

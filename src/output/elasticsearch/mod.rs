@@ -35,7 +35,7 @@ use crate::ack::AckToken;
 use crate::error::StageError;
 use crate::event::{Batch, Event};
 use crate::retry::Backoff;
-use crate::shutdown::StageCx;
+use crate::shutdown::RunCx;
 use bulk::Body;
 use client::{Client, Sent};
 pub use config::{Config, Elasticsearch};
@@ -82,7 +82,7 @@ impl Elasticsearch {
     pub async fn run(
         self,
         mut input: mpsc::Receiver<Batch>,
-        cx: StageCx,
+        cx: RunCx,
         dead_letters: DeadLetters,
     ) -> Result<(), StageError> {
         let client = Client::new(&self, Arc::clone(&cx.pipeline))
