@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use logpipe::dead_letter::DeadLetters;
 use logpipe::event::{Batch, Event};
-use logpipe::output::dead_letter::DeadLetters;
 use logpipe::output::OutputSpec;
 use logpipe::shutdown::{RunCx, Shutdown};
 use serde_json::json;

@@ -7,9 +7,10 @@
 //! carries an [`ack::AckToken`] so its source learns when it is delivered.
 //!
 //! Module map (layers top to bottom; docs/ARCHITECTURE.md has the rules):
-//! - Commands: [`cli`], [`app`] (lifecycle, exit codes), [`supervisor`]
-//!   (pipelines of `run`, reload, drain), [`status`] (`logpipe status`),
-//!   [`testing`] (`logpipe test`), [`service`] (systemd notify, watchdog).
+//! - Commands: [`cli`] (arguments, exit codes), [`app`] (`run`'s lifecycle;
+//!   [`app::supervisor`]: pipelines of `run`, reload, drain;
+//!   [`app::status`]: `logpipe status`; [`app::test`](mod@app::test): `logpipe test`;
+//!   [`app::service`]: systemd notify, watchdog).
 //! - Loader: [`pipeline`]: pipeline files and their `[[test]]` cases; the
 //!   one place that knows every stage registry.
 //! - Wiring: [`topology`]: pipelines to tasks and channels, by role.
@@ -19,7 +20,8 @@
 //!   the daemon config.
 //! - Core: [`event`], [`ack`], [`condition`] (the `if` language),
 //!   [`template`], [`shutdown`], [`retry`], [`error`], [`host`],
-//!   [`telemetry`], [`monitor`] (`/metrics`, `/health`).
+//!   [`telemetry`], [`dead_letter`] (the record format, both ways, and the
+//!   file), [`monitor`] (`/metrics`, `/health`).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -28,6 +30,7 @@ pub mod app;
 pub mod cli;
 pub mod condition;
 pub mod config;
+pub mod dead_letter;
 pub mod error;
 pub mod event;
 pub mod filter;

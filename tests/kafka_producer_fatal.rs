@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::deliver_all;
+use logpipe::dead_letter::DeadLetters;
 use logpipe::event::Event;
 use logpipe::kafka::producer::Producers;
 use logpipe::kafka::Hop;
-use logpipe::output::dead_letter::DeadLetters;
 use logpipe::shutdown::{RunCx, Shutdown};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;

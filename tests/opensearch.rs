@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use logpipe::dead_letter::DeadLetters;
 use logpipe::event::Event;
-use logpipe::output::dead_letter::DeadLetters;
 use logpipe::output::elasticsearch::Elasticsearch;
 use logpipe::shutdown::{RunCx, Shutdown};
 use serde_json::json;

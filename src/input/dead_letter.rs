@@ -1,5 +1,5 @@
 //! The `dead_letter` input: reads a dead-letter file (written by
-//! [`crate::output::dead_letter`]) back as events, so that events refused
+//! [`crate::dead_letter`]) back as events, so that events refused
 //! for good can be replayed once the cause (usually a mapping) is fixed.
 //!
 //! Each record's `event` becomes the event again, its `@metadata` restored
@@ -16,14 +16,14 @@
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
 use crate::ack::AckTracker;
 use crate::config::ConfigCx;
+use crate::dead_letter::parse_record;
 use crate::error::StageError;
-use crate::event::{Batch, Event};
+use crate::event::Batch;
 use crate::shutdown::RunCx;
 
 /// `[[input]] type = "dead_letter"`.
@@ -57,39 +57,6 @@ impl Config {
             tags: self.tags,
         })
     }
-}
-
-/// One dead-letter record, as far as replay needs it.
-#[derive(Debug, Deserialize)]
-struct Record {
-    event: Map<String, Value>,
-    #[serde(flatten)]
-    why: Map<String, Value>,
-}
-
-/// The event of one dead-letter line, or why the line is not one.
-pub fn parse_record(line: &str) -> Result<Event, String> {
-    let record: Record = serde_json::from_str(line).map_err(|e| e.to_string())?;
-    let mut fields = record.event;
-    let mut metadata = match fields.remove("@metadata") {
-        Some(Value::Object(m)) => m,
-        _ => Map::new(),
-    };
-    let mut why = Map::new();
-    for key in [
-        "reason",
-        "status",
-        "error_type",
-        "index",
-        "pipeline",
-        "stage",
-    ] {
-        if let Some(v) = record.why.get(key) {
-            why.insert(key.to_owned(), v.clone());
-        }
-    }
-    metadata.insert("dead_letter".to_owned(), Value::Object(why));
-    Ok(Event { fields, metadata })
 }
 
 impl DeadLetterInput {
@@ -157,45 +124,5 @@ impl DeadLetterInput {
         }
         tracing::info!(path = %self.path.display(), events = sent, skipped, "Dead-letter file replayed.");
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn records_become_their_original_events() {
-        let cases = [
-            (
-                json!({"reason": "failed to parse", "status": 400, "error_type": "mapper_parsing_exception",
-                       "index": "httpd_access-2026.11.25", "pipeline": "p", "stage": "output.elasticsearch",
-                       "event": {"message": "x", "@timestamp": "2026-11-25T23:59:59.000Z", "@metadata": {"_id": "abc"}}}),
-                json!({"message": "x", "@timestamp": "2026-11-25T23:59:59.000Z"}),
-                Some("abc"),
-            ),
-            (
-                json!({"reason": "too large", "event": {"message": "y"}}),
-                json!({"message": "y"}),
-                None,
-            ),
-        ];
-        for (record, fields, id) in cases {
-            let event = parse_record(&record.to_string()).unwrap();
-            assert_eq!(Value::Object(event.fields.clone()), fields);
-            assert_eq!(event.id(), id);
-            assert_eq!(
-                event.metadata["dead_letter"]["reason"], record["reason"],
-                "the reason travels in metadata"
-            );
-        }
-    }
-
-    #[test]
-    fn lines_that_are_not_records_are_refused() {
-        for line in ["", "{}", "not json", "{\"event\": 3}"] {
-            assert!(parse_record(line).is_err(), "{line}");
-        }
     }
 }

@@ -16,8 +16,8 @@ use rdkafka::producer::{DeliveryFuture, FutureRecord, Producer};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
-use super::dead_letter::{DeadLetter, DeadLetters};
 use crate::ack::AckToken;
+use crate::dead_letter::{DeadLetter, DeadLetters};
 use crate::error::StageError;
 use crate::event::Batch;
 use crate::kafka::producer::Producers;

@@ -3,9 +3,8 @@
 //! silently. The registry is the `match` in [`build`] and [`OutputSpec::run`].
 //!
 //! The Kafka producer is not listed here: it is the ship half of a
-//! pipeline's `[kafka]` hop (see [`kafka`]).
+//! pipeline's `[kafka]` hop (see [`kafka`]). Dead letters: [`crate::dead_letter`].
 
-pub mod dead_letter;
 pub mod elasticsearch;
 pub mod kafka;
 pub mod null;
@@ -17,10 +16,10 @@ use toml::Spanned;
 
 use crate::config::stages::unknown_type;
 use crate::config::ConfigCx;
+use crate::dead_letter::DeadLetters;
 use crate::error::StageError;
 use crate::event::Batch;
 use crate::shutdown::RunCx;
-use dead_letter::DeadLetters;
 
 const TYPES: &[&str] = &["elasticsearch", "null", "stdout"];
 

@@ -17,9 +17,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use crate::dead_letter::DeadLetters;
 use crate::error::StageError;
 use crate::event::Batch;
-use crate::output::dead_letter::DeadLetters;
 use crate::pipeline::Pipeline;
 use crate::shutdown::{RunCx, Shutdown};
 

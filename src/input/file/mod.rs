@@ -14,7 +14,7 @@
 //! - `watch`: inotify and when to look again.
 //! - `round`: reading rounds, truncation and copytruncate, timeouts, sending.
 //! - [`reader`]: one file as lines; [`multiline`]: joining lines.
-//! - [`line_event`]: the event of a line; [`fingerprint`]: identity and origin ids.
+//! - `line_event`: the event of a line; [`fingerprint`]: identity and origin ids.
 //! - [`registry`]: the checkpoint file.
 
 pub mod config;

@@ -30,8 +30,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::dead_letter::{DeadLetter, DeadLetters};
 use crate::ack::AckToken;
+use crate::dead_letter::{DeadLetter, DeadLetters};
 use crate::error::StageError;
 use crate::event::{Batch, Event};
 use crate::retry::Backoff;

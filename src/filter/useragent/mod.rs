@@ -14,7 +14,7 @@
 //! no file ships with it; to update, replace that file with a newer
 //! release's. They are read once per process, at the first agent parsed, and
 //! each rule's regex is compiled the first time an agent may match it (see
-//! [`uap`]): a host that only ships, or a one-line `logpipe test`, never pays
+//! `uap`): a host that only ships, or a one-line `logpipe test`, never pays
 //! for all ~1,200 regexes.
 
 mod uap;
@@ -33,7 +33,7 @@ use crate::event::Event;
 use crate::event::FieldRef;
 
 /// uap-core's rules, embedded at build time.
-const REGEXES: &str = include_str!("useragent/regexes.yaml");
+const REGEXES: &str = include_str!("regexes.yaml");
 
 /// What Elasticsearch puts in `name` and `device.name` when nothing matched.
 const OTHER: &str = "Other";

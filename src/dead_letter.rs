@@ -2,12 +2,19 @@
 //! are retried (a mapping conflict, a message too large for the broker),
 //! written with the reason as NDJSON, so nothing is dropped silently and they
 //! can be replayed once the cause is fixed. The file is rotated by size.
+//!
+//! This module owns the record format both ways: outputs write records
+//! ([`DeadLetters`]), the `dead_letter` input reads them back
+//! ([`parse_record`]). A record is
+//! `{"@timestamp", "pipeline", "stage", "reason", "status"?, "error_type"?,
+//! "index"?, "event": {…the event, with its "@metadata"}}`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::event::Event;
@@ -55,6 +62,39 @@ impl DeadLetter {
         record.insert("event".into(), Value::Object(event));
         Value::Object(record)
     }
+}
+
+/// One dead-letter record, as far as replay needs it.
+#[derive(Debug, Deserialize)]
+struct Record {
+    event: Map<String, Value>,
+    #[serde(flatten)]
+    why: Map<String, Value>,
+}
+
+/// The event of one dead-letter line, or why the line is not one.
+pub fn parse_record(line: &str) -> Result<Event, String> {
+    let record: Record = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    let mut fields = record.event;
+    let mut metadata = match fields.remove("@metadata") {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    let mut why = Map::new();
+    for key in [
+        "reason",
+        "status",
+        "error_type",
+        "index",
+        "pipeline",
+        "stage",
+    ] {
+        if let Some(v) = record.why.get(key) {
+            why.insert(key.to_owned(), v.clone());
+        }
+    }
+    metadata.insert("dead_letter".to_owned(), Value::Object(why));
+    Ok(Event { fields, metadata })
 }
 
 struct Writer {
@@ -194,6 +234,7 @@ fn rotate(path: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn record(reason: &str) -> DeadLetter {
         DeadLetter {
@@ -242,5 +283,39 @@ mod tests {
         assert!(PathBuf::from(format!("{}.1", path.display())).exists());
         assert!(fs::metadata(&path).unwrap().len() <= 600);
         assert_eq!(dl.count(), 6);
+    }
+
+    #[test]
+    fn records_become_their_original_events() {
+        let cases = [
+            (
+                json!({"reason": "failed to parse", "status": 400, "error_type": "mapper_parsing_exception",
+                       "index": "httpd_access-2026.11.25", "pipeline": "p", "stage": "output.elasticsearch",
+                       "event": {"message": "x", "@timestamp": "2026-11-25T23:59:59.000Z", "@metadata": {"_id": "abc"}}}),
+                json!({"message": "x", "@timestamp": "2026-11-25T23:59:59.000Z"}),
+                Some("abc"),
+            ),
+            (
+                json!({"reason": "too large", "event": {"message": "y"}}),
+                json!({"message": "y"}),
+                None,
+            ),
+        ];
+        for (record, fields, id) in cases {
+            let event = parse_record(&record.to_string()).unwrap();
+            assert_eq!(Value::Object(event.fields.clone()), fields);
+            assert_eq!(event.id(), id);
+            assert_eq!(
+                event.metadata["dead_letter"]["reason"], record["reason"],
+                "the reason travels in metadata"
+            );
+        }
+    }
+
+    #[test]
+    fn lines_that_are_not_records_are_refused() {
+        for line in ["", "{}", "not json", "{\"event\": 3}"] {
+            assert!(parse_record(line).is_err(), "{line}");
+        }
     }
 }
