@@ -8,7 +8,8 @@
 //! ```
 //! Patterns compile once at load. The built-in library ([`library`]) is
 //! written for the `regex` crate, which runs in linear time, so grok needs no
-//! timeouts. A user pattern that needs lookaround or backreferences is
+//! timeouts. Its httpd patterns read the access log as Apache escapes it
+//! (see `patterns.grok`). A user pattern that needs lookaround or backreferences is
 //! compiled with `fancy-regex` instead, with a warning. A line that matches
 //! no pattern is tagged (`_grokparsefailure`) and goes on.
 
@@ -288,17 +289,21 @@ fn compile(library: &Library, pattern: &Spanned<String>, cx: &mut ConfigCx<'_>) 
         .collect();
     // Only when the pattern means exactly what the built-in one does: a user
     // redefinition of any part of it keeps the regex.
-    let fast = match pattern.get_ref().as_str() {
-        "^%{HTTPD_COMMONLOG}" => Some(httpd::Shape::Common),
-        "^%{HTTPD_COMBINEDLOG}" => Some(httpd::Shape::Combined),
-        _ => None,
-    }
-    .filter(|_| matches!(engine, Engine::Ascii(_)))
-    .filter(|_| {
-        Library::builtin()
-            .expand(pattern.get_ref())
-            .is_ok_and(|(builtin, _)| builtin == regex)
-    });
+    let (format, anchored) = match pattern.get_ref().as_str() {
+        "^%{HTTPD_COMMONLOG}" => (Some(httpd::Format::Common), false),
+        "^%{HTTPD_COMMONLOG}$" => (Some(httpd::Format::Common), true),
+        "^%{HTTPD_COMBINEDLOG}" => (Some(httpd::Format::Combined), false),
+        "^%{HTTPD_COMBINEDLOG}$" => (Some(httpd::Format::Combined), true),
+        _ => (None, false),
+    };
+    let fast = format
+        .map(|format| httpd::Shape { format, anchored })
+        .filter(|_| matches!(engine, Engine::Ascii(_)))
+        .filter(|_| {
+            Library::builtin()
+                .expand(pattern.get_ref())
+                .is_ok_and(|(builtin, _)| builtin == regex)
+        });
     Some(Pattern {
         engine,
         captures,
@@ -564,16 +569,63 @@ pattern_definitions = { MYWORD = "x+(?<[extra]>y*)" }"#,
 
     #[test]
     fn the_fast_path_serves_only_the_builtin_httpd_patterns() {
-        let g = grok("match = { message = [\"^%{HTTPD_COMBINEDLOG}\", \"^%{HTTPD_COMMONLOG}\", \"%{HTTPD_COMMONLOG}\"] }");
+        let g = grok("match = { message = [\"^%{HTTPD_COMBINEDLOG}\", \"^%{HTTPD_COMMONLOG}$\", \"%{HTTPD_COMMONLOG}\", \"^%{HTTPD_COMMONLOG} \"] }");
         let fast: Vec<bool> = g.matches[0].1.iter().map(|p| p.fast.is_some()).collect();
-        assert_eq!(fast, [true, true, false]);
-        let g = grok("match = { message = \"^%{HTTPD_COMMONLOG}\" }\npattern_definitions = { HTTPDUSER = \"[a-z]+\" }");
+        assert_eq!(fast, [true, true, false, false]);
+        let g = grok("match = { message = \"^%{HTTPD_COMMONLOG}\" }\npattern_definitions = { HTTPD_METHOD = \"[A-Z]+\" }");
         assert!(g.matches[0].1[0].fast.is_none());
         let e = run(
             &g,
             "192.0.2.1 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.0\" 200 5",
         );
         assert_eq!(e.fields["http"]["response"]["status_code"], json!(200));
+    }
+
+    /// The differential property at the level a user sees: the grok
+    /// filter with the fast path and the same filter with the regex alone
+    /// make the same events of every adversarial line (fields, types,
+    /// failure tags), with the patterns in the order the preset tries them.
+    #[test]
+    fn the_fast_path_and_the_regex_make_the_same_events() {
+        let fast = grok(
+            "match = { message = [\"^%{HTTPD_COMBINEDLOG}$\", \"^%{HTTPD_COMMONLOG}$\", \"^%{HTTPD_COMBINEDLOG}\", \"^%{HTTPD_COMMONLOG}\"] }",
+        );
+        assert!(fast.matches[0].1.iter().all(|p| p.fast.is_some()));
+        let mut slow = fast.clone();
+        for pattern in &mut slow.matches[0].1 {
+            pattern.fast = None;
+        }
+        for (_, line) in httpd::adversarial_lines(0x0dd_11e5, 4_000) {
+            assert_eq!(run(&fast, &line).fields, run(&slow, &line).fields, "{line}");
+        }
+    }
+
+    #[test]
+    fn apache_escapes_stay_as_written_and_odd_requests_are_kept() {
+        let g = grok("match = { message = \"^%{HTTPD_COMBINEDLOG}$\" }");
+        let e = run(
+            &g,
+            r#"192.0.2.1 - DOMAIN\\bob [10/Oct/2000:13:55:36 -0700] "GET /a\"b c\x7f HTTP/1.1" 200 5 "-" "x \" \"y\\""#,
+        );
+        assert_eq!(e.fields["user"]["name"], json!(r"DOMAIN\\bob"));
+        assert_eq!(e.fields["url"]["original"], json!(r#"/a\"b c\x7f"#));
+        assert_eq!(e.fields["user_agent"]["original"], json!(r#"x \" \"y\\"#));
+        assert!(e.fields["http"]["request"].get("referrer").is_none());
+        let e = run(
+            &g,
+            r#"192.0.2.1 - "" [10/Oct/2000:13:55:36 -0700] "\x16\x03\x01" 400 226 "-" "-""#,
+        );
+        assert_eq!(
+            e.fields["apache"]["access"]["malformed_request"],
+            json!(r"\x16\x03\x01")
+        );
+        assert!(e.fields.get("user").is_none() && e.fields.get("url").is_none());
+        let e = run(
+            &g,
+            r#"192.0.2.1 - - [10/Oct/2000:13:55:36 -0700] "GET /" 200 5 "-" "-""#,
+        );
+        assert_eq!(e.fields["url"]["original"], json!("/"));
+        assert!(e.fields["http"].get("version").is_none());
     }
 
     #[test]
