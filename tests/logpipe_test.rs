@@ -137,3 +137,105 @@ fn a_failing_case_is_reported_and_fails_the_command() {
     assert!(text.contains("ok: test 2"), "{text}");
     assert!(text.contains("1 passed, 1 failed"), "{text}");
 }
+
+/// The events `logpipe test PIPELINE --input FILE` prints for `lines`.
+fn events_of(name: &str, lines: &[String]) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let out = common::logpipe()
+        .arg("test")
+        .arg(pipeline(name))
+        .arg("--input")
+        .arg(&log)
+        .env("TZ", "UTC")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), lines.len());
+    events
+}
+
+/// No field silently missing, as a user sees it: each access line comes
+/// out with every field Apache wrote in it (escapes kept as written, the
+/// request as method and URL, or kept whole when it is no HTTP request),
+/// or tagged as a failure with the reason in error.message and its text in
+/// `message`, never as a shorter format with the rest dropped.
+#[test]
+fn every_access_line_is_parsed_in_full_or_says_why_not() {
+    let at = "[26/Dec/2016:16:22:13 +0000]";
+    let long = format!("/{}", "a".repeat(10_000));
+    let lines = [
+        format!(r#"192.0.2.1 - - {at} "GET {long} HTTP/1.1" 414 250 "-" "-""#),
+        format!(r#"192.0.2.2 - - {at} "GET /a\"b c HTTP/1.1" 200 5 "x\" \"y" "ua \\ \x01""#),
+        format!(r#"192.0.2.3 - - {at} "GET /" 400 5"#),
+        format!(r#"192.0.2.4 - - {at} "\x16\x03\x01\x00\xa5\x01" 400 226"#),
+        format!(r#"192.0.2.5 - - {at} "GET / HTTP/1.1" 200 5 "-" "Mozilla/5.0 (X1"#),
+        format!(r#"192.0.2.6 - - {at} "GET / HTTP/1.1" 200 5 "-" "curl/8" "-" 1520"#),
+        format!(r#"192.0.2.7 - - {at} "GET / HTTP/1.1" 200 5 12"#),
+    ];
+    let e = events_of("httpd-access.toml", &lines);
+    let parsed = |e: &Value| {
+        assert_eq!(e["tags"], serde_json::json!(["httpd_access"]), "{e}");
+        assert!(
+            e.get("message").is_none() && e.get("error").is_none(),
+            "{e}"
+        );
+        assert_eq!(e["@timestamp"], "2016-12-26T16:22:13.000Z");
+        assert!(e["source"]["ip"].is_string(), "{e}");
+    };
+    for ok in &e[..4] {
+        parsed(ok);
+    }
+    assert_eq!(e[0]["url"]["original"], long);
+    assert_eq!(e[0]["http"]["version"], "1.1");
+    assert_eq!(e[1]["url"]["original"], r#"/a\"b c"#);
+    assert_eq!(e[1]["http"]["request"]["referrer"], r#"x\" \"y"#);
+    assert_eq!(e[1]["user_agent"]["original"], r"ua \\ \x01");
+    assert_eq!(e[2]["url"]["original"], "/");
+    assert_eq!(e[2]["http"]["request"]["method"], "GET");
+    assert_eq!(
+        e[3]["apache"]["access"]["malformed_request"],
+        r"\x16\x03\x01\x00\xa5\x01"
+    );
+    assert!(e[3].get("url").is_none());
+    for (failed, tag) in [
+        (&e[4], "_grokparsefailure"),
+        (&e[6], "_grokparsefailure"),
+        (&e[5], "_httpd_partial_failure"),
+    ] {
+        assert!(
+            failed["tags"].as_array().unwrap().contains(&tag.into()),
+            "{failed}"
+        );
+        assert!(failed["error"]["message"].is_string(), "{failed}");
+        assert_eq!(failed["message"], failed["event"]["original"]);
+    }
+    assert!(e[4].get("http").is_none() && e[6].get("http").is_none());
+    assert_eq!(e[5]["user_agent"]["original"], "curl/8");
+    assert_eq!(e[5]["apache"]["access"]["unparsed"], r#""-" 1520"#);
+}
+
+#[test]
+fn an_error_line_in_no_known_format_says_why_and_keeps_its_text() {
+    let lines = ["[notice] something else".to_owned()];
+    let e = &events_of("httpd-error.toml", &lines)[0];
+    assert_eq!(
+        e["tags"],
+        serde_json::json!(["httpd_error", "_grokparsefailure"])
+    );
+    assert_eq!(e["message"], "[notice] something else");
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not an error log line"));
+}
