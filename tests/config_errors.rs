@@ -220,7 +220,7 @@ fn the_shipped_pipelines_check_clean() {
 }
 
 #[test]
-fn the_quickstart_prints_events_and_exits() {
+fn the_quickstart_prints_parsed_ecs_documents_and_exits() {
     let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart.toml");
     let out = common::logpipe()
         .arg("run")
@@ -237,11 +237,49 @@ fn the_quickstart_prints_events_and_exits() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(events.len(), 42);
-    assert_eq!(events[0]["tags"], serde_json::json!(["httpd_access"]));
-    assert!(events[0]["message"]
+    // The sample's first line, parsed by the shipped access preset.
+    let first = &events[0];
+    assert_eq!(first["tags"], serde_json::json!(["httpd_access"]));
+    assert_eq!(first["@timestamp"], "2026-11-25T07:00:21.000Z");
+    assert_eq!(first["source"]["ip"], "198.51.100.23");
+    assert_eq!(first["http"]["request"]["method"], "GET");
+    assert_eq!(first["url"]["original"], "/favicon.ico");
+    assert_eq!(first["url"]["extension"], "ico");
+    assert_eq!(first["http"]["response"]["status_code"], 200);
+    assert_eq!(first["http"]["response"]["body"]["bytes"], 35319);
+    assert_eq!(first["event"]["dataset"], "apache.access");
+    assert_eq!(first["event"]["outcome"], "success");
+    assert!(first["event"]["original"]
         .as_str()
         .unwrap()
         .contains("GET /favicon.ico"));
+    assert!(first.get("message").is_none(), "{first}");
+    let agent = &events[1]["user_agent"];
+    assert_eq!(
+        agent["original"].as_str().map(|a| a.contains("Chrome/126")),
+        Some(true)
+    );
+    assert_eq!(agent["name"], "Chrome");
+    // Every line of the sample parses: no failure tags.
+    for e in &events {
+        assert_eq!(e["tags"], serde_json::json!(["httpd_access"]), "{e}");
+        assert!(e["http"]["response"]["status_code"].is_number(), "{e}");
+    }
+}
+
+/// The quickstart runs the shipped preset itself: its filters are the
+/// preset's, section for section, so the two cannot drift apart.
+#[test]
+fn the_quickstart_filters_are_the_shipped_access_presets() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let filters = |path: &str| {
+        let text = std::fs::read_to_string(root.join(path)).unwrap();
+        let table: toml::Table = text.parse().unwrap();
+        table["filter"].clone()
+    };
+    let preset = filters("pipelines/httpd-access.toml");
+    assert!(preset.as_array().is_some_and(|f| f.len() > 5));
+    assert_eq!(filters("examples/quickstart.toml"), preset);
 }
 
 const OK_INPUT: &str = "[[input]]\ntype = \"file\"\npaths = [\"/x\"]\n";
