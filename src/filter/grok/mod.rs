@@ -8,10 +8,11 @@
 //! ```
 //! Patterns compile once at load. The built-in library ([`library`]) is
 //! written for the `regex` crate, which runs in linear time, so grok needs no
-//! timeouts. Its httpd patterns read the access log as Apache escapes it
-//! (see `patterns.grok`). A user pattern that needs lookaround or backreferences is
-//! compiled with `fancy-regex` instead, with a warning. A line that matches
-//! no pattern is tagged (`_grokparsefailure`) and goes on.
+//! timeouts; its httpd patterns read the access log as Apache escapes it
+//! (see `patterns.grok`), with a hand-written fast path ([`httpd`]). A user
+//! pattern that needs lookaround or backreferences is compiled with
+//! `fancy-regex` instead, with a warning. A line that matches no pattern is
+//! tagged (`_grokparsefailure`) and goes on.
 
 mod httpd;
 pub mod library;
