@@ -85,7 +85,7 @@ async fn events_land_once_each_in_the_index_of_their_own_utc_day_even_when_repla
         "hosts = \"{}\"\nindex = \"{prefix}-%{{+YYYY.MM.dd}}\"\nbatch_events = 64\nmax_in_flight = 3\ncompression = true\nbatch_wait = \"50ms\"",
         svc.es
     );
-    let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20);
+    let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20, 5);
     let first = index(
         output(dir.path(), &settings),
         chunks(events.clone(), 37),
@@ -140,7 +140,7 @@ async fn a_mapping_conflict_goes_to_the_dead_letter_file_and_can_be_replayed_els
         json!({"response": {"status_code": "not-a-number"}}),
     );
     let dl_path = dir.path().join("dead-letter.ndjson");
-    let dl = DeadLetters::new("t", dl_path.clone(), 1 << 20);
+    let dl = DeadLetters::new("t", dl_path.clone(), 1 << 20, 5);
     let settings = format!(
         "hosts = \"{}\"\nindex = \"{prefix}-%{{+YYYY.MM.dd}}\"\nbatch_wait = \"50ms\"",
         svc.es
@@ -211,7 +211,7 @@ async fn requests_refused_for_their_size_or_content_are_split_down_to_the_offend
         .fields
         .insert("blob".into(), json!("x".repeat(30_000)));
     let dl_path = dir.path().join("dl.ndjson");
-    let dl = DeadLetters::new("t", dl_path.clone(), 1 << 20);
+    let dl = DeadLetters::new("t", dl_path.clone(), 1 << 20, 5);
     let settings = format!(
         "hosts = \"{}\"\nindex = \"{prefix}\"\nbatch_events = 400\nbatch_wait = \"50ms\"\ncompression = false",
         proxy.url
@@ -257,7 +257,7 @@ async fn every_event_is_indexed_exactly_once_through_a_faulty_proxy() {
         "hosts = \"{}\"\nindex = \"{prefix}\"\nbatch_events = 250\nmax_in_flight = 2\ntimeout = \"1s\"\nprobe_interval = \"100ms\"\nbatch_wait = \"50ms\"\ncompression = true",
         proxy.url
     );
-    let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20);
+    let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20, 5);
     let counts = index(output(dir.path(), &settings), chunks(events, 50), dl).await;
     assert_eq!(proxy.faults_left(), 0, "every fault was played");
     assert_eq!(counts.dead_lettered, 0);
@@ -297,7 +297,7 @@ async fn a_second_host_takes_over_and_the_first_is_used_again_once_back() {
         shutdown: Shutdown::default(),
         state_dir: dir.path().to_path_buf(),
     };
-    let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20);
+    let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20, 5);
     let task = tokio::spawn(out.run(rx, cx, dl));
     let mut sent = 0;
     let mut send = |n: usize| {
@@ -366,7 +366,7 @@ async fn a_host_that_answers_slowly_is_admitted_again_and_every_event_is_indexed
         shutdown: Shutdown::default(),
         state_dir: dir.path().to_path_buf(),
     };
-    let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20);
+    let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20, 5);
     let task = tokio::spawn(out.run(rx, cx, dl));
     let mut tracker = AckTracker::new();
     let lane = tracker.open_lane();
@@ -474,7 +474,7 @@ async fn a_client_certificate_is_presented_for_mutual_tls() {
         state_dir: std::env::temp_dir(),
     };
     let stop = cx.shutdown.clone();
-    let dl = DeadLetters::new("t", dir.path().join("dl0.ndjson"), 1 << 20);
+    let dl = DeadLetters::new("t", dir.path().join("dl0.ndjson"), 1 << 20, 5);
     let task = tokio::spawn(es_output.run(rx, cx, dl));
     let mut tracker = AckTracker::new();
     let lane = tracker.open_lane();
@@ -499,7 +499,7 @@ async fn a_client_certificate_is_presented_for_mutual_tls() {
         cert.display(),
         key.display()
     );
-    let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20);
+    let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20, 5);
     let counts = index(output(dir.path(), &with), vec![events(100)], dl).await;
     assert_eq!(counts.indexed, 100, "{counts:?}");
     assert!(proxy.forwarded.load(std::sync::atomic::Ordering::SeqCst) >= 1);
@@ -737,7 +737,7 @@ async fn an_api_key_or_a_password_file_authenticates_requests() {
         let events = (0..10)
             .map(|i| event(i, "2026-11-25T08:00:00.000Z", &prefix))
             .collect();
-        let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20);
+        let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20, 5);
         let counts = index(output(dir.path(), &settings), vec![events], dl).await;
         assert_eq!(counts.indexed, 10, "{header}");
         assert_eq!(es.count(&prefix).await, 10);

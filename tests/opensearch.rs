@@ -108,7 +108,7 @@ async fn a_full_write_queue_answers_429_and_every_item_is_retried_and_indexed_on
     );
     let es_out = output(dir.path(), &settings);
     let counters = Arc::clone(&es_out.counters);
-    let dl = DeadLetters::new("t", dir.path().join("dead-letter.ndjson"), 1 << 20);
+    let dl = DeadLetters::new("t", dir.path().join("dead-letter.ndjson"), 1 << 20, 5);
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let cx = RunCx {
         pipeline: Arc::from("test"),

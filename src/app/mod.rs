@@ -155,7 +155,7 @@ pub async fn setup(paths: &[PathBuf]) -> ExitCode {
     let mut any = false;
     for p in &loaded.pipelines {
         for output in &p.outputs {
-            let OutputSpec::Elasticsearch(es) = output else {
+            let OutputSpec::Elasticsearch(es) = &output.spec else {
                 continue;
             };
             any = true;

@@ -239,7 +239,7 @@ pub fn es_output(dir: &Path, settings: &str) -> logpipe::output::elasticsearch::
     std::fs::write(&path, text).unwrap();
     let loaded = logpipe::pipeline::load(&[path], &|_: &str| None);
     assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
-    match &loaded.pipelines[0].outputs[0] {
+    match &loaded.pipelines[0].outputs[0].spec {
         logpipe::output::OutputSpec::Elasticsearch(es) => (**es).clone(),
         other => panic!("not elasticsearch: {other:?}"),
     }
