@@ -289,3 +289,60 @@ fn the_input_does_not_take_an_if() {
     assert_eq!(d.len(), 1, "{d:?}");
     assert!(d[0].contains("unknown field `if`"), "{}", d[0]);
 }
+
+#[test]
+fn output_settings_every_output_has_are_checked_where_written() {
+    let input = "[[input]]\ntype = \"file\"\npaths = [\"/x\"]\n";
+    let text = format!(
+        "{input}[[output]]\ntype = \"stdout\"\nwhen_blocked = \"maybe\"\n\
+         [[output]]\ntype = \"null\"\nblocked_timeout = \"5s\"\n\
+         [[output]]\ntype = \"null\"\nwhen_blocked = \"spill\"\nblocked_timeout = \"0s\"\ndead_letter_max_bytes = 0\n"
+    );
+    assert_eq!(
+        diagnostics(&text, &[]),
+        [
+            "p.toml:6:16: error: unknown when_blocked `maybe` (expected \"block\" or \"spill\")",
+            "p.toml:9:19: warning: blocked_timeout has no effect without when_blocked = \"spill\"",
+            "p.toml:13:19: error: blocked_timeout must be longer than 0s",
+            "p.toml:14:25: error: dead_letter_max_bytes must be at least 1",
+        ]
+    );
+}
+
+#[test]
+fn outputs_sharing_a_dead_letter_file_must_rotate_it_alike() {
+    let text = "[[input]]\ntype = \"file\"\npaths = [\"/x\"]\n\
+                [[output]]\ntype = \"stdout\"\nid = \"a\"\n\
+                [[output]]\ntype = \"null\"\ndead_letter_max_files = 2\n";
+    let d = diagnostics(text, &[]);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert!(
+        d[0].starts_with("p.toml:7:1: error: this output shares its dead-letter file with a but rotates it differently"),
+        "{}",
+        d[0]
+    );
+}
+
+#[test]
+fn two_pipelines_cannot_share_a_dead_letter_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["a", "b"] {
+        std::fs::write(
+            dir.path().join(format!("{name}.toml")),
+            format!(
+                "name = \"{name}\"\n[[input]]\ntype = \"file\"\npaths = [\"/x\"]\n\
+                 [[output]]\ntype = \"stdout\"\ndead_letter_path = \"/var/lib/logpipe/dl.ndjson\"\n"
+            ),
+        )
+        .unwrap();
+    }
+    let loaded = logpipe::pipeline::load(&[dir.path().to_path_buf()], &|_| None);
+    let errors: Vec<String> = loaded.diagnostics.iter().map(|d| d.to_string()).collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0]
+            .contains("dead_letter_path /var/lib/logpipe/dl.ndjson is also used by pipeline `a`"),
+        "{}",
+        errors[0]
+    );
+}
