@@ -13,16 +13,17 @@
 //!
 //! Files: [`config`] (settings), [`client`] (HTTP, hosts, probes),
 //! [`bulk`] and [`response`] (pure encoding and classification),
+//! [`delivery`] (what each answer does to a request's items, pure),
 //! [`setup`] (index templates), [`stats`] (counters).
 
 pub mod bulk;
 pub mod client;
 pub mod config;
+pub mod delivery;
 pub mod response;
 pub mod setup;
 pub mod stats;
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,7 +40,7 @@ use crate::shutdown::RunCx;
 use bulk::Body;
 use client::{Client, Sent};
 pub use config::{Config, Elasticsearch};
-use response::Outcome;
+use delivery::{Answer, Delivery};
 use stats::Counters;
 
 /// Events waiting to be sent in one request, with their batches' tokens.
@@ -209,28 +210,25 @@ impl Job {
             ..
         } = request;
         let counters = &self.client.counters;
-        // Item sets still to send; a request refused for its content is
-        // split in halves, so one bad or oversized item cannot hold the rest.
-        let mut queue: VecDeque<Vec<usize>> = VecDeque::from([(0..body.len()).collect()]);
-        let mut rejected = Vec::new();
+        let mut delivery = Delivery::new(body.len());
         let mut retry_body = Vec::new();
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
         let mut item_backoff = backoff.clone();
-        while let Some(todo) = queue.pop_front() {
-            let bytes: &[u8] = if todo.len() == body.len() {
+        while let Some(todo) = delivery.next_send() {
+            let bytes: &[u8] = if delivery.is_whole(&todo) {
                 &body.bytes
             } else {
                 body.select(&todo, &mut retry_body);
                 &retry_body
             };
-            let outcomes = loop {
+            let answer = loop {
                 let response = match self.client.bulk(bytes, &mut backoff, &self.abort).await {
                     Sent::Answered(response) => response,
                     Sent::Aborted => return Ok(Spare { body, events }),
-                    Sent::Unfit { status, message } => break Err((status, message)),
+                    Sent::Unfit { status, message } => break Answer::Unfit { status, message },
                 };
                 match response::classify(&response, todo.len()) {
-                    Ok(outcomes) => break Ok(outcomes),
+                    Ok(outcomes) => break Answer::Items(outcomes),
                     Err(e) => {
                         // A proxy or a broken server answered 200 with
                         // something else: send the same items again.
@@ -242,67 +240,42 @@ impl Job {
                     }
                 }
             };
-            let outcomes = match outcomes {
-                Ok(outcomes) => outcomes,
-                Err((status, message)) if todo.len() > 1 => {
-                    tracing::warn!(status, items = todo.len(), error = %message, "Elasticsearch refused the bulk request for its content; sending it in halves.");
-                    let (first, second) = todo.split_at(todo.len() / 2);
-                    queue.push_front(second.to_vec());
-                    queue.push_front(first.to_vec());
-                    continue;
-                }
-                Err((status, message)) => {
-                    let i = todo[0];
-                    rejected.push(DeadLetter {
-                        stage: "output.elasticsearch",
-                        reason: message,
-                        status: Some(status),
-                        error_type: Some(format!("http_{status}")),
-                        index: body.index_of(i),
-                        event: events.get(i).cloned().unwrap_or_default(),
-                    });
-                    continue;
-                }
-            };
-            let mut retry = Vec::new();
-            let mut retry_reason = String::new();
-            let (mut indexed, mut duplicates) = (0, 0);
-            for (&i, outcome) in todo.iter().zip(outcomes) {
-                match outcome {
-                    Outcome::Indexed => indexed += 1,
-                    Outcome::AlreadyIndexed => duplicates += 1,
-                    Outcome::Retry(reason) => {
-                        retry.push(i);
-                        retry_reason = reason;
-                    }
-                    Outcome::Reject {
-                        status,
-                        error_type,
-                        reason,
-                    } => rejected.push(DeadLetter {
-                        stage: "output.elasticsearch",
-                        reason,
-                        status: Some(status),
-                        error_type: Some(error_type),
-                        index: body.index_of(i),
-                        event: events.get(i).cloned().unwrap_or_default(),
-                    }),
-                }
+            let step = delivery.answer(todo, answer);
+            if let Some((status, items)) = step.split {
+                tracing::warn!(
+                    status,
+                    items,
+                    "Elasticsearch refused the bulk request for its content; sending it in halves."
+                );
             }
-            Counters::add(&counters.indexed, indexed);
-            Counters::add(&counters.already_indexed, duplicates);
-            if duplicates > 0 {
-                tracing::debug!(duplicates, "Documents already indexed (replayed events).");
+            Counters::add(&counters.indexed, step.indexed);
+            Counters::add(&counters.already_indexed, step.already_indexed);
+            if step.already_indexed > 0 {
+                tracing::debug!(
+                    duplicates = step.already_indexed,
+                    "Documents already indexed (replayed events)."
+                );
             }
-            if !retry.is_empty() {
-                Counters::add(&counters.retried_items, retry.len() as u64);
-                self.client.warn_items(retry.len(), &retry_reason);
+            if step.retried > 0 {
+                Counters::add(&counters.retried_items, step.retried as u64);
+                self.client.warn_items(step.retried, &step.retry_reason);
                 if !pause(&mut item_backoff, &self.abort).await {
                     return Ok(Spare { body, events });
                 }
-                queue.push_front(retry);
             }
         }
+        let rejected: Vec<DeadLetter> = delivery
+            .refused
+            .into_iter()
+            .map(|r| DeadLetter {
+                stage: "output.elasticsearch",
+                reason: r.reason,
+                status: Some(r.status),
+                error_type: Some(r.error_type),
+                index: body.index_of(r.item),
+                event: events.get(r.item).cloned().unwrap_or_default(),
+            })
+            .collect();
         if !rejected.is_empty() {
             let path = self.dead_letters.path();
             let n = rejected.len() as u64;
