@@ -14,21 +14,42 @@ use common::*;
 
 const LINES: usize = 3000;
 
-/// A file input and two Elasticsearch outputs: `primary` straight to the
-/// server, `archive` through `archive_host` with `archive_settings`.
-fn pipeline(
-    dir: &std::path::Path,
-    log: &std::path::Path,
-    es: &str,
-    (primary, archive): (&str, &str),
-    archive_host: &str,
-    archive_settings: &str,
-) -> std::path::PathBuf {
-    let path = dir.join("two.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
+/// A file input of [`LINES`] lines and two Elasticsearch outputs:
+/// `primary` straight to the server, `archive` through a proxy that is
+/// down, with `archive_settings`; the daemon running with its metrics on
+/// `metrics`.
+struct TwoOutputs {
+    svc: Services,
+    dir: tempfile::TempDir,
+    log: std::path::PathBuf,
+    state: std::path::PathBuf,
+    primary: String,
+    archive: String,
+    proxy: Proxy,
+    child: std::process::Child,
+}
+
+impl TwoOutputs {
+    async fn start(
+        svc: Services,
+        name: &str,
+        archive_settings: impl FnOnce(&std::path::Path) -> String,
+        metrics: &str,
+    ) -> TwoOutputs {
+        let dir = temp_dir();
+        let (primary, archive) = (
+            unique(&format!("{name}-primary")),
+            unique(&format!("{name}-archive")),
+        );
+        let log = dir.path().join("access_log");
+        write_lines(&log, lines());
+        let proxy = Proxy::start(upstream(&svc.es)).await;
+        proxy.set_up(false);
+        let pipeline = dir.path().join("two.toml");
+        std::fs::write(
+            &pipeline,
+            format!(
+                r#"
 name = "two"
 [[input]]
 type = "file"
@@ -45,17 +66,44 @@ batch_wait = "100ms"
 [[output]]
 type = "elasticsearch"
 id = "archive"
-hosts = "{archive_host}"
+hosts = "127.0.0.1:{port}"
 index = "{archive}"
 batch_wait = "100ms"
 probe_interval = "1s"
-{archive_settings}
+{settings}
 "#,
-            log = log.display(),
-        ),
-    )
-    .unwrap();
-    path
+                log = log.display(),
+                es = svc.es,
+                port = proxy.port,
+                settings = archive_settings(dir.path()),
+            ),
+        )
+        .unwrap();
+        let state = dir.path().join("state");
+        let child = spawn_run(
+            &pipeline,
+            &state,
+            &["--metrics-address", metrics],
+            Stdio::null(),
+        );
+        TwoOutputs {
+            svc,
+            dir,
+            log,
+            state,
+            primary,
+            archive,
+            proxy,
+            child,
+        }
+    }
+
+    /// SIGTERM; the daemon must exit 0 (everything delivered).
+    fn stop(&mut self) {
+        sigterm(&self.child);
+        let status = wait_exit(&mut self.child, Duration::from_secs(30));
+        assert!(status.success(), "exit after SIGTERM: {status}");
+    }
 }
 
 fn lines() -> Vec<String> {
@@ -81,33 +129,22 @@ fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_blocked_output_spills_and_the_other_carries_on() {
     let Some(svc) = services() else { return };
-    let dir = temp_dir();
-    let (primary, archive) = (unique("spill-primary"), unique("spill-archive"));
-    let log = dir.path().join("access_log");
-    write_lines(&log, lines());
-    let proxy = Proxy::start(upstream(&svc.es)).await;
-    proxy.set_up(false);
-    let dead_letters = dir.path().join("archive-dead-letters.ndjson");
-    let pipeline = pipeline(
-        dir.path(),
-        &log,
-        &svc.es,
-        (&primary, &archive),
-        &format!("127.0.0.1:{}", proxy.port),
-        &format!(
-            "when_blocked = \"spill\"\nblocked_timeout = \"2s\"\ndead_letter_path = \"{}\"",
-            dead_letters.display()
-        ),
-    );
-    let state = dir.path().join("state");
     let addr = format!("127.0.0.1:{}", free_port());
-    let mut child = spawn_run(
-        &pipeline,
-        &state,
-        &["--metrics-address", &addr],
-        Stdio::null(),
-    );
-    let es = Es::new(&svc.es);
+    let mut run = TwoOutputs::start(
+        svc,
+        "spill",
+        |dir| {
+            format!(
+                "when_blocked = \"spill\"\nblocked_timeout = \"2s\"\ndead_letter_path = \"{}\"",
+                dir.join("archive-dead-letters.ndjson").display()
+            )
+        },
+        &addr,
+    )
+    .await;
+    let dead_letters = run.dir.path().join("archive-dead-letters.ndjson");
+    let es = Es::new(&run.svc.es);
+    let (primary, archive, state) = (run.primary.clone(), run.archive.clone(), run.state.clone());
 
     // The archive is down from the start: the primary still gets every line.
     eventually(
@@ -177,7 +214,7 @@ async fn a_blocked_output_spills_and_the_other_carries_on() {
 
     // Back up: the archive delivers what it held, and takes new batches
     // again instead of spilling them.
-    proxy.set_up(true);
+    run.proxy.set_up(true);
     let held = (LINES - spilled) as u64;
     eventually(
         Duration::from_secs(120),
@@ -190,7 +227,10 @@ async fn a_blocked_output_spills_and_the_other_carries_on() {
         .collect();
     {
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&run.log)
+            .unwrap();
         for line in &more {
             writeln!(f, "{line}").unwrap();
         }
@@ -210,13 +250,11 @@ async fn a_blocked_output_spills_and_the_other_carries_on() {
         spilled,
         "nothing spilled once it was back"
     );
-    sigterm(&child);
-    let status = wait_exit(&mut child, Duration::from_secs(30));
-    assert!(status.success(), "exit after SIGTERM: {status}");
+    run.stop();
 
     // Replaying the dead letters into the archive makes it whole: every
     // line once, the spilled ones under the ids they were first sent with.
-    let replay = dir.path().join("replay.toml");
+    let replay = run.dir.path().join("replay.toml");
     std::fs::write(
         &replay,
         format!(
@@ -233,13 +271,13 @@ index = "{archive}"
 batch_wait = "100ms"
 "#,
             dead_letters.display(),
-            svc.es
+            run.svc.es
         ),
     )
     .unwrap();
     let mut replayed = spawn_run(
         &replay,
-        &dir.path().join("replay-state"),
+        &run.dir.path().join("replay-state"),
         &["--metrics-address", "off"],
         Stdio::null(),
     );
@@ -268,28 +306,9 @@ batch_wait = "100ms"
 #[tokio::test(flavor = "multi_thread")]
 async fn by_default_a_blocked_output_holds_the_pipeline_and_nothing_is_lost() {
     let Some(svc) = services() else { return };
-    let dir = temp_dir();
-    let (primary, archive) = (unique("block-primary"), unique("block-archive"));
-    let log = dir.path().join("access_log");
-    write_lines(&log, lines());
-    let proxy = Proxy::start(upstream(&svc.es)).await;
-    proxy.set_up(false);
-    let pipeline = pipeline(
-        dir.path(),
-        &log,
-        &svc.es,
-        (&primary, &archive),
-        &format!("127.0.0.1:{}", proxy.port),
-        "",
-    );
-    let state = dir.path().join("state");
-    let mut child = spawn_run(
-        &pipeline,
-        &state,
-        &["--metrics-address", "off"],
-        Stdio::null(),
-    );
-    let es = Es::new(&svc.es);
+    let mut run = TwoOutputs::start(svc, "block", |_| String::new(), "off").await;
+    let es = Es::new(&run.svc.es);
+    let (primary, archive, state) = (run.primary.clone(), run.archive.clone(), run.state.clone());
     // Wait until the primary stops growing: the pipeline is held.
     let held_at = eventually(Duration::from_secs(60), "the pipeline waits", || async {
         let a = es.count(&primary).await;
@@ -302,7 +321,7 @@ async fn by_default_a_blocked_output_holds_the_pipeline_and_nothing_is_lost() {
         held_at < LINES as u64,
         "with block the primary waits for the archive: {held_at} of {LINES}"
     );
-    proxy.set_up(true);
+    run.proxy.set_up(true);
     eventually(
         Duration::from_secs(120),
         "both indices complete",
@@ -312,9 +331,7 @@ async fn by_default_a_blocked_output_holds_the_pipeline_and_nothing_is_lost() {
         },
     )
     .await;
-    sigterm(&child);
-    let status = wait_exit(&mut child, Duration::from_secs(30));
-    assert!(status.success(), "exit after SIGTERM: {status}");
+    run.stop();
     assert_eq!(es.count(&primary).await, LINES as u64);
     assert_eq!(es.count(&archive).await, LINES as u64);
     assert!(

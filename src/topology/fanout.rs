@@ -317,7 +317,10 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         assert_eq!(dead_letters.count(), 8);
-        assert!(waited >= Duration::from_secs(5) && waited < Duration::from_secs(10), "{waited:?}");
+        assert!(
+            waited >= Duration::from_secs(5) && waited < Duration::from_secs(10),
+            "{waited:?}"
+        );
         let text = std::fs::read_to_string(&path).unwrap();
         let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
         assert_eq!(first["error_type"], "blocked");
