@@ -25,7 +25,7 @@ pub mod setup;
 pub mod stats;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -48,7 +48,9 @@ struct Request {
     events: Vec<Event>,
     body: Body,
     tokens: Vec<AckToken>,
-    since: Option<Instant>,
+    /// When its first event came: it is sent `batch_wait` later at the
+    /// latest.
+    linger: Linger,
 }
 
 /// Buffers handed back by a finished request, for the next one.
@@ -68,7 +70,7 @@ impl Request {
             events,
             body,
             tokens: Vec::new(),
-            since: None,
+            linger: Linger::default(),
         }
     }
 
@@ -78,6 +80,32 @@ impl Request {
 }
 
 type Done = Result<Spare, StageError>;
+
+/// How long a request being filled has waited for more events (tokio's
+/// clock, so tests can run it in paused time).
+#[derive(Debug, Default)]
+struct Linger {
+    since: Option<tokio::time::Instant>,
+}
+
+impl Linger {
+    /// Its first event: the wait starts now, unless it already started.
+    fn start(&mut self) {
+        self.since.get_or_insert_with(tokio::time::Instant::now);
+    }
+
+    /// Whether it has waited `batch_wait` since its first event.
+    fn is_due(&self, batch_wait: Duration) -> bool {
+        self.since.is_some_and(|t| t.elapsed() >= batch_wait)
+    }
+
+    /// How long until it is due; an empty request waits for events only.
+    fn left(&self, batch_wait: Duration) -> Duration {
+        self.since.map_or(Duration::from_secs(3600), |t| {
+            batch_wait.saturating_sub(t.elapsed())
+        })
+    }
+}
 
 impl Elasticsearch {
     pub async fn run(
@@ -105,9 +133,7 @@ impl Elasticsearch {
         loop {
             let full = request.events.len() >= self.batch_events
                 || request.body.bytes.len() >= self.batch_bytes;
-            let due = request
-                .since
-                .is_some_and(|t| t.elapsed() >= self.batch_wait);
+            let due = request.linger.is_due(self.batch_wait);
             let ready = !request.is_empty() && (full || due || !open);
             if ready && in_flight.len() < self.max_in_flight {
                 let next = Request::new(spares.pop());
@@ -123,9 +149,7 @@ impl Elasticsearch {
             if !open && request.is_empty() && in_flight.is_empty() {
                 return Ok(());
             }
-            let wait = request.since.map_or(Duration::from_secs(3600), |t| {
-                self.batch_wait.saturating_sub(t.elapsed())
-            });
+            let wait = request.linger.left(self.batch_wait);
             tokio::select! {
                 received = input.recv(), if open && !full => match received {
                     Some(batch) => self.add(batch, &mut request)?,
@@ -152,7 +176,7 @@ impl Elasticsearch {
             batch.ack.ack();
             return Ok(());
         }
-        request.since.get_or_insert_with(Instant::now);
+        request.linger.start();
         let mut index = String::new();
         for event in &batch.events {
             self.index.render_into(event, &mut index);
@@ -296,5 +320,50 @@ async fn pause(backoff: &mut Backoff, abort: &CancellationToken) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(backoff.next_delay()) => true,
         _ = abort.cancelled() => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `batch_wait` counts from the first event of a request, not the
+    /// latest: a trickle of events cannot hold a request back for ever.
+    #[tokio::test(start_paused = true)]
+    async fn a_request_is_due_batch_wait_after_its_first_event() {
+        let wait = Duration::from_secs(1);
+        let mut linger = Linger::default();
+        assert!(!linger.is_due(wait));
+        assert_eq!(linger.left(wait), Duration::from_secs(3600));
+        linger.start();
+        tokio::time::advance(Duration::from_millis(600)).await;
+        linger.start(); // a later event
+        assert!(!linger.is_due(wait));
+        assert_eq!(linger.left(wait), Duration::from_millis(400));
+        tokio::time::advance(Duration::from_millis(400)).await;
+        assert!(linger.is_due(wait));
+        assert_eq!(linger.left(wait), Duration::ZERO);
+    }
+
+    /// Retry pauses grow with the backoff, never past its cap, and end at
+    /// once when the output is aborted.
+    #[tokio::test(start_paused = true)]
+    async fn retry_pauses_follow_the_backoff_and_end_on_abort() {
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+        let abort = CancellationToken::new();
+        let mut slept = Duration::ZERO;
+        for attempt in 0..10u32 {
+            let started = tokio::time::Instant::now();
+            assert!(pause(&mut backoff, &abort).await);
+            let took = started.elapsed();
+            let cap = Duration::from_millis(200 * (1 << attempt)).min(Duration::from_secs(30));
+            assert!(took <= cap, "attempt {attempt}: {took:?} > {cap:?}");
+            slept += took;
+        }
+        assert!(slept <= Duration::from_secs(30 * 10));
+        abort.cancel();
+        let started = tokio::time::Instant::now();
+        assert!(!pause(&mut backoff, &abort).await);
+        assert_eq!(started.elapsed(), Duration::ZERO, "an abort does not wait");
     }
 }
