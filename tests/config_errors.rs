@@ -40,6 +40,46 @@ fn a_misspelt_key_in_a_stage_points_at_the_key() {
     );
 }
 
+/// serde stops at a table's first error; every bad key of the table is
+/// still reported, each at its own position, and a required key that is
+/// itself wrong is not also reported missing.
+#[test]
+fn every_bad_key_of_a_table_is_reported() {
+    let text = format!(
+        "[[input]]\ntype = \"file\"\npaths = [\"/x\"]\ntagz = [\"a\"]\nfeilds = {{ a = 1 }}\nmax_line_bytes = \"big\"\n{OK_OUTPUT}"
+    );
+    let d = diagnostics(&text, &[]);
+    assert_eq!(d.len(), 3, "{d:?}");
+    assert!(
+        d[0].starts_with("p.toml:4:1: error: unknown field `tagz`"),
+        "{}",
+        d[0]
+    );
+    assert!(
+        d[1].starts_with("p.toml:5:1: error: unknown field `feilds`"),
+        "{}",
+        d[1]
+    );
+    assert!(
+        d[2].starts_with("p.toml:6:18: error: invalid type: string \"big\""),
+        "{}",
+        d[2]
+    );
+    let text = format!("[[input]]\ntype = \"file\"\npaths = 3\ntagz = 1\n{OK_OUTPUT}");
+    let d = diagnostics(&text, &[]);
+    assert_eq!(d.len(), 2, "{d:?}");
+    assert!(
+        d[0].starts_with("p.toml:3:9: error: invalid type: integer `3`"),
+        "{}",
+        d[0]
+    );
+    assert!(
+        d[1].starts_with("p.toml:4:1: error: unknown field `tagz`"),
+        "{}",
+        d[1]
+    );
+}
+
 #[test]
 fn a_wrong_type_says_what_was_expected() {
     let text = format!(
@@ -80,11 +120,16 @@ fn an_unknown_stage_type_lists_the_known_ones() {
 fn unknown_top_level_keys_and_hop_keys_are_errors() {
     let text = "nmae = \"x\"\n[kafka]\nbrokers = \"k:9092\"\ntopic = \"t\"\ngroup = \"g\"\n";
     let d = diagnostics(text, &[]);
-    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d.len(), 2, "both are reported: {d:?}");
     assert!(
         d[0].starts_with("p.toml:1:1: error: unknown field `nmae`"),
         "{}",
         d[0]
+    );
+    assert!(
+        d[1].starts_with("p.toml:5:1: error: unknown field `group`"),
+        "{}",
+        d[1]
     );
     let text = "[kafka]\nbrokers = \"k:9092\"\ntopic = \"t\"\ngroup = \"g\"\n";
     let d = diagnostics(text, &[]);
