@@ -119,6 +119,9 @@ impl Elasticsearch {
         let client = Arc::new(client);
         let probe_stop = CancellationToken::new();
         let _stop_probe = probe_stop.clone().drop_guard();
+        // Whichever way the output ends, its last counts are published
+        // before it is gone, not up to a second later (or never, at exit).
+        let _last_counts = LastCounts(Arc::clone(&client));
         tokio::spawn(Arc::clone(&client).export_metrics(probe_stop.clone()));
         tokio::spawn(Arc::clone(&client).probe(probe_stop));
         let abort = cx.shutdown.abort.clone();
@@ -212,6 +215,15 @@ impl Elasticsearch {
                 _ = abort.cancelled() => return false,
             }
         }
+    }
+}
+
+/// Publishes the output's counters when dropped.
+struct LastCounts(Arc<Client>);
+
+impl Drop for LastCounts {
+    fn drop(&mut self) {
+        self.0.export_counters();
     }
 }
 
