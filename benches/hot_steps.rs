@@ -170,7 +170,7 @@ fn count<T>(events: usize, step: impl Fn() -> T) -> (f64, f64) {
 fn print_allocations() {
     let input = file_input();
     let parse = pipeline(&format!(
-        "name = \"b\"\n{FILE_INPUT}[[filter]]\ntype = \"grok\"\nmatch = {{ message = \"%{{HTTPD_COMBINEDLOG}}\" }}\n[[output]]\ntype = \"null\"\n"
+        "name = \"b\"\n{FILE_INPUT}[[filter]]\ntype = \"grok\"\nmatch = {{ message = '^%{{HTTPD_COMBINEDLOG}}' }}\n[[output]]\ntype = \"null\"\n"
     ));
     let date = pipeline(&format!(
         "name = \"b\"\n{FILE_INPUT}[[filter]]\ntype = \"date\"\nfield = \"timestamp\"\nformats = [\"dd/MMM/yyyy:HH:mm:ss Z\"]\n[[output]]\ntype = \"null\"\n"
@@ -266,7 +266,7 @@ fn bench(c: &mut Criterion) {
     let input = file_input();
     let events = line_events(&input);
     let parse = pipeline(&format!(
-        "name = \"b\"\n{FILE_INPUT}[[filter]]\ntype = \"grok\"\nmatch = {{ message = \"%{{HTTPD_COMBINEDLOG}}\" }}\n[[output]]\ntype = \"null\"\n"
+        "name = \"b\"\n{FILE_INPUT}[[filter]]\ntype = \"grok\"\nmatch = {{ message = '^%{{HTTPD_COMBINEDLOG}}' }}\n[[output]]\ntype = \"null\"\n"
     ));
     let encoded: Vec<Vec<u8>> = events
         .iter()
