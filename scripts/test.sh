@@ -222,6 +222,12 @@ transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
+# KIP-848 groups: the session timeout is the broker's (45 s by default, and
+# not below 45 s); the tests' members use 6 s, as their classic ones do
+group.consumer.min.session.timeout.ms=6000
+group.consumer.session.timeout.ms=6000
+group.consumer.min.heartbeat.interval.ms=1000
+group.consumer.heartbeat.interval.ms=2000
 log.flush.interval.messages=10000
 # SASL_PLAINTEXT: SCRAM-SHA-512 (user made by the storage format) and PLAIN
 listener.name.sasl_plaintext.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN

@@ -643,7 +643,9 @@ impl OwnKafka {
                  log.dirs={}\nnum.partitions=1\noffsets.topic.replication.factor=1\n\
                  offsets.topic.num.partitions=3\ntransaction.state.log.replication.factor=1\n\
                  transaction.state.log.min.isr=1\nshare.coordinator.state.topic.replication.factor=1\n\
-                 share.coordinator.state.topic.min.isr=1\ngroup.initial.rebalance.delay.ms=0\n",
+                 share.coordinator.state.topic.min.isr=1\ngroup.initial.rebalance.delay.ms=0\n\
+                 group.consumer.min.session.timeout.ms=6000\ngroup.consumer.session.timeout.ms=6000\n\
+                 group.consumer.min.heartbeat.interval.ms=1000\ngroup.consumer.heartbeat.interval.ms=2000\n",
                 dir.join("data").display()
             ),
         )
@@ -700,5 +702,126 @@ impl OwnKafka {
         if let Some(mut server) = self.server.take() {
             server.stop(Duration::from_secs(60));
         }
+    }
+}
+
+/// One member of a consumer group as the broker describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    /// The partitions assigned to it, as `(topic, partition)`.
+    pub partitions: std::collections::BTreeSet<(String, i32)>,
+}
+
+/// A consumer group as `kafka-consumer-groups --describe` shows it: its
+/// type (`"consumer"` for KIP-848, `"classic"`), state and members.
+#[derive(Debug, Clone)]
+pub struct GroupDescription {
+    pub kind: String,
+    pub state: String,
+    pub members: Vec<GroupMember>,
+}
+
+impl GroupDescription {
+    /// The member with this `group.instance.id`.
+    pub fn instance(&self, id: &str) -> Option<&GroupMember> {
+        self.members
+            .iter()
+            .find(|m| m.instance_id.as_deref() == Some(id))
+    }
+}
+
+/// Describes `group` through the admin API (DescribeConsumerGroups, which
+/// rdkafka does not wrap: librdkafka's C API directly). Blocks.
+pub fn describe_group(brokers: &str, group: &str) -> Result<GroupDescription, String> {
+    use rdkafka::bindings as rd;
+    use rdkafka::producer::Producer;
+    use std::ffi::{CStr, CString};
+    let producer: rdkafka::producer::BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(|e| e.to_string())?;
+    let rk = producer.client().native_ptr();
+    let text = |p: *const std::os::raw::c_char| -> String {
+        if p.is_null() {
+            String::new()
+        } else {
+            unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+        }
+    };
+    let group_c = CString::new(group).unwrap();
+    // SAFETY: every pointer below comes from librdkafka for this client and
+    // is used before the event that owns it is destroyed.
+    unsafe {
+        let queue = rd::rd_kafka_queue_new(rk);
+        let options = rd::rd_kafka_AdminOptions_new(
+            rk,
+            rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS,
+        );
+        let mut groups = [group_c.as_ptr()];
+        rd::rd_kafka_DescribeConsumerGroups(rk, groups.as_mut_ptr(), 1, options, queue);
+        let event = rd::rd_kafka_queue_poll(queue, 20_000);
+        let result = (|| {
+            if event.is_null() {
+                return Err("no answer to DescribeConsumerGroups in 20 s".to_owned());
+            }
+            if rd::rd_kafka_event_error(event) as i32 != 0 {
+                return Err(text(rd::rd_kafka_event_error_string(event)));
+            }
+            let res = rd::rd_kafka_event_DescribeConsumerGroups_result(event);
+            let mut n = 0usize;
+            let descs = rd::rd_kafka_DescribeConsumerGroups_result_groups(res, &mut n);
+            if n != 1 {
+                return Err(format!("{n} groups described"));
+            }
+            let desc = *descs;
+            let error = rd::rd_kafka_ConsumerGroupDescription_error(desc);
+            if !error.is_null() {
+                return Err(text(rd::rd_kafka_error_string(error)));
+            }
+            let kind = text(rd::rd_kafka_consumer_group_type_name(
+                rd::rd_kafka_ConsumerGroupDescription_type(desc),
+            ))
+            .to_ascii_lowercase();
+            let state = text(rd::rd_kafka_consumer_group_state_name(
+                rd::rd_kafka_ConsumerGroupDescription_state(desc),
+            ));
+            let mut members = Vec::new();
+            for i in 0..rd::rd_kafka_ConsumerGroupDescription_member_count(desc) {
+                let m = rd::rd_kafka_ConsumerGroupDescription_member(desc, i);
+                let instance = text(rd::rd_kafka_MemberDescription_group_instance_id(m));
+                let mut partitions = std::collections::BTreeSet::new();
+                let assignment = rd::rd_kafka_MemberDescription_assignment(m);
+                if !assignment.is_null() {
+                    let list = rd::rd_kafka_MemberAssignment_partitions(assignment);
+                    if !list.is_null() {
+                        for k in 0..(*list).cnt as usize {
+                            let e = &*(*list).elems.add(k);
+                            partitions.insert((text(e.topic), e.partition));
+                        }
+                    }
+                }
+                members.push(GroupMember {
+                    member_id: text(rd::rd_kafka_MemberDescription_consumer_id(m)),
+                    instance_id: (!instance.is_empty()).then_some(instance),
+                    client_id: text(rd::rd_kafka_MemberDescription_client_id(m)),
+                    partitions,
+                });
+            }
+            members.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+            Ok(GroupDescription {
+                kind,
+                state,
+                members,
+            })
+        })();
+        if !event.is_null() {
+            rd::rd_kafka_event_destroy(event);
+        }
+        rd::rd_kafka_AdminOptions_destroy(options);
+        rd::rd_kafka_queue_destroy(queue);
+        result
     }
 }
