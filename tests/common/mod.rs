@@ -277,11 +277,12 @@ pub async fn deliver_all(
 /// A temp dir that survives a failing test's unwinding for inspection when
 /// LOGPIPE_TEST_KEEP is set.
 pub fn temp_dir() -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
+    let mut dir = tempfile::Builder::new()
         .prefix("logpipe-test-")
         .tempdir()
         .unwrap();
     if std::env::var_os("LOGPIPE_TEST_KEEP").is_some() {
+        dir.disable_cleanup(true);
         eprintln!("test files in {}", dir.path().display());
     }
     dir
