@@ -8,6 +8,16 @@
 //! acknowledged, stores and commits their offsets, and only then lets the
 //! partitions go: the next owner replays at most the unacknowledged tail,
 //! and deterministic document ids keep that replay free of duplicates.
+//! Both protocols are incremental (KIP-848 `consumer`, classic with
+//! `cooperative-sticky`): a revoke names only the partitions that move, and
+//! only their state is dropped; the others keep being consumed.
+//!
+//! The member is static by default (`group.instance.id`): a clean stop does
+//! not leave the group, so a restart within the session timeout gets the
+//! same partitions back without a rebalance. librdkafka declares some
+//! group errors fatal (a fenced or refused instance id, a broker without
+//! KIP-848); the consumer then consumes nothing more, so it is replaced or
+//! the stage fails with the reason, never left waiting.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -133,12 +143,25 @@ impl ClientContext for GroupContext {
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
-            Rebalance::Assign(tpl) => {
-                tracing::info!(group = %self.group, partitions = tpl.count(), "Kafka partitions assigned.");
-            }
+            // Logged once librdkafka applied it (post_rebalance), with the
+            // total held: under the incremental protocols `tpl` is only
+            // what is added.
+            Rebalance::Assign(_) => {}
             Rebalance::Revoke(tpl) => self.revoke(consumer, tpl),
             Rebalance::Error(e) => {
                 tracing::warn!(group = %self.group, error = %e, "Kafka rebalance error.")
+            }
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let held = consumer.assignment().map_or(0, |a| a.count());
+            if tpl.count() == 0 {
+                // KIP-848 acknowledges an unchanged assignment this way.
+                tracing::debug!(group = %self.group, partitions = held, "Kafka assignment unchanged.");
+            } else {
+                tracing::info!(group = %self.group, added = tpl.count(), partitions = held, "Kafka partitions assigned.");
             }
         }
     }
@@ -250,9 +273,13 @@ pub async fn run(hop: Hop, out: mpsc::Sender<Batch>, cx: StageCx) -> Result<(), 
                 drop(claim);
                 return result;
             }
-            Ended::Renew(Renew::Classic) => protocol = GroupProtocol::Classic,
+            Ended::Renew(Renew::Classic) => {
+                state.forget_partitions();
+                protocol = GroupProtocol::Classic;
+            }
             Ended::Renew(Renew::Unreleased) => {
                 drop(consumer);
+                state.forget_partitions();
                 tokio::select! {
                     _ = tokio::time::sleep(UNRELEASED_RETRY) => {}
                     _ = cx.shutdown.stop.cancelled() => return Ok(()),
@@ -276,6 +303,17 @@ struct State {
 }
 
 impl State {
+    /// Drops the state of every partition before a new consumer joins: it
+    /// owns none of them yet (a fatally failed consumer has lost them), and
+    /// their next owner starts at the committed offsets.
+    fn forget_partitions(&self) {
+        let mut offsets = self.offsets.lock();
+        let offsets = &mut *offsets;
+        for (_, p) in offsets.partitions.drain() {
+            offsets.tracker.close_lane(p.lane);
+        }
+    }
+
     /// A consumer of the hop's topics under the current protocol.
     fn connect(&self, log: LogContext, cx: &StageCx) -> Result<Consumer_, StageError> {
         let hop = &self.hop;
