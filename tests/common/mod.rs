@@ -35,6 +35,20 @@ pub fn services() -> Option<Services> {
     }
 }
 
+/// The real Elasticsearch node of the test command (beside OpenSearch,
+/// which is `Services::es`), or `None` (test skipped) outside it.
+pub fn elasticsearch() -> Option<String> {
+    let url = std::env::var("LOGPIPE_TEST_ELASTICSEARCH").ok();
+    if url.is_none() {
+        assert!(
+            std::env::var("LOGPIPE_TEST_REQUIRE_SERVICES").is_err(),
+            "LOGPIPE_TEST_ELASTICSEARCH must be set by scripts/test.sh"
+        );
+        eprintln!("skipped: run through scripts/test.sh to get Elasticsearch");
+    }
+    url
+}
+
 /// A name no other test run uses (topics, indices, groups).
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{:08x}", std::process::id(), fastrand::u32(..))
@@ -577,8 +591,22 @@ impl Drop for OwnServer {
 /// starts the shared one, with `settings` (`-Ename=value`) added; returns it
 /// once it answers, with its URL.
 pub async fn own_opensearch(dir: &Path, settings: &[&str]) -> (OwnServer, String) {
-    let script = std::env::var("LOGPIPE_TEST_OPENSEARCH_SH").expect("LOGPIPE_TEST_OPENSEARCH_SH");
-    let home = std::env::var("LOGPIPE_TEST_OPENSEARCH_HOME").expect("LOGPIPE_TEST_OPENSEARCH_HOME");
+    own_search_node("OPENSEARCH", dir, settings).await
+}
+
+/// An Elasticsearch node of the test's own, as [`own_opensearch`].
+pub async fn own_elasticsearch(dir: &Path, settings: &[&str]) -> (OwnServer, String) {
+    own_search_node("ELASTICSEARCH", dir, settings).await
+}
+
+/// A node started by the script the test command names in
+/// `LOGPIPE_TEST_{KIND}_SH`, with `LOGPIPE_TEST_{KIND}_HOME`.
+async fn own_search_node(kind: &str, dir: &Path, settings: &[&str]) -> (OwnServer, String) {
+    let var = |name: &str| {
+        let key = format!("LOGPIPE_TEST_{kind}_{name}");
+        std::env::var(&key).unwrap_or_else(|_| panic!("{key}"))
+    };
+    let (script, home) = (var("SH"), var("HOME"));
     let as_user = std::env::var("LOGPIPE_TEST_AS_USER").unwrap_or_default();
     let (http, transport) = (free_port(), free_port());
     if as_user.starts_with("setpriv") {
@@ -598,12 +626,15 @@ pub async fn own_opensearch(dir: &Path, settings: &[&str]) -> (OwnServer, String
     ]);
     argv.extend(settings.iter().map(|s| s.to_string()));
     let mut command = Command::new(&argv[0]);
-    command.args(&argv[1..]).env("OPENSEARCH_HEAP", "256m");
-    let server = OwnServer::spawn(command, &dir.join("opensearch.log"));
+    command
+        .args(&argv[1..])
+        .env("OPENSEARCH_HEAP", "256m")
+        .env("ELASTICSEARCH_HEAP", "256m");
+    let server = OwnServer::spawn(command, &dir.join(format!("{}.log", kind.to_lowercase())));
     let url = format!("http://127.0.0.1:{http}");
     let http_client = reqwest::Client::new();
     let health = format!("{url}/_cluster/health?wait_for_status=yellow&timeout=1s");
-    eventually(Duration::from_secs(120), "the OpenSearch node", || {
+    eventually(Duration::from_secs(120), "the search node", || {
         let (c, h) = (http_client.clone(), health.clone());
         async move {
             c.get(&h)
