@@ -52,7 +52,7 @@ async fn a_full_write_queue_of_elasticsearch_answers_429_and_every_item_is_index
 }
 
 async fn tiny_write_queue(server: &str, url: &str, dir: &std::path::Path) {
-    let es = Es::new(&url);
+    let es = Es::new(url);
     let index = unique("rejected");
     let (status, body) = es
         .put(
