@@ -368,3 +368,52 @@ fn hostname() -> String {
         })
         .collect()
 }
+
+/// A broker without KIP-848 consumer groups (only the classic protocol
+/// enabled): the default protocol is refused there, and the consumer joins
+/// again under the classic protocol by itself and consumes everything.
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_broker_without_kip_848_the_default_falls_back_to_the_classic_protocol() {
+    let Some(_svc) = services() else { return };
+    let dir = temp_dir();
+    let mut kafka = OwnKafka::with_properties(
+        &dir.path().join("kafka"),
+        "group.coordinator.rebalance.protocols=classic\n",
+    );
+    tokio::task::block_in_place(|| kafka.start());
+    let brokers = kafka.brokers();
+    let topic = unique("fallback");
+    let group = unique("fallback");
+    create_topic(&brokers, &topic, 2).await;
+    let p = pipeline(dir.path(), "fallback", &brokers, &topic, &group, "");
+    let state = dir.path().join("index");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+    let mut child = spawn_run(&p, &state, &["--role", "index"], Stdio::piped());
+    let reader = count_messages(&mut child, seen.clone());
+    let mut fleet = Fleet(vec![]);
+    produce(&brokers, &topic, 0..500).await;
+    wait_for_all(&seen, 500, "500 records through the classic fallback").await;
+    let d = settled(&brokers, &group, 1, 2).await;
+    let log = std::fs::read_to_string(state.with_extension("log")).unwrap();
+    fleet.0.push(child);
+    for mut child in std::mem::take(&mut fleet.0) {
+        sigterm(&child);
+        assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
+    }
+    reader.join().unwrap();
+    let seen = seen.lock().unwrap().clone();
+    let duplicated: usize = seen.values().map(|n| n - 1).sum();
+    println!(
+        "fallback: group type {}, written 500, printed {} distinct, duplicated {duplicated}",
+        d.kind,
+        seen.len()
+    );
+    assert_eq!(d.kind, "classic", "{d:?}");
+    assert!(
+        log.contains("do not support the KIP-848 consumer group protocol"),
+        "{log}"
+    );
+    assert!(log.contains("protocol=\"classic\""), "{log}");
+    assert_eq!(seen.len(), 500);
+    assert_eq!(duplicated, 0);
+}

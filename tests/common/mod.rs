@@ -661,6 +661,11 @@ pub struct OwnKafka {
 
 impl OwnKafka {
     pub fn new(dir: &Path) -> OwnKafka {
+        Self::with_properties(dir, "")
+    }
+
+    /// A broker with `extra` lines added to its server.properties.
+    pub fn with_properties(dir: &Path, extra: &str) -> OwnKafka {
         let (port, controller) = (free_port(), free_port());
         std::fs::create_dir_all(dir).unwrap();
         std::fs::write(
@@ -677,7 +682,7 @@ impl OwnKafka {
                  transaction.state.log.min.isr=1\nshare.coordinator.state.topic.replication.factor=1\n\
                  share.coordinator.state.topic.min.isr=1\ngroup.initial.rebalance.delay.ms=0\n\
                  group.consumer.min.session.timeout.ms=6000\ngroup.consumer.session.timeout.ms=6000\n\
-                 group.consumer.min.heartbeat.interval.ms=1000\ngroup.consumer.heartbeat.interval.ms=2000\n",
+                 group.consumer.min.heartbeat.interval.ms=1000\ngroup.consumer.heartbeat.interval.ms=2000\n{extra}",
                 dir.join("data").display()
             ),
         )
