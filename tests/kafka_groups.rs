@@ -193,6 +193,10 @@ async fn a_restarting_static_member_gets_its_partitions_back_without_a_rebalance
     sigterm(&old_a);
     assert!(wait_exit(&mut old_a, Duration::from_secs(30)).success());
     produce(&svc.kafka, &topic, 1000..2000).await;
+    // Away for longer than a heartbeat interval (2 s): a member that had
+    // left would have its partitions given to b by now. Well inside the
+    // session timeout (10 s), which keeps them for a static one.
+    tokio::time::sleep(Duration::from_secs(4)).await;
     let mut a = spawn_run(&p, &a_state, &["--role", "index"], Stdio::piped());
     readers.push(count_messages(&mut a, seen.clone()));
     fleet.0.push(a);

@@ -578,8 +578,9 @@ async fn a_reload_that_changes_nothing_keeps_the_consumer_in_its_group() {
         async move { text.contains("Reload done.").then_some(()) }
     })
     .await;
-    // longer than the session timeout (6 s): a member that left would be gone
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // longer than the session timeout (6 s classic, 10 s for the test
+    // broker's KIP-848 groups): a member that left would be gone
+    tokio::time::sleep(Duration::from_secs(12)).await;
     produce(&svc.kafka, &topic, (100..200).map(json_record)).await;
     let mut after = 0;
     while got.len() < 200 {

@@ -681,7 +681,7 @@ impl OwnKafka {
                  offsets.topic.num.partitions=3\ntransaction.state.log.replication.factor=1\n\
                  transaction.state.log.min.isr=1\nshare.coordinator.state.topic.replication.factor=1\n\
                  share.coordinator.state.topic.min.isr=1\ngroup.initial.rebalance.delay.ms=0\n\
-                 group.consumer.min.session.timeout.ms=6000\ngroup.consumer.session.timeout.ms=6000\n\
+                 group.consumer.min.session.timeout.ms=6000\ngroup.consumer.session.timeout.ms=10000\n\
                  group.consumer.min.heartbeat.interval.ms=1000\ngroup.consumer.heartbeat.interval.ms=2000\n{extra}",
                 dir.join("data").display()
             ),
