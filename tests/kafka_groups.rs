@@ -421,3 +421,67 @@ async fn on_a_broker_without_kip_848_the_default_falls_back_to_the_classic_proto
     assert_eq!(seen.len(), 500);
     assert_eq!(duplicated, 0);
 }
+
+/// Under the classic protocol a consumer elsewhere that joins with this
+/// member's `group.instance.id` fences it (librdkafka: fatal): logpipe's
+/// pipeline fails with that reason, naming group and id, instead of
+/// consuming nothing for good.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_fenced_by_another_with_its_instance_id_fails_with_the_reason() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let Some(svc) = services() else { return };
+    let dir = temp_dir();
+    let topic = unique("fenced");
+    let group = unique("fenced");
+    create_topic(&svc.kafka, &topic, 1).await;
+    let p = pipeline(
+        dir.path(),
+        "fenced",
+        &svc.kafka,
+        &topic,
+        &group,
+        "group_protocol = \"classic\"\ngroup_instance_id = \"shared-id\"\n",
+    );
+    let state = dir.path().join("index");
+    let child = spawn_run(&p, &state, &["--role", "index"], Stdio::null());
+    let mut fleet = Fleet(vec![child]);
+    settled(&svc.kafka, &group, 1, 1).await;
+    // another host's process, as far as the broker can tell
+    let (kafka, g, t) = (svc.kafka.clone(), group.clone(), topic.clone());
+    let other = std::thread::spawn(move || {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &kafka)
+            .set("group.id", &g)
+            .set("group.instance.id", "shared-id")
+            .set("group.protocol", "classic")
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .set("session.timeout.ms", "6000")
+            .create()
+            .unwrap();
+        c.subscribe(&[t.as_str()]).unwrap();
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < until {
+            if let Some(Err(e)) = c.poll(Duration::from_millis(100)) {
+                eprintln!("the other member: {e}");
+            }
+        }
+    });
+    let status = wait_exit(&mut fleet.0[0], Duration::from_secs(60));
+    fleet.0.clear();
+    other.join().unwrap();
+    let log = std::fs::read_to_string(state.with_extension("log")).unwrap();
+    println!(
+        "fenced: exit {status}; {}",
+        log.lines()
+            .find(|l| l.contains("was fenced"))
+            .unwrap_or("no fenced line")
+    );
+    assert!(!status.success(), "{log}");
+    assert!(
+        log.contains(&format!(
+            "Kafka consumer of group {group} at {} was fenced: another member joined with the same group_instance_id shared-id",
+            svc.kafka
+        )),
+        "{log}"
+    );
+}

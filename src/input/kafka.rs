@@ -227,8 +227,9 @@ enum Ended {
 }
 
 /// How long a member whose `group.instance.id` is not released yet waits
-/// before it asks again.
-const UNRELEASED_RETRY: Duration = Duration::from_secs(2);
+/// before it asks again: doubling from the first, up to the last (each try
+/// is a new consumer, and librdkafka logs the failed close of the last).
+const UNRELEASED_RETRY: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(8));
 
 pub async fn run(hop: Hop, out: mpsc::Sender<Batch>, cx: StageCx) -> Result<(), StageError> {
     // Held until the consumer is gone (declared first, dropped last).
@@ -249,6 +250,7 @@ pub async fn run(hop: Hop, out: mpsc::Sender<Batch>, cx: StageCx) -> Result<(), 
     let recovery = first_log.recovery();
     let mut log = Some(first_log);
     let mut protocol = hop.group_protocol;
+    let mut pause = UNRELEASED_RETRY.0;
     let mut state = State {
         recovery,
         events_in: metrics::counter!("logpipe_events_in_total", "pipeline" => cx.pipeline.to_string(), "stage" => "input.kafka"),
@@ -258,6 +260,7 @@ pub async fn run(hop: Hop, out: mpsc::Sender<Batch>, cx: StageCx) -> Result<(), 
         last_flush: Instant::now(),
         instance,
         protocol,
+        announced: None,
     };
     loop {
         let log = log
@@ -281,9 +284,10 @@ pub async fn run(hop: Hop, out: mpsc::Sender<Batch>, cx: StageCx) -> Result<(), 
                 drop(consumer);
                 state.forget_partitions();
                 tokio::select! {
-                    _ = tokio::time::sleep(UNRELEASED_RETRY) => {}
+                    _ = tokio::time::sleep(pause) => {}
                     _ = cx.shutdown.stop.cancelled() => return Ok(()),
                 }
+                pause = (pause * 2).min(UNRELEASED_RETRY.1);
             }
         }
     }
@@ -300,6 +304,9 @@ struct State {
     instance: Option<String>,
     /// The protocol of the current consumer.
     protocol: GroupProtocol,
+    /// The protocol "Consuming." was last logged for (a renewed consumer
+    /// under the same one is not news).
+    announced: Option<GroupProtocol>,
 }
 
 impl State {
@@ -315,7 +322,7 @@ impl State {
     }
 
     /// A consumer of the hop's topics under the current protocol.
-    fn connect(&self, log: LogContext, cx: &StageCx) -> Result<Consumer_, StageError> {
+    fn connect(&mut self, log: LogContext, cx: &StageCx) -> Result<Consumer_, StageError> {
         let hop = &self.hop;
         let context = GroupContext {
             log,
@@ -332,13 +339,16 @@ impl State {
         consumer
             .subscribe(&topics)
             .map_err(|e| StageError::kafka(format!("subscribe to {}", hop.topics.join(",")), e))?;
-        tracing::info!(
-            group = %hop.group_id,
-            protocol = self.protocol.as_str(),
-            instance = self.instance.as_deref().unwrap_or("-"),
-            topics = %hop.topics.join(","),
-            "Consuming."
-        );
+        if self.announced != Some(self.protocol) {
+            self.announced = Some(self.protocol);
+            tracing::info!(
+                group = %hop.group_id,
+                protocol = self.protocol.as_str(),
+                instance = self.instance.as_deref().unwrap_or("-"),
+                topics = %hop.topics.join(","),
+                "Consuming."
+            );
+        }
         Ok(consumer)
     }
 
