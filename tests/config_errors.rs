@@ -391,3 +391,51 @@ fn two_pipelines_cannot_share_a_dead_letter_file() {
         errors[0]
     );
 }
+
+#[test]
+fn consumer_group_membership_and_protocol_settings_are_checked() {
+    let base = "[kafka]\nbrokers = \"k\"\ntopic = \"t\"\n";
+    let one = |extra: &str| diagnostics(&format!("{base}{extra}"), &[]);
+    assert_eq!(
+        one("static_membership = false\ngroup_instance_id = \"web-1\"\n"),
+        ["p.toml:5:21: error: group_instance_id is set but static_membership = false: remove one of them"]
+    );
+    let d = one("group_instance_id = \"web 1/a\"\n");
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert!(
+        d[0].starts_with(
+            "p.toml:4:21: error: group_instance_id may hold only ASCII letters, digits"
+        ),
+        "{}",
+        d[0]
+    );
+    let d = one("group_protocol = \"eager\"\n");
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert!(
+        d[0].starts_with(
+            "p.toml:4:18: error: unknown variant `eager`, expected `consumer` or `classic`"
+        ),
+        "{}",
+        d[0]
+    );
+    let d = one("group_protocol = \"consumer\"\nsession_timeout = \"6s\"\nconsumer = { \"partition.assignment.strategy\" = \"range\" }\n");
+    assert_eq!(d.len(), 2, "{d:?}");
+    assert!(
+        d.iter().any(|x| x.starts_with("p.toml:5:19: warning: session_timeout has no effect with group_protocol = \"consumer\"")),
+        "{d:?}"
+    );
+    assert!(
+        d.iter().any(|x| x.contains("error: librdkafka refuses `partition.assignment.strategy` with group_protocol = \"consumer\"")),
+        "{d:?}"
+    );
+    // what is allowed: the classic protocol with its settings, static
+    // membership off, an id of one's own
+    assert_eq!(
+        one("group_protocol = \"classic\"\nsession_timeout = \"6s\"\nstatic_membership = false\n"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        one("group_instance_id = \"web-1.example_a\"\n"),
+        Vec::<String>::new()
+    );
+}

@@ -116,9 +116,21 @@ async fn events_land_once_each_in_the_index_of_their_own_utc_day_even_when_repla
 #[tokio::test(flavor = "multi_thread")]
 async fn a_mapping_conflict_goes_to_the_dead_letter_file_and_can_be_replayed_elsewhere() {
     let Some(svc) = services() else { return };
+    mapping_conflict(&svc.es).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mapping_conflict_in_elasticsearch_goes_to_the_dead_letter_file_and_replays() {
+    let Some(url) = elasticsearch() else { return };
+    mapping_conflict(&url).await;
+}
+
+/// A real mapping refuses one event of 50 (`mapper_parsing_exception`): it
+/// goes to the dead-letter file, and replays from there into another index.
+async fn mapping_conflict(url: &str) {
     let dir = temp_dir();
     let prefix = unique("conflict");
-    let es = Es::new(&svc.es);
+    let es = Es::new(url);
     let index_name = format!("{prefix}-2026.11.25");
     let (status, body) = es
         .put(
@@ -141,10 +153,8 @@ async fn a_mapping_conflict_goes_to_the_dead_letter_file_and_can_be_replayed_els
     );
     let dl_path = dir.path().join("dead-letter.ndjson");
     let dl = DeadLetters::new("t", dl_path.clone(), 1 << 20, 5);
-    let settings = format!(
-        "hosts = \"{}\"\nindex = \"{prefix}-%{{+YYYY.MM.dd}}\"\nbatch_wait = \"50ms\"",
-        svc.es
-    );
+    let settings =
+        format!("hosts = \"{url}\"\nindex = \"{prefix}-%{{+YYYY.MM.dd}}\"\nbatch_wait = \"50ms\"",);
     let counts = index(output(dir.path(), &settings), vec![events], dl).await;
     assert_eq!((counts.indexed, counts.dead_lettered), (49, 1));
     assert_eq!(es.count(&index_name).await, 49);
@@ -171,7 +181,7 @@ async fn a_mapping_conflict_goes_to_the_dead_letter_file_and_can_be_replayed_els
         format!(
             "[[input]]\ntype = \"dead_letter\"\npath = \"{}\"\ntags = [\"_replayed\"]\n[[output]]\ntype = \"elasticsearch\"\nhosts = \"{}\"\nindex = \"{fixed}\"\nbatch_wait = \"50ms\"\n",
             dl_path.display(),
-            svc.es
+            url
         ),
     )
     .unwrap();
@@ -624,6 +634,21 @@ batch_wait = "50ms"
 #[tokio::test(flavor = "multi_thread")]
 async fn setup_installs_a_template_that_types_later_documents() {
     let Some(svc) = services() else { return };
+    // OpenSearch 2.19 has the wildcard type
+    setup_template(&svc.es, "wildcard").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn setup_installs_a_template_that_elasticsearch_applies_and_enforces() {
+    let Some(url) = elasticsearch() else { return };
+    // the OSS build of the test command has no wildcard (X-Pack's)
+    setup_template(&url, "keyword").await;
+}
+
+/// `logpipe setup` (twice) installs the template; a later document with
+/// strings everywhere gets the ECS types, and one that breaks them is
+/// refused by the server.
+async fn setup_template(url: &str, url_type: &str) {
     let dir = temp_dir();
     let prefix = unique("setup");
     let pipeline = dir.path().join("setup.toml");
@@ -631,7 +656,7 @@ async fn setup_installs_a_template_that_types_later_documents() {
         &pipeline,
         format!(
             "[[input]]\ntype = \"file\"\npaths = [\"/nonexistent\"]\n[[output]]\ntype = \"elasticsearch\"\nhosts = \"{}\"\nindex = \"{prefix}-%{{+YYYY.MM.dd}}\"\n",
-            svc.es
+            url
         ),
     )
     .unwrap();
@@ -646,7 +671,7 @@ async fn setup_installs_a_template_that_types_later_documents() {
         assert!(stdout.contains(&format!("`{prefix}-*`")), "{stdout}");
         assert!(stdout.contains("installed template"), "{stdout}");
     }
-    let es = Es::new(&svc.es);
+    let es = Es::new(url);
     let (status, body) = es.get(&format!("_index_template/logpipe-{prefix}")).await;
     assert_eq!(status, 200, "{body}");
 
@@ -674,8 +699,8 @@ async fn setup_installs_a_template_that_types_later_documents() {
             ["type"],
         "long"
     );
-    // wildcard where the server has the type (OpenSearch 2.15+, Elasticsearch 7.9+)
-    assert_eq!(props["url"]["properties"]["original"]["type"], "wildcard");
+    // wildcard where the server has the type (OpenSearch 2.15+, Elasticsearch 7.9+ but OSS)
+    assert_eq!(props["url"]["properties"]["original"]["type"], url_type);
     assert_eq!(props["message"]["type"], "text");
 
     // and the server enforces it: a source.ip that is no IP is refused
