@@ -19,7 +19,7 @@
 
 pub mod config;
 pub mod fingerprint;
-pub(crate) mod line_event;
+pub mod line_event;
 pub mod multiline;
 pub mod reader;
 pub mod registry;
