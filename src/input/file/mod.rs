@@ -10,7 +10,9 @@
 //!
 //! - [`config`]: the settings and their validation.
 //! - `tail`: the loop, acknowledgements into checkpoints, releasing files.
-//! - `scan`: discovery (globs, links, special files), renames, opening files.
+//! - `files`: the state of followed files and the checkpoints by identity.
+//! - `scan`: discovery with its own state (globs, links, special files,
+//!   renames, which files to open and where to start in them).
 //! - `watch`: inotify and when to look again.
 //! - `round`: reading rounds, truncation and copytruncate, timeouts, sending.
 //! - [`reader`]: one file as lines; [`multiline`]: joining lines.
@@ -18,6 +20,7 @@
 //! - [`registry`]: the checkpoint file.
 
 pub mod config;
+mod files;
 pub mod fingerprint;
 pub(crate) mod line_event;
 pub mod multiline;
@@ -65,8 +68,7 @@ impl FileInput {
             },
             None => (HashMap::new(), true),
         };
-        let mut tail = Tail::new(self, cx, known, registry);
-        tail.first_scan = first_start;
+        let mut tail = Tail::new(self, cx, known, registry, first_start);
         let result = tail.follow(&out).await;
         drop(out);
         let finished = tail.finish().await;

@@ -44,8 +44,8 @@ impl Tail {
         // round's read or named again for the next round.
         let changed = self.wake.take_changed();
         let mut index = 0;
-        while index < self.files.len() {
-            let file = &mut self.files[index];
+        while index < self.files.open.len() {
+            let file = &mut self.files.open[index];
             if !changed.is_empty()
                 && (changed.contains(&file.path) || changed.contains(&file.opened))
             {
@@ -83,7 +83,7 @@ impl Tail {
             })
             .await
             .map_err(|e| StageError::Fatal(format!("file reader thread failed: {e}")))?;
-            let file = &mut self.files[index];
+            let file = &mut self.files.open[index];
             let grew = round.reader.read_position() > round.read_before;
             metrics::counter!("logpipe_bytes_in_total", "pipeline" => self.cx.pipeline.to_string(), "stage" => "input.file")
                 .increment(round.reader.read_position().saturating_sub(round.read_before));
@@ -109,11 +109,11 @@ impl Tail {
                 read_any = true;
                 continue;
             }
-            let file = &mut self.files[index];
+            let file = &mut self.files.open[index];
             if !file.fingerprint.is_complete() {
                 self.grow_fingerprint(index, &prefix);
             }
-            let file = &mut self.files[index];
+            let file = &mut self.files.open[index];
             file.size = round.size;
             file.reader = Some(round.reader);
             file.at_eof = stop == Stop::Eof;
@@ -142,7 +142,7 @@ impl Tail {
             return lines;
         };
         let now = Instant::now();
-        let joiner = &mut self.files[index].joiner;
+        let joiner = &mut self.files.open[index].joiner;
         let mut events = Vec::with_capacity(lines.len());
         for line in lines {
             joiner.push(&rules, line, now, &mut events);
@@ -163,7 +163,7 @@ impl Tail {
         resume: u64,
         out: &mpsc::Sender<Batch>,
     ) -> Result<bool, StageError> {
-        let file = &self.files[index];
+        let file = &self.files.open[index];
         let (fp, inode) = (file.fingerprint, file.inode);
         let patterns = self.input.patterns.clone();
         let exclude = self.input.exclude.clone();
@@ -175,17 +175,17 @@ impl Tail {
         .await
         .ok()
         .flatten();
-        let file = &mut self.files[index];
+        let file = &mut self.files.open[index];
         match copy {
             Some((path, inode, reader)) => {
                 tracing::info!(path = %file.path.display(), copy = %path.display(), offset = resume, "File was copied and truncated (copytruncate); finishing the copy, then reading the truncated file anew.");
                 // Positions of batches acknowledged or in flight may lie
                 // past a shorter copy's end; its checkpoint must not.
                 file.clamp = (reader.position() < resume).then(|| reader.position());
-                if let Some(entry) = self.known.get_mut(&file.identity) {
+                if let Some(entry) = self.files.known.get_mut(&file.identity) {
                     (entry.path, entry.dev, entry.ino) = (path.clone(), inode.dev, inode.ino);
                     entry.offset = file.clamp.map_or(entry.offset, |c| entry.offset.min(c));
-                    self.dirty = true;
+                    self.files.dirty = true;
                 }
                 file.opened = path.clone();
                 (file.path, file.inode) = (path, inode);
@@ -199,7 +199,7 @@ impl Tail {
                 if let Some(line) = file.joiner.flush() {
                     self.send(index, vec![line], out).await?;
                 }
-                let file = self.files.remove(index);
+                let file = self.files.open.remove(index);
                 self.tracker.close_lane(file.lane);
                 Ok(false)
             }
@@ -207,14 +207,14 @@ impl Tail {
     }
 
     fn grow_fingerprint(&mut self, index: usize, prefix: &[u8]) {
-        let file = &mut self.files[index];
+        let file = &mut self.files.open[index];
         let grown = Fingerprint::of(prefix);
         if grown.len > file.fingerprint.len {
             file.fingerprint = grown;
-            if let Some(entry) = self.known.get_mut(&file.identity) {
+            if let Some(entry) = self.files.known.get_mut(&file.identity) {
                 entry.fp_len = grown.len;
                 entry.fp_hash = grown.to_hex();
-                self.dirty = true;
+                self.files.dirty = true;
             }
         }
     }
@@ -227,9 +227,9 @@ impl Tail {
     ) -> Result<(), StageError> {
         let now = Instant::now();
         let partial_timeout = self.input.partial_line_timeout;
-        for index in 0..self.files.len() {
+        for index in 0..self.files.open.len() {
             let mut lines = Vec::new();
-            let file = &mut self.files[index];
+            let file = &mut self.files.open[index];
             if let Some(rules) = &self.input.multiline {
                 lines.extend(file.joiner.flush_expired(rules, now));
             }
@@ -244,7 +244,7 @@ impl Tail {
                 lines.extend(self.join(index, vec![line]));
                 // Nothing follows a partial line that timed out: the event
                 // it may belong to is complete too.
-                lines.extend(self.files[index].joiner.flush());
+                lines.extend(self.files.open[index].joiner.flush());
             }
             self.send(index, lines, out).await?;
         }
@@ -253,13 +253,13 @@ impl Tail {
 
     /// Sends everything held back (the end of an `exit_after_eof` run).
     pub(super) async fn flush_all(&mut self, out: &mpsc::Sender<Batch>) -> Result<(), StageError> {
-        for index in 0..self.files.len() {
-            let partial = self.files[index]
+        for index in 0..self.files.open.len() {
+            let partial = self.files.open[index]
                 .reader
                 .as_mut()
                 .and_then(LineReader::flush_partial);
             let mut lines = self.join(index, partial.into_iter().collect());
-            lines.extend(self.files[index].joiner.flush());
+            lines.extend(self.files.open[index].joiner.flush());
             self.send(index, lines, out).await?;
         }
         Ok(())
@@ -285,7 +285,7 @@ impl Tail {
             _ = self.cx.shutdown.stop.cancelled() => return Ok(()),
         };
         let read_time = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-        let file = &self.files[index];
+        let file = &self.files.open[index];
         let path = file.path.to_string_lossy();
         let source = LineOrigin {
             input: &self.input,
@@ -295,7 +295,7 @@ impl Tail {
         };
         let events: Vec<Event> = lines.into_iter().map(|l| source.event(l)).collect();
         let lane = file.lane;
-        if let Some(entry) = self.known.get_mut(&file.identity) {
+        if let Some(entry) = self.files.known.get_mut(&file.identity) {
             entry.size = entry.size.max(position);
         }
         permit.send(Batch::new(events, self.tracker.track(lane, position)));

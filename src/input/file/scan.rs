@@ -8,12 +8,14 @@ use std::time::{Duration, Instant, SystemTime};
 use chrono::{SecondsFormat, Utc};
 use xxhash_rust::xxh3::Xxh3Builder;
 
+use super::config::{FileInput, StartPosition};
+use super::files::{Files, Tracked};
 use super::fingerprint::{self, Fingerprint, Inode};
 use super::reader::LineReader;
 use super::registry::Entry;
-use super::tail::{ShortFile, Tail, Tracked};
 use super::watch::watch_root;
-use super::StartPosition;
+use crate::ack::AckTracker;
+use crate::telemetry::Throttle;
 
 /// A regular file matching the patterns.
 #[derive(Debug)]
@@ -288,14 +290,66 @@ pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
     Ok(file)
 }
 
-impl Tail {
+/// Discovery's own state between scans.
+pub(super) struct Discovery {
+    /// The next scan is the first of a first start: `start_position`
+    /// applies to the files it finds.
+    first_scan: bool,
+    /// Files shorter than the fingerprint, seen but not yet identified.
+    short: HashMap<Inode, ShortFile>,
+    /// Files over `max_open_files` at the last scan.
+    waiting: usize,
+    /// Matched paths that are not read (links, FIFOs, …), reported once.
+    skipped: HashSet<PathBuf>,
+    cap_warning: Throttle,
+    open_warning: Throttle,
+}
+
+/// A file too short to be identified yet (see [`Discovery::short_file_ready`]).
+struct ShortFile {
+    /// When this process first saw it.
+    since: Instant,
+    /// Where to start once it is identified: its size at first sight when it
+    /// was present at start and `start_position = "end"`.
+    start: Option<u64>,
+}
+
+impl Discovery {
+    pub fn new(first_start: bool) -> Self {
+        Discovery {
+            first_scan: first_start,
+            short: HashMap::new(),
+            waiting: 0,
+            skipped: HashSet::new(),
+            cap_warning: Throttle::warnings(),
+            open_warning: Throttle::warnings(),
+        }
+    }
+
+    /// Files over `max_open_files` at the last scan.
+    pub fn waiting(&self) -> usize {
+        self.waiting
+    }
+
+    /// When the first short file waiting to be identified is due.
+    pub fn next_due(&self, close_inactive: Duration) -> Option<Instant> {
+        self.short.values().map(|s| s.since + close_inactive).min()
+    }
+
     /// Finds files matching the patterns: notes renamed and vanished ones,
-    /// starts following new ones (up to `max_open_files`), prunes the
-    /// checkpoints of files gone for good.
-    pub(super) async fn scan(&mut self) {
-        let patterns = self.input.patterns.clone();
-        let exclude = self.input.exclude.clone();
-        let follow = self.input.follow_symlinks;
+    /// starts following new ones (up to `max_open_files`, each on a lane of
+    /// `tracker`), prunes the checkpoints of files gone for good. Returns
+    /// whether a file got a new identity, which must be saved before its
+    /// lines leave.
+    pub async fn scan(
+        &mut self,
+        input: &FileInput,
+        files: &mut Files,
+        tracker: &mut AckTracker<u64>,
+    ) -> bool {
+        let patterns = input.patterns.clone();
+        let exclude = input.exclude.clone();
+        let follow = input.follow_symlinks;
         let found = tokio::task::spawn_blocking(move || find(&patterns, &exclude, follow))
             .await
             .unwrap_or_default();
@@ -305,7 +359,7 @@ impl Tail {
         // Thousands of files: look them up by inode, never pairwise.
         let by_inode: HashMap<Inode, &Candidate, Xxh3Builder> =
             candidates.iter().map(|c| (c.inode, c)).collect();
-        for file in &mut self.files {
+        for file in &mut files.open {
             if file.detached {
                 continue;
             }
@@ -329,11 +383,15 @@ impl Tail {
             }
         }
         self.short.retain(|inode, _| by_inode.contains_key(inode));
-        let open_inodes: HashSet<Inode, Xxh3Builder> = self.files.iter().map(|f| f.inode).collect();
-        let drained: HashSet<(Inode, u64), Xxh3Builder> =
-            self.known.values().map(|e| (e.inode(), e.offset)).collect();
+        let open_inodes: HashSet<Inode, Xxh3Builder> = files.open.iter().map(|f| f.inode).collect();
+        let drained: HashSet<(Inode, u64), Xxh3Builder> = files
+            .known
+            .values()
+            .map(|e| (e.inode(), e.offset))
+            .collect();
         let mut waiting = 0;
         let mut unopened = false;
+        let mut new_identities = false;
         for candidate in &candidates {
             if candidate.size == 0 || open_inodes.contains(&candidate.inode) {
                 continue;
@@ -346,30 +404,24 @@ impl Tail {
             if drained.contains(&(candidate.inode, candidate.size)) {
                 continue;
             }
-            if self.files.len() >= self.input.max_open_files {
+            if files.open.len() >= input.max_open_files {
                 waiting += 1;
                 continue;
             }
             // Candidates are distinct inodes, so none is opened twice here.
-            unopened |= !self.open(candidate, first).await;
-        }
-        if std::mem::take(&mut self.new_identities) {
-            // Origin ids derive from the identity, and the identity from the
-            // bytes present at first sight: write it down before the first
-            // event leaves, so that a crash before the next periodic save
-            // cannot give the same lines other ids (and duplicates) when a
-            // short file is identified again after it grew. Once per scan,
-            // not per file: a start with thousands of files would write the
-            // whole registry thousands of times.
-            let _ = self.save().await;
+            match self.open(input, files, tracker, candidate, first).await {
+                Opened::No => unopened = true,
+                Opened::Known | Opened::Skipped => {}
+                Opened::New => new_identities = true,
+            }
         }
         self.waiting = waiting;
         if waiting > 0 {
             if let Some(suppressed) = self.cap_warning.ready() {
                 tracing::warn!(
                     waiting,
-                    open = self.files.len(),
-                    max_open_files = self.input.max_open_files,
+                    open = files.open.len(),
+                    max_open_files = input.max_open_files,
                     suppressed,
                     "Files wait for a free slot (max_open_files); each is read once a followed file is drained and released."
                 );
@@ -379,9 +431,10 @@ impl Tail {
         // which refreshes their dev/inode hint; a file that could not be
         // opened or fingerprinted this time keeps a stale hint, so prune only
         // when every candidate was looked at.
-        if self.input.clean_removed && waiting == 0 && !unopened {
-            self.clean_removed(&candidates);
+        if input.clean_removed && waiting == 0 && !unopened {
+            clean_removed(files, &candidates);
         }
+        new_identities
     }
 
     /// Logs each matched path that is not read, once while it stays so.
@@ -395,26 +448,16 @@ impl Tail {
         }
     }
 
-    fn clean_removed(&mut self, candidates: &[Candidate]) {
-        let followed: HashSet<&str> = self.files.iter().map(|f| f.identity.as_str()).collect();
-        let present: HashSet<Inode> = candidates.iter().map(|c| c.inode).collect();
-        let before = self.known.len();
-        self.known.retain(|identity, entry| {
-            followed.contains(identity.as_str()) || present.contains(&entry.inode())
-        });
-        let removed = before - self.known.len();
-        if removed > 0 {
-            tracing::info!(
-                removed,
-                "Forgot the checkpoints of files no longer found (clean_removed)."
-            );
-            self.dirty = true;
-        }
-    }
-
-    /// Opens a candidate and decides where to start in it. Returns false
-    /// when it could not be opened (it is tried again at the next scan).
-    async fn open(&mut self, candidate: &Candidate, first_scan: bool) -> bool {
+    /// Opens a candidate, decides where to start in it and follows it on a
+    /// new lane.
+    async fn open(
+        &mut self,
+        input: &FileInput,
+        files: &mut Files,
+        tracker: &mut AckTracker<u64>,
+        candidate: &Candidate,
+        first_scan: bool,
+    ) -> Opened {
         let path = candidate.path.clone();
         let opening = candidate.open.clone();
         let opened = tokio::task::spawn_blocking(move || {
@@ -430,48 +473,48 @@ impl Tail {
                 if let Some(suppressed) = self.open_warning.ready() {
                     tracing::warn!(path = %path.display(), error = %e, suppressed, "Cannot open file; will try again.");
                 }
-                return false;
+                return Opened::No;
             }
-            Err(_) => return false,
+            Err(_) => return Opened::No,
         };
         if prefix.is_empty() {
-            return true;
+            return Opened::Skipped;
         }
         let size = meta.len();
         let inode = Inode::of(&meta);
         // The longest stored fingerprint this file starts with; among equals
         // the one with the same inode.
-        let known = self
+        let known = files
             .known
             .values()
             .filter(|e| e.fingerprint().is_some_and(|fp| fp.matches_prefix(&prefix)))
             .max_by_key(|e| (e.fp_len, e.inode() == inode))
             .cloned();
         if let Some(entry) = &known {
-            if let Some(other) = self.files.iter().find(|f| f.identity == entry.identity) {
+            if let Some(other) = files.open.iter().find(|f| f.identity == entry.identity) {
                 // The same content under a second name: the copy made by
                 // copytruncate (picked up when the original is truncated)
                 // or a hard link. Reading it too would repeat every line.
                 tracing::debug!(path = %path.display(), followed = %other.path.display(), "File has the same content as a followed file; not reading it twice.");
-                return true;
+                return Opened::Skipped;
             }
         }
         if known.is_none()
             && prefix.len() < fingerprint::FINGERPRINT_BYTES
-            && !self.short_file_ready(&path, inode, &meta, first_scan)
+            && !self.short_file_ready(input, &path, inode, &meta, first_scan)
         {
-            return true;
+            return Opened::Skipped;
         }
         let fp = Fingerprint::of(&prefix);
         let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
         let (identity, offset) = match known {
             Some(entry) if entry.offset == size => {
                 // Read to its end already; follow it only once it grows.
-                if let Some(e) = self.known.get_mut(&entry.identity) {
+                if let Some(e) = files.known.get_mut(&entry.identity) {
                     (e.dev, e.ino, e.size, e.path) = (inode.dev, inode.ino, size, path);
-                    self.dirty = true;
+                    files.dirty = true;
                 }
-                return true;
+                return Opened::Known;
             }
             Some(entry) if entry.offset < size => {
                 tracing::info!(path = %path.display(), offset = entry.offset, "Resuming file from its checkpoint.");
@@ -488,7 +531,7 @@ impl Tail {
                 let offset = match self.short.remove(&inode) {
                     // A line boundary when it was seen; truncated since: 0.
                     Some(short) => short.start.filter(|&s| s <= size).unwrap_or(0),
-                    None => match (first_scan, self.input.start_position) {
+                    None => match (first_scan, input.start_position) {
                         (true, StartPosition::End) => size,
                         _ => 0,
                     },
@@ -497,33 +540,36 @@ impl Tail {
                 (fp.to_hex(), offset)
             }
         };
-        let new_identity = !self.known.contains_key(&identity);
-        let entry = self.known.entry(identity.clone()).or_insert_with(|| Entry {
-            identity: identity.clone(),
-            fp_len: fp.len,
-            fp_hash: fp.to_hex(),
-            path: path.clone(),
-            dev: inode.dev,
-            ino: inode.ino,
-            offset,
-            size,
-            updated: now,
-        });
+        let new_identity = !files.known.contains_key(&identity);
+        let entry = files
+            .known
+            .entry(identity.clone())
+            .or_insert_with(|| Entry {
+                identity: identity.clone(),
+                fp_len: fp.len,
+                fp_hash: fp.to_hex(),
+                path: path.clone(),
+                dev: inode.dev,
+                ino: inode.ino,
+                offset,
+                size,
+                updated: now,
+            });
         (entry.path, entry.dev, entry.ino) = (path.clone(), inode.dev, inode.ino);
         entry.offset = offset;
         if fp.len > entry.fp_len {
             entry.fp_len = fp.len;
             entry.fp_hash = fp.to_hex();
         }
-        self.dirty = true;
-        let reader = match LineReader::new(file, offset, self.input.max_line_bytes) {
+        files.dirty = true;
+        let reader = match LineReader::new(file, offset, input.max_line_bytes) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "Cannot seek in file; will try again.");
-                return false;
+                return Opened::No;
             }
         };
-        let lane = self.tracker.open_lane();
+        let lane = tracker.open_lane();
         let mut tracked = Tracked::new(
             path,
             inode,
@@ -533,11 +579,14 @@ impl Tail {
             reader,
         );
         tracked.opened = candidate.open.clone();
-        self.files.push(tracked);
-        // Written by `scan` once its opens are done, before any of them is
-        // read (see there).
-        self.new_identities |= new_identity;
-        true
+        files.open.push(tracked);
+        // Written once the scan's opens are done, before any of them is
+        // read (see `Tail::scan`).
+        if new_identity {
+            Opened::New
+        } else {
+            Opened::Known
+        }
     }
 
     /// Whether a new file shorter than the fingerprint may be identified by
@@ -550,16 +599,17 @@ impl Tail {
     /// (`exit_after_eof`) the file is complete, so it is read at once.
     fn short_file_ready(
         &mut self,
+        input: &FileInput,
         path: &Path,
         inode: Inode,
         meta: &std::fs::Metadata,
         first_scan: bool,
     ) -> bool {
-        let wait = self.input.close_inactive;
-        if self.input.exit_after_eof {
+        let wait = input.close_inactive;
+        if input.exit_after_eof {
             return true;
         }
-        let end = self.input.start_position == StartPosition::End;
+        let end = input.start_position == StartPosition::End;
         let short = self.short.entry(inode).or_insert_with(|| {
             let start = (first_scan && end).then_some(meta.len());
             let from = match start {
@@ -588,6 +638,38 @@ impl Tail {
             tracing::info!(path = %path.display(), size = meta.len(), "Reading a file shorter than the fingerprint now: close_inactive passed; it is identified by the bytes it has.");
         }
         ready
+    }
+}
+
+/// What [`Discovery::open`] did with a candidate.
+enum Opened {
+    /// Could not open or position it: tried again at the next scan, and
+    /// checkpoints are not pruned meanwhile.
+    No,
+    /// Left alone for now: empty, a second name of a followed file, or too
+    /// short to identify yet.
+    Skipped,
+    /// Known already: followed from its checkpoint, or read to its end.
+    Known,
+    /// Followed under an identity the registry did not have.
+    New,
+}
+
+/// Forgets the checkpoints of files no longer found (`clean_removed`).
+fn clean_removed(files: &mut Files, candidates: &[Candidate]) {
+    let followed: HashSet<&str> = files.open.iter().map(|f| f.identity.as_str()).collect();
+    let present: HashSet<Inode> = candidates.iter().map(|c| c.inode).collect();
+    let before = files.known.len();
+    files.known.retain(|identity, entry| {
+        followed.contains(identity.as_str()) || present.contains(&entry.inode())
+    });
+    let removed = before - files.known.len();
+    if removed > 0 {
+        tracing::info!(
+            removed,
+            "Forgot the checkpoints of files no longer found (clean_removed)."
+        );
+        files.dirty = true;
     }
 }
 
