@@ -289,3 +289,18 @@ fn the_input_does_not_take_an_if() {
     assert_eq!(d.len(), 1, "{d:?}");
     assert!(d[0].contains("unknown field `if`"), "{}", d[0]);
 }
+
+#[test]
+fn an_exclude_pattern_that_can_never_match_paths_is_a_warning_at_the_pattern() {
+    let text = format!(
+        "[[input]]\ntype = \"file\"\npaths = [\"/var/log/httpd/access_log*\"]\n\
+         exclude = [\"*.gz\", \"error_log*\", \"/var/log/nginx/*\"]\n{OK_OUTPUT}"
+    );
+    assert_eq!(
+        diagnostics(&text, &[]),
+        [
+            "p.toml:4:20: warning: exclude pattern `error_log*` can never match: no file that `paths` matches can have such a name (a pattern without a slash is matched against file names)",
+            "p.toml:4:34: warning: exclude pattern `/var/log/nginx/*` can never match: no path that `paths` matches has this form (a pattern with a slash is matched against the whole path, here `/var/log/nginx/*`)",
+        ]
+    );
+}

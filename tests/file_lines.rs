@@ -411,3 +411,48 @@ fn multiline_match_next_joins_a_line_to_the_one_after_it() {
     assert_eq!(events[1]["log"]["offset"], 6);
     assert_eq!(events[2]["log"]["flags"], serde_json::Value::Null);
 }
+
+/// `exclude` as Filebeat and Logstash users write it: `*.gz` leaves out
+/// compressed rotations in any directory (matched against the base name,
+/// although the pipeline file lives elsewhere), and a pattern with a slash
+/// leaves out a path.
+#[test]
+fn exclude_matches_base_names_without_a_slash_and_paths_with_one() {
+    let dir = temp_dir();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(logs.join("old")).unwrap();
+    for (name, line) in [
+        ("access_log", "live"),
+        ("access_log.1", "rotated"),
+        ("access_log.2.gz", "compressed"),
+        ("old/access_log", "old live"),
+        ("old/access_log.1.gz", "old compressed"),
+    ] {
+        write_lines(&logs.join(name), [line.to_owned()]);
+    }
+    let etc = dir.path().join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    let pipeline = etc.join("tail.toml");
+    let logs = logs.display();
+    std::fs::write(
+        &pipeline,
+        format!(
+            r#"
+name = "tail"
+[[input]]
+type = "file"
+paths = ["{logs}/access_log*", "{logs}/*/access_log*"]
+exclude = ["*.gz", "{logs}/old/access_log"]
+exit_after_eof = true
+
+[[output]]
+type = "stdout"
+"#
+        ),
+    )
+    .unwrap();
+    let events = Run::start(&pipeline, &dir.path().join("state")).finish();
+    let mut texts = messages(&events);
+    texts.sort();
+    assert_eq!(texts, ["live", "rotated"]);
+}

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use toml::Spanned;
 
+use super::exclude::Exclude;
 use super::multiline::{Match, Multiline};
 use crate::config::types::{Seconds, StringList};
 use crate::config::ConfigCx;
@@ -41,7 +42,9 @@ pub struct Config {
     /// Paths or glob patterns of the files to follow; relative ones resolve
     /// against the pipeline file's directory.
     pub paths: Spanned<StringList>,
-    /// Glob patterns of paths to leave out.
+    /// Glob patterns of files to leave out: without a slash, matched
+    /// against the file's base name (`*.gz`); with one, against its path
+    /// (relative ones resolve as `paths` do).
     #[serde(default)]
     pub exclude: Vec<Spanned<String>>,
     /// Names this input's checkpoint file; default: derived from `paths`.
@@ -144,7 +147,7 @@ pub struct MultilineConfig {
 pub struct FileInput {
     pub id: String,
     pub patterns: Vec<String>,
-    pub exclude: Vec<glob::Pattern>,
+    pub exclude: Vec<Exclude>,
     pub tags: Vec<String>,
     pub fields: Option<Map<String, Value>>,
     pub start_position: StartPosition,
@@ -191,8 +194,22 @@ impl Config {
         }
         let mut exclude = Vec::new();
         for pattern in &self.exclude {
-            let resolved = cx.path(pattern.get_ref());
-            match glob::Pattern::new(&resolved.to_string_lossy()) {
+            let resolve = |p: &str| cx.path(p).to_string_lossy().into_owned();
+            match Exclude::new(pattern.get_ref(), resolve) {
+                Ok(p) if ok && !p.can_match(&patterns) => {
+                    let why = match &p {
+                        Exclude::Name(_) => "no file that `paths` matches can have such a name (a pattern without a slash is matched against file names)".to_owned(),
+                        Exclude::Path(resolved) => format!("no path that `paths` matches has this form (a pattern with a slash is matched against the whole path, here `{resolved}`)"),
+                    };
+                    cx.warn(
+                        &pattern.span(),
+                        format!(
+                            "exclude pattern `{}` can never match: {why}",
+                            pattern.get_ref()
+                        ),
+                    );
+                    exclude.push(p);
+                }
                 Ok(p) => exclude.push(p),
                 Err(e) => {
                     cx.error(&pattern.span(), format!("invalid glob: {e}"));

@@ -8,7 +8,8 @@
 //! blocking threads in large chunks; when downstream is slow the `send`
 //! waits, so the file on disk is the buffer.
 //!
-//! - [`config`]: the settings and their validation.
+//! - [`config`]: the settings and their validation; [`exclude`]: what an
+//!   `exclude` pattern matches.
 //! - `tail`: the loop, acknowledgements into checkpoints, releasing files.
 //! - `files`: the state of followed files and the checkpoints by identity.
 //! - `scan`: discovery with its own state (globs, links, special files,
@@ -20,6 +21,7 @@
 //! - [`registry`]: the checkpoint file.
 
 pub mod config;
+pub mod exclude;
 mod files;
 pub mod fingerprint;
 pub(crate) mod line_event;

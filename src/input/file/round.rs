@@ -8,6 +8,7 @@ use std::time::{Instant, SystemTime};
 use chrono::{SecondsFormat, Utc};
 use tokio::sync::mpsc;
 
+use super::exclude::Exclude;
 use super::fingerprint::{self, Fingerprint, Inode};
 use super::line_event::LineOrigin;
 use super::reader::{Line, LineReader, Stop};
@@ -307,7 +308,7 @@ impl Tail {
 /// `fp` was taken of, opened and positioned at `resume` (or its end).
 fn find_copy(
     patterns: &[String],
-    exclude: &[glob::Pattern],
+    exclude: &[Exclude],
     fp: Fingerprint,
     inode: Inode,
     resume: u64,

@@ -9,6 +9,7 @@ use chrono::{SecondsFormat, Utc};
 use xxhash_rust::xxh3::Xxh3Builder;
 
 use super::config::{FileInput, StartPosition};
+use super::exclude::Exclude;
 use super::files::{Files, Tracked};
 use super::fingerprint::{self, Fingerprint, Inode};
 use super::reader::LineReader;
@@ -53,7 +54,7 @@ pub struct Found {
 /// file it can read. Directories, FIFOs, sockets and devices that a glob
 /// matches are skipped too; they are listed in `skipped` so the caller can
 /// say so once.
-pub fn find(patterns: &[String], exclude: &[glob::Pattern], follow_symlinks: bool) -> Found {
+pub fn find(patterns: &[String], exclude: &[Exclude], follow_symlinks: bool) -> Found {
     let mut found = Found::default();
     let targets = follow_symlinks.then(|| TargetRules::new(patterns));
     // Thousands of files: deduplicate by set, never pairwise, and look each
@@ -66,7 +67,7 @@ pub fn find(patterns: &[String], exclude: &[glob::Pattern], follow_symlinks: boo
             continue;
         };
         for path in paths.flatten() {
-            if exclude.iter().any(|p| p.matches_path(&path)) || !seen_paths.insert(path.clone()) {
+            if exclude.iter().any(|p| p.matches(&path)) || !seen_paths.insert(path.clone()) {
                 continue;
             }
             let Some(link_stat) = dirs.lstat(&path) else {
@@ -267,9 +268,9 @@ impl TargetRules {
         TargetRules { patterns: out }
     }
 
-    fn allows(&self, target: &Path, exclude: &[glob::Pattern]) -> bool {
+    fn allows(&self, target: &Path, exclude: &[Exclude]) -> bool {
         self.patterns.iter().any(|p| p.matches_path(target))
-            && !exclude.iter().any(|p| p.matches_path(target))
+            && !exclude.iter().any(|p| p.matches(target))
     }
 }
 
@@ -684,7 +685,7 @@ mod tests {
         std::fs::write(dir.path().join("access_log.gz"), b"x").unwrap();
         std::fs::create_dir(dir.path().join("access_log.d")).unwrap();
         let pattern = format!("{}/access_log*", dir.path().display());
-        let exclude = glob::Pattern::new("*.gz").unwrap();
+        let exclude = Exclude::new("*.gz", str::to_owned).unwrap();
         let found = find(&[pattern], &[exclude], false);
         let names: Vec<_> = found
             .candidates
