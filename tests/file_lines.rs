@@ -347,52 +347,6 @@ fn old_files_are_read_in_full_and_then_released_at_once_with_ignore_older() {
     assert_eq!(texts, [live_line, "old but unread".to_owned()]);
 }
 
-/// A new file under 1024 bytes is identified (and read) once it has 1024
-/// bytes, or after close_inactive, whichever comes first.
-#[test]
-fn a_short_file_is_read_once_it_has_a_full_fingerprint_or_after_close_inactive() {
-    let dir = temp_dir();
-    let quiet = dir.path().join("quiet/error_log");
-    let busy = dir.path().join("busy/error_log");
-    std::fs::create_dir_all(quiet.parent().unwrap()).unwrap();
-    std::fs::create_dir_all(busy.parent().unwrap()).unwrap();
-    write_lines(&quiet, ["quiet".to_owned()]);
-    write_lines(&busy, ["busy 0".to_owned()]);
-    let pipeline = pipeline(
-        dir.path(),
-        &[&dir.path().join("*/error_log")],
-        "close_inactive = \"4s\"",
-    );
-    let started = Instant::now();
-    let run = Run::start(&pipeline, &dir.path().join("state"));
-    std::thread::sleep(Duration::from_millis(1000));
-    assert_eq!(run.count(), 0, "short files wait for their fingerprint");
-
-    // The busy one reaches 1024 bytes: read at once, from its beginning.
-    write_lines(
-        &busy,
-        (1..40).map(|i| format!("busy {i} {}", "b".repeat(40))),
-    );
-    run.wait_for(40, Duration::from_secs(30));
-    let early = started.elapsed();
-    let texts: Vec<String> = messages(&run.snapshot())
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-    if early < Duration::from_secs(4) {
-        assert!(!texts.contains(&"quiet".to_owned()), "{texts:?}");
-    }
-    assert_eq!(texts[0], "busy 0");
-
-    // The quiet one is read after close_inactive.
-    run.wait_for(41, Duration::from_secs(30));
-    assert!(started.elapsed() >= Duration::from_secs(4));
-    let events = run.stop();
-    let texts = messages(&events);
-    assert_eq!(texts.len(), 41);
-    assert!(texts.contains(&"quiet"));
-}
-
 /// `match = "next"`: a line that matches belongs to the event after it
 /// (here, lines ending in a backslash continue on the next line).
 #[test]

@@ -2,6 +2,7 @@
 //! truncation and copytruncate detection; timeouts of held partial lines and
 //! unfinished multiline events; handing batches to the next stage.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
@@ -165,13 +166,15 @@ impl Tail {
         out: &mpsc::Sender<Batch>,
     ) -> Result<bool, StageError> {
         let file = &self.files.open[index];
-        let (fp, inode) = (file.fingerprint, file.inode);
+        let fp = file.fingerprint;
         let patterns = self.input.patterns.clone();
         let exclude = self.input.exclude.clone();
         let max_line = self.input.max_line_bytes;
         let follow = self.input.follow_symlinks;
+        // A followed file is no copy: it has its own lane and checkpoint.
+        let followed: HashSet<Inode> = self.files.open.iter().map(|f| f.inode).collect();
         let copy = tokio::task::spawn_blocking(move || {
-            find_copy(&patterns, &exclude, fp, inode, resume, max_line, follow)
+            find_copy(&patterns, &exclude, fp, &followed, resume, max_line, follow)
         })
         .await
         .ok()
@@ -304,13 +307,14 @@ impl Tail {
     }
 }
 
-/// Finds a matched file other than `inode` that starts with the content
-/// `fp` was taken of, opened and positioned at `resume` (or its end).
+/// Finds a matched file not `followed` (which includes the truncated one)
+/// that starts with the content `fp` was taken of, opened and positioned at
+/// `resume` (or its end).
 fn find_copy(
     patterns: &[String],
     exclude: &[Exclude],
     fp: Fingerprint,
-    inode: Inode,
+    followed: &HashSet<Inode>,
     resume: u64,
     max_line: usize,
     follow_symlinks: bool,
@@ -318,7 +322,7 @@ fn find_copy(
     scan::find(patterns, exclude, follow_symlinks)
         .candidates
         .into_iter()
-        .filter(|c| c.inode != inode)
+        .filter(|c| !followed.contains(&c.inode))
         .find_map(|c| {
             let file = scan::open_regular(&c.open).ok()?;
             let prefix = fingerprint::read_prefix(&file).ok()?;

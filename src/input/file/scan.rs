@@ -296,8 +296,15 @@ pub(super) struct Discovery {
     /// The next scan is the first of a first start: `start_position`
     /// applies to the files it finds.
     first_scan: bool,
-    /// Files shorter than the fingerprint, seen but not yet identified.
-    short: HashMap<Inode, ShortFile>,
+    /// New files that may be a copy of a followed short file, not read yet
+    /// (see [`Discovery::copy_wait_over`]).
+    maybe_copies: HashMap<Inode, MaybeCopy>,
+    /// Files this process found read to their end, with the size and
+    /// modification time they had then: not opened again while both stay
+    /// the same. Kept here rather than taken from the registry's dev/inode,
+    /// since an inode is reused after a deletion, possibly by a file of the
+    /// same size.
+    read_to_end: HashMap<Inode, (u64, SystemTime), Xxh3Builder>,
     /// Files over `max_open_files` at the last scan.
     waiting: usize,
     /// Matched paths that are not read (links, FIFOs, …), reported once.
@@ -306,12 +313,13 @@ pub(super) struct Discovery {
     open_warning: Throttle,
 }
 
-/// A file too short to be identified yet (see [`Discovery::short_file_ready`]).
-struct ShortFile {
+/// A new file that may be a copy of a followed short one (see
+/// [`Discovery::copy_wait_over`]).
+struct MaybeCopy {
     /// When this process first saw it.
     since: Instant,
-    /// Where to start once it is identified: its size at first sight when it
-    /// was present at start and `start_position = "end"`.
+    /// Where to start once it is read: its size at first sight when it was
+    /// present at start and `start_position = "end"`.
     start: Option<u64>,
 }
 
@@ -319,7 +327,8 @@ impl Discovery {
     pub fn new(first_start: bool) -> Self {
         Discovery {
             first_scan: first_start,
-            short: HashMap::new(),
+            maybe_copies: HashMap::new(),
+            read_to_end: HashMap::default(),
             waiting: 0,
             skipped: HashSet::new(),
             cap_warning: Throttle::warnings(),
@@ -332,9 +341,12 @@ impl Discovery {
         self.waiting
     }
 
-    /// When the first short file waiting to be identified is due.
+    /// When the first file waiting as a possible copy is due to be read.
     pub fn next_due(&self, close_inactive: Duration) -> Option<Instant> {
-        self.short.values().map(|s| s.since + close_inactive).min()
+        self.maybe_copies
+            .values()
+            .map(|s| s.since + close_inactive)
+            .min()
     }
 
     /// Finds files matching the patterns: notes renamed and vanished ones,
@@ -383,13 +395,13 @@ impl Discovery {
                 }
             }
         }
-        self.short.retain(|inode, _| by_inode.contains_key(inode));
         let open_inodes: HashSet<Inode, Xxh3Builder> = files.open.iter().map(|f| f.inode).collect();
-        let drained: HashSet<(Inode, u64), Xxh3Builder> = files
-            .known
-            .values()
-            .map(|e| (e.inode(), e.offset))
-            .collect();
+        // A file that waited as a possible copy and was taken over as
+        // one (see `round`) is followed now.
+        self.maybe_copies
+            .retain(|inode, _| by_inode.contains_key(inode) && !open_inodes.contains(inode));
+        self.read_to_end
+            .retain(|inode, _| by_inode.contains_key(inode));
         let mut waiting = 0;
         let mut unopened = false;
         let mut new_identities = false;
@@ -397,12 +409,12 @@ impl Discovery {
             if candidate.size == 0 || open_inodes.contains(&candidate.inode) {
                 continue;
             }
-            // The checkpoint of the file with this dev/inode already covers
-            // its whole size, so opening it would find nothing new. Only a
-            // hint (an inode can be reused), used so that rotated files
-            // already read are not opened and fingerprinted again on every
-            // scan; a file that grows no longer matches it.
-            if drained.contains(&(candidate.inode, candidate.size)) {
+            // Found read to its end by an earlier scan, and unchanged since:
+            // rotated files already read are not opened and fingerprinted
+            // again on every scan. A file that grows, or a new file on a
+            // reused inode (another modification time), no longer matches.
+            if self.read_to_end.get(&candidate.inode) == Some(&(candidate.size, candidate.modified))
+            {
                 continue;
             }
             if files.open.len() >= input.max_open_files {
@@ -484,11 +496,19 @@ impl Discovery {
         let size = meta.len();
         let inode = Inode::of(&meta);
         // The longest stored fingerprint this file starts with; among equals
-        // the one with the same inode.
+        // the one with the same inode. One shorter than the full 1024 bytes
+        // (a file that was short when last seen) is a weak identity: it
+        // names this file only on the same inode (device numbers may
+        // change across reboots, so they only break ties), or two new
+        // files with the same first line would count as one.
         let known = files
             .known
             .values()
-            .filter(|e| e.fingerprint().is_some_and(|fp| fp.matches_prefix(&prefix)))
+            .filter(|e| {
+                e.fingerprint().is_some_and(|fp| {
+                    fp.matches_prefix(&prefix) && (fp.is_complete() || e.ino == inode.ino)
+                })
+            })
             .max_by_key(|e| (e.fp_len, e.inode() == inode))
             .cloned();
         if let Some(entry) = &known {
@@ -500,13 +520,26 @@ impl Discovery {
                 return Opened::Skipped;
             }
         }
-        if known.is_none()
-            && prefix.len() < fingerprint::FINGERPRINT_BYTES
-            && !self.short_file_ready(input, &path, inode, &meta, first_scan)
-        {
-            return Opened::Skipped;
-        }
         let fp = Fingerprint::of(&prefix);
+        if known.is_none() {
+            // A copy of a followed file that is still identified by a short
+            // prefix (copytruncate made it, and the original's truncation
+            // is not seen yet): its inode differs, so it matches no entry,
+            // and read as a file of its own, the lines already read from the
+            // original would come twice. It waits; once the original's
+            // truncation is seen, reading goes on in the copy where it
+            // stopped (see `round`).
+            let copy_of = files
+                .open
+                .iter()
+                .find(|f| f.inode != inode && f.fingerprint.matches_prefix(&prefix));
+            if let Some(original) = copy_of {
+                let (original, first) = (original.path.clone(), first_scan);
+                if !self.copy_wait_over(input, &path, &original, inode, &meta, first) {
+                    return Opened::Skipped;
+                }
+            }
+        }
         let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
         let (identity, offset) = match known {
             Some(entry) if entry.offset == size => {
@@ -515,6 +548,8 @@ impl Discovery {
                     (e.dev, e.ino, e.size, e.path) = (inode.dev, inode.ino, size, path);
                     files.dirty = true;
                 }
+                self.read_to_end
+                    .insert(inode, (candidate.size, candidate.modified));
                 return Opened::Known;
             }
             Some(entry) if entry.offset < size => {
@@ -526,19 +561,19 @@ impl Discovery {
                 // Derived from what is on disk, not from the clock: after a
                 // crash before the next checkpoint write, the same content
                 // gets the same identity, hence the same origin ids.
-                (format!("{}-t{}", fp.to_hex(), entry.offset), 0)
+                (format!("{}-t{}", identity_of(fp, inode), entry.offset), 0)
             }
             None => {
-                let offset = match self.short.remove(&inode) {
+                let offset = match self.maybe_copies.remove(&inode) {
                     // A line boundary when it was seen; truncated since: 0.
-                    Some(short) => short.start.filter(|&s| s <= size).unwrap_or(0),
+                    Some(waited) => waited.start.filter(|&s| s <= size).unwrap_or(0),
                     None => match (first_scan, input.start_position) {
                         (true, StartPosition::End) => size,
                         _ => 0,
                     },
                 };
-                tracing::info!(path = %path.display(), offset, "Following new file.");
-                (fp.to_hex(), offset)
+                tracing::info!(path = %path.display(), offset, size, "Following new file.");
+                (identity_of(fp, inode), offset)
             }
         };
         let new_identity = !files.known.contains_key(&identity);
@@ -590,18 +625,17 @@ impl Discovery {
         }
     }
 
-    /// Whether a new file shorter than the fingerprint may be identified by
-    /// the bytes it has: once it has not changed for `close_inactive`, or
-    /// `close_inactive` after this process first saw it (so a quiet
-    /// `error_log` waits at most that long); until then the periodic scan
-    /// looks at it again, and it is identified by its full first 1024 bytes
-    /// as soon as it has them. A short identity is weaker: two files with
-    /// the same short content would count as one. In batch mode
-    /// (`exit_after_eof`) the file is complete, so it is read at once.
-    fn short_file_ready(
+    /// Whether a new file that starts like the followed short file
+    /// `original` may be read as a file of its own: once it differs from it
+    /// (then it is not looked at here), or `close_inactive` after this
+    /// process first saw it (a second file that happens to start with the
+    /// same bytes waits at most that long). In batch mode
+    /// (`exit_after_eof`) every file is complete, so it is read at once.
+    fn copy_wait_over(
         &mut self,
         input: &FileInput,
         path: &Path,
+        original: &Path,
         inode: Inode,
         meta: &std::fs::Metadata,
         first_scan: bool,
@@ -611,34 +645,36 @@ impl Discovery {
             return true;
         }
         let end = input.start_position == StartPosition::End;
-        let short = self.short.entry(inode).or_insert_with(|| {
-            let start = (first_scan && end).then_some(meta.len());
-            let from = match start {
-                Some(offset) => format!("from byte {offset} (start_position = \"end\")"),
-                None => "from its beginning".to_owned(),
-            };
+        let waiting = self.maybe_copies.entry(inode).or_insert_with(|| {
             tracing::info!(
                 path = %path.display(),
+                original = %original.display(),
                 size = meta.len(),
-                wait = %humantime::format_duration(wait),
-                "File is shorter than its 1024-byte fingerprint: it is not read yet; it is read {from} as soon as it has 1024 bytes, or once it has not changed for close_inactive ({}) or that long after it was first seen, whichever comes first.",
+                "New file starts with all the bytes that identify a followed short file: it may be its copy (copytruncate); it is read once it differs, or after close_inactive ({}).",
                 humantime::format_duration(wait)
             );
-            ShortFile {
+            MaybeCopy {
                 since: Instant::now(),
-                start,
+                start: (first_scan && end).then_some(meta.len()),
             }
         });
-        let idle = meta
-            .modified()
-            .ok()
-            .and_then(|m| m.elapsed().ok())
-            .is_some_and(|age| age >= wait);
-        let ready = idle || short.since.elapsed() >= wait;
+        let ready = waiting.since.elapsed() >= wait;
         if ready {
-            tracing::info!(path = %path.display(), size = meta.len(), "Reading a file shorter than the fingerprint now: close_inactive passed; it is identified by the bytes it has.");
+            tracing::info!(path = %path.display(), original = %original.display(), "Reading a file that starts like a followed short one: close_inactive passed and the followed file was not truncated.");
         }
         ready
+    }
+}
+
+/// The identity of a file first seen with fingerprint `fp` on `inode`: the
+/// hex fingerprint, with the inode number while it covers fewer than 1024
+/// bytes (two short files with the same content are two files). It stays
+/// the file's registry key and origin-id seed when the file grows.
+fn identity_of(fp: Fingerprint, inode: Inode) -> String {
+    if fp.is_complete() {
+        fp.to_hex()
+    } else {
+        format!("{}-i{}", fp.to_hex(), inode.ino)
     }
 }
 
@@ -647,8 +683,8 @@ enum Opened {
     /// Could not open or position it: tried again at the next scan, and
     /// checkpoints are not pruned meanwhile.
     No,
-    /// Left alone for now: empty, a second name of a followed file, or too
-    /// short to identify yet.
+    /// Left alone for now: empty, a second name of a followed file, or a
+    /// possible copy of a followed short file.
     Skipped,
     /// Known already: followed from its checkpoint, or read to its end.
     Known,

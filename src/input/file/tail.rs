@@ -99,10 +99,18 @@ impl Tail {
             if stop.is_cancelled() {
                 return Ok(());
             }
-            if Instant::now() >= next_scan || self.wake.rescan.swap(false, Ordering::AcqRel) {
+            let due = Instant::now() >= next_scan;
+            if due || self.wake.rescan.swap(false, Ordering::AcqRel) {
                 self.scan().await;
                 next_scan = Instant::now() + self.input.scan_interval;
-                // A short file waiting for close_inactive is looked at again
+                if !due {
+                    // inotify asked for this scan. A directory it reported
+                    // new is watched only from when the watcher saw it, so
+                    // a file created in it just before gives no event: look
+                    // once more shortly.
+                    next_scan = next_scan.min(Instant::now() + self.input.poll_interval);
+                }
+                // A possible copy waiting for close_inactive is looked at again
                 // when its wait ends, however long the scan interval.
                 if let Some(due) = self.discovery.next_due(self.input.close_inactive) {
                     next_scan = next_scan.min(due.max(Instant::now()));
