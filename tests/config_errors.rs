@@ -304,3 +304,25 @@ fn an_exclude_pattern_that_can_never_match_paths_is_a_warning_at_the_pattern() {
         ]
     );
 }
+
+/// Zero for a count of the inputs is an error at the value, never clamped
+/// to 1 behind the user's back.
+#[test]
+fn a_zero_count_of_an_input_points_at_the_value() {
+    let text = "[[input]]\ntype = \"file\"\npaths = [\"/x\"]\nbatch_events = 0\nbatch_bytes = 0\n\
+                max_line_bytes = 0\nmax_open_files = 0\n\
+                multiline = { pattern = '^\\s', max_lines = 0 }\n\
+                [[input]]\ntype = \"dead_letter\"\npath = \"/d.ndjson\"\nbatch_events = 0\n\
+                [[output]]\ntype = \"stdout\"\n";
+    assert_eq!(
+        diagnostics(text, &[]),
+        [
+            "p.toml:4:16: error: batch_events must be at least 1",
+            "p.toml:5:15: error: batch_bytes must be at least 1",
+            "p.toml:6:18: error: max_line_bytes must be at least 1",
+            "p.toml:7:18: error: max_open_files must be at least 1",
+            "p.toml:8:44: error: max_lines must be at least 1",
+            "p.toml:12:16: error: batch_events must be at least 1",
+        ]
+    );
+}

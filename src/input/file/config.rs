@@ -76,12 +76,12 @@ pub struct Config {
     /// Longer lines are truncated to this many bytes and tagged `_truncated`
     /// (default 512 KiB, so an event stays under Kafka's 1 MB default).
     /// Also caps the size of a multiline event.
-    pub max_line_bytes: Option<usize>,
+    pub max_line_bytes: Option<Spanned<usize>>,
     /// Events per batch (default 1024).
-    pub batch_events: Option<usize>,
+    pub batch_events: Option<Spanned<usize>>,
     /// Bytes of log text per batch (default 1 MiB). With the pipeline's
     /// `channel_capacity` it bounds the memory this input can fill.
-    pub batch_bytes: Option<usize>,
+    pub batch_bytes: Option<Spanned<usize>>,
     /// How often to look at every path matching `paths` (default 10s, as
     /// Filebeat's `scan_frequency`). inotify reports new, renamed and
     /// written files at once; this scan is the fallback for when it
@@ -114,7 +114,7 @@ pub struct Config {
     pub clean_removed: Option<bool>,
     /// At most this many files open at once (default 1024). Files over the
     /// cap wait their turn (with a warning); none is skipped.
-    pub max_open_files: Option<usize>,
+    pub max_open_files: Option<Spanned<usize>>,
     /// Joins lines into one event (stack traces, multi-line records).
     pub multiline: Option<MultilineConfig>,
 }
@@ -136,7 +136,7 @@ pub struct MultilineConfig {
     pub match_: Option<Match>,
     /// Lines kept per event (default 500); further lines of the same event
     /// are dropped and the event is tagged `_truncated`.
-    pub max_lines: Option<usize>,
+    pub max_lines: Option<Spanned<usize>>,
     /// An unfinished event is sent after this long without a new line
     /// (default 5s).
     pub timeout: Option<Seconds>,
@@ -217,34 +217,37 @@ impl Config {
                 }
             }
         }
-        let max_line_bytes = self.max_line_bytes.unwrap_or(512 * 1024);
-        let batch_events = self.batch_events.unwrap_or(1024);
-        let batch_bytes = self.batch_bytes.unwrap_or(1024 * 1024);
-        let max_open_files = self.max_open_files.unwrap_or(1024);
-        if max_line_bytes == 0 || batch_events == 0 || batch_bytes == 0 || max_open_files == 0 {
-            cx.error(
-                &self.paths.span(),
-                "max_line_bytes, batch_events, batch_bytes and max_open_files must be positive",
-            );
-            ok = false;
-        }
+        // A zero is an error at its position, never clamped: a batch of
+        // no events or a cap of no files would mean nothing is ever read.
+        let mut count = |value: &Option<Spanned<usize>>, name: &str, default: usize| {
+            let n = cx.at_least_one(value.as_ref(), name, default);
+            ok &= n.is_some();
+            n.unwrap_or(default)
+        };
+        let max_line_bytes = count(&self.max_line_bytes, "max_line_bytes", 512 * 1024);
+        let batch_events = count(&self.batch_events, "batch_events", 1024);
+        let batch_bytes = count(&self.batch_bytes, "batch_bytes", 1024 * 1024);
+        let max_open_files = count(&self.max_open_files, "max_open_files", 1024);
         let multiline = match self.multiline {
             None => None,
-            Some(m) => match regex::Regex::new(m.pattern.get_ref()) {
-                Ok(pattern) => Some(Arc::new(Multiline {
-                    pattern,
-                    negate: m.negate,
-                    match_: m.match_.unwrap_or(Match::Previous),
-                    max_lines: m.max_lines.unwrap_or(500).max(1),
-                    max_bytes: max_line_bytes,
-                    timeout: secs(m.timeout, Duration::from_secs(5)),
-                })),
-                Err(e) => {
-                    cx.error(&m.pattern.span(), format!("invalid multiline pattern: {e}"));
-                    ok = false;
-                    None
+            Some(m) => {
+                let max_lines = count(&m.max_lines, "max_lines", 500);
+                match regex::Regex::new(m.pattern.get_ref()) {
+                    Ok(pattern) => Some(Arc::new(Multiline {
+                        pattern,
+                        negate: m.negate,
+                        match_: m.match_.unwrap_or(Match::Previous),
+                        max_lines,
+                        max_bytes: max_line_bytes,
+                        timeout: secs(m.timeout, Duration::from_secs(5)),
+                    })),
+                    Err(e) => {
+                        cx.error(&m.pattern.span(), format!("invalid multiline pattern: {e}"));
+                        ok = false;
+                        None
+                    }
                 }
-            },
+            }
         };
         ok.then(|| FileInput {
             id: self.id.unwrap_or_else(|| {
