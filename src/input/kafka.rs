@@ -187,6 +187,11 @@ impl GroupContext {
 }
 
 pub async fn run(hop: Hop, out: mpsc::Sender<Batch>, cx: RunCx) -> Result<(), StageError> {
+    if hop.ensure_topic {
+        // The index half may run on hosts without a ship half (`--role
+        // index`): it creates what it consumes too.
+        crate::kafka::admin::ensure_consumed(&hop, &cx.pipeline).await?;
+    }
     let offsets = SharedOffsets(Arc::new(Mutex::new(Offsets::default())));
     let log = LogContext::for_hop(&cx.pipeline, "consumer", &hop);
     let recovery = log.recovery();
