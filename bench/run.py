@@ -5,6 +5,12 @@ Run it through the bench command (README), which starts the test services:
 
     bench/run.sh [--lines 2000000] [--runs 3] [--phases parse,ship,index,latency]
 
+Profiles: `--profile preset` (default) runs the phases below with the shipped httpd access
+preset and logpipe's own defaults (lz4 + idempotence on the ship half); `--profile same-work`
+runs the four pipelines of bench/same-work/ (read, parse, ship, index: the same work as the
+peers of ../shared/bench/PEERS.md do: grok HTTPD_COMBINEDLOG + date, compression and
+idempotence off, the index topic preloaded with raw lines), so their figures compare by ratio.
+
 Phases, each on the same generated combined-format access log (bench/gen_access_log.py):
   parse    file -> httpd preset filters -> null output        (one process, no services)
   ship     file -> Kafka (the test command's broker), role ship
@@ -35,6 +41,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "bench", ".data")
 BIN = os.path.join(ROOT, "target", "release", "logpipe")
 NULL_BULK = os.path.join(ROOT, "target", "release", "examples", "null_bulk")
+PRODUCE_LINES = os.path.join(ROOT, "target", "release", "examples", "produce_lines")
+SAME_WORK = os.path.join(ROOT, "bench", "same-work")
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -276,6 +284,91 @@ batch_wait = "100ms"
             "p50_ms": q(0.50), "p99_ms": q(0.99), "max_ms": round(lat[-1], 1)}
 
 
+def same_work_pipeline(name, work, tag, **fill):
+    """A bench/same-work pipeline with its @PLACEHOLDERS@ filled in; a file input
+    reads to its end and exits (no checkpoint), as a batch run must."""
+    text = open(os.path.join(SAME_WORK, f"{name}.toml")).read()
+    for key, value in fill.items():
+        text = text.replace(f"@{key}@", str(value))
+    text = text.replace('start_position = "beginning"',
+                        'start_position = "beginning"\nexit_after_eof = true\ncheckpoint = false')
+    return write(os.path.join(work, f"sw-{name}-{tag}.toml"), text)
+
+
+def fresh_state(work, tag):
+    state = os.path.join(work, f"state-{tag}")
+    os.makedirs(state)
+    return state
+
+
+def same_work_file_phase(name, log_file, lines, work, run, **fill):
+    pipeline = same_work_pipeline(name, work, run, INPUT=log_file, **fill)
+    role = ["--role", "ship"] if name == "ship" else []
+    wall, cpu, rss = run_to_exit(["run", pipeline, *role, "--metrics-address", "off",
+                                  "--state-dir", fresh_state(work, f"{name}-{run}")],
+                                 os.path.join(work, f"sw-{name}-{run}.log"))
+    return figures(name.replace("_null", ""), lines, wall, cpu, rss)
+
+
+def same_work_index(log_file, lines, work, kafka, run, null_url):
+    topic = f"bench-sw-{os.getpid()}-{run}"
+    out = subprocess.run([PRODUCE_LINES, kafka, topic, log_file], check=True, capture_output=True, text=True)
+    if int(out.stdout.strip()) != lines:
+        sys.exit(f"preloading {topic}: {out.stdout.strip()} of {lines} records")
+    port = null_url.rsplit(":", 1)[1]
+    pipeline = same_work_pipeline("index", work, run, BROKER=kafka, TOPIC=topic,
+                                  GROUP=f"{topic}-group", ES_PORT=port)
+    before = null_stats(null_url)
+    p = subprocess.Popen([BIN, "run", pipeline, "--role", "index", "--metrics-address", "off",
+                          "--state-dir", fresh_state(work, f"index-{run}")],
+                         stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, f"sw-index-{run}.log"), "w"))
+    start = time.monotonic()
+    deadline = start + 1800
+    while null_stats(null_url) - before < lines:
+        if p.poll() is not None or time.monotonic() > deadline:
+            sys.exit(f"same-work index stopped at {null_stats(null_url) - before}/{lines}")
+        time.sleep(0.05)
+    wall = time.monotonic() - start
+    cpu, rss = proc_cpu(p.pid), proc_hwm_mib(p.pid)
+    p.send_signal(signal.SIGTERM)
+    p.wait(60)
+    return figures("index", lines, wall, cpu, rss)
+
+
+def start_null_bulk():
+    port = free_port()
+    null = subprocess.Popen([NULL_BULK, f"127.0.0.1:{port}"], stderr=subprocess.DEVNULL)
+    null_url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            null_stats(null_url)
+            break
+        except OSError:
+            time.sleep(0.05)
+    return null, null_url
+
+
+def run_same_work(args, phases, log_file, work, kafka):
+    """The four same-work phases, each --runs times, interleaved run by run."""
+    runs = {p: [] for p in phases}
+    null, null_url = start_null_bulk() if "index" in phases else (None, None)
+    try:
+        for run in range(args.runs):
+            for phase in phases:
+                if phase in ("read", "parse"):
+                    runs[phase].append(same_work_file_phase(f"{phase}_null", log_file, args.lines, work, run))
+                elif phase == "ship":
+                    topic = f"bench-sw-ship-{os.getpid()}-{run}"
+                    runs[phase].append(same_work_file_phase("ship", log_file, args.lines, work, run,
+                                                            BROKER=kafka, TOPIC=topic))
+                elif phase == "index":
+                    runs[phase].append(same_work_index(log_file, args.lines, work, kafka, run, null_url))
+    finally:
+        if null:
+            null.terminate()
+    return [median_of(runs[p]) for p in phases]
+
+
 def median_of(results):
     keys = ("wall_s", "events_per_s", "events_per_cpu_s", "cpu_s_per_million", "peak_rss_mib")
     out = dict(results[0])
@@ -289,18 +382,22 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lines", type=int, default=2_000_000)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--phases", default="parse,ship,index,latency")
+    ap.add_argument("--profile", choices=("preset", "same-work"), default="preset")
+    ap.add_argument("--phases", default=None,
+                    help="default: parse,ship,index,latency (preset); read,parse,ship,index (same-work)")
     ap.add_argument("--rate", type=float, default=1000.0, help="latency phase: lines per second")
     ap.add_argument("--seconds", type=float, default=20.0, help="latency phase: how long to write")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results.json"))
     args = ap.parse_args()
-    phases = args.phases.split(",")
+    default_phases = "read,parse,ship,index" if args.profile == "same-work" else "parse,ship,index,latency"
+    phases = (args.phases or default_phases).split(",")
     kafka = os.environ.get("LOGPIPE_TEST_KAFKA")
     es = os.environ.get("LOGPIPE_TEST_ES")
     if any(p in phases for p in ("ship", "index", "latency")) and not kafka:
         sys.exit("run through bench/run.sh (it starts Kafka and Elasticsearch)")
 
-    subprocess.run(["cargo", "build", "--release", "--bin", "logpipe", "--example", "null_bulk"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "--bin", "logpipe", "--example", "null_bulk",
+                    "--example", "produce_lines"], cwd=ROOT, check=True)
     os.makedirs(DATA, exist_ok=True)
     log_file = os.path.join(DATA, f"access-{args.lines}.log")
     if not os.path.exists(log_file):
@@ -312,6 +409,9 @@ def main():
 
     results = []
     null = None
+    if args.profile == "same-work":
+        results = run_same_work(args, phases, log_file, work, kafka)
+        phases = []
     try:
         if "parse" in phases:
             results.append(median_of([phase_parse(log_file, args.lines, work) for _ in range(args.runs)]))
@@ -339,7 +439,7 @@ def main():
         if null:
             null.terminate()
 
-    print(f"\ninput: {args.lines} combined-format lines, {size_mb:.0f} MB; {os.cpu_count()} cores; medians of {args.runs} run(s)\n")
+    print(f"\nprofile {args.profile}; input: {args.lines} combined-format lines, {size_mb:.0f} MB; {os.cpu_count()} cores; medians of {args.runs} run(s)\n")
     print(f"{'phase':<8} {'events/s':>12} {'events/CPU-s':>14} {'CPU-s/M ev':>11} {'peak RSS MiB':>13}")
     for r in results:
         if r["phase"] == "latency":
@@ -348,7 +448,7 @@ def main():
     for r in results:
         if r["phase"] == "latency":
             print(f"\nlatency at {r['rate_per_s']:.0f} lines/s: p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms ({r['events']} of {r['written']} lines)")
-    summary = {"lines": args.lines, "bytes": os.path.getsize(log_file), "cores": os.cpu_count(), "runs": args.runs,
+    summary = {"profile": args.profile, "lines": args.lines, "bytes": os.path.getsize(log_file), "cores": os.cpu_count(), "runs": args.runs,
                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": results}
     with open(args.out, "w") as f:
         json.dump(summary, f, indent=2)

@@ -39,7 +39,7 @@ fn main() {
     )
     .unwrap();
     let loaded = logpipe::pipeline::load(&[path], &|_: &str| None);
-    let OutputSpec::Elasticsearch(es) = loaded.pipelines[0].outputs[0].clone() else {
+    let OutputSpec::Elasticsearch(es) = loaded.pipelines[0].outputs[0].spec.clone() else {
         panic!("not elasticsearch");
     };
     let counters = Arc::clone(&es.counters);
@@ -79,6 +79,7 @@ fn main() {
                 "bench",
                 std::env::temp_dir().join("bench-dl.ndjson"),
                 1 << 20,
+                5,
             );
             runtime.block_on(es.run(rx, cx, dl)).unwrap();
             thread_cpu_seconds()

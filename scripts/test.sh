@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# THE test command of logpipe: lint, start a throwaway Apache Kafka (KRaft) and
-# OpenSearch on free loopback ports, run `cargo test "$@"`, always stop them.
+# THE test command of logpipe: lint, start a throwaway Apache Kafka (KRaft),
+# OpenSearch and Elasticsearch on free loopback ports, run `cargo test "$@"`,
+# always stop them.
 #   LOGPIPE_TEST_CMD='bash' scripts/test.sh   -> skip cargo steps, run that command
 #   (via `bash -c`, extra args as "$@") with the services up and the env exported.
 #   LOGPIPE_TEST_KEEP=1                       -> keep the run dir (logs, data).
@@ -69,6 +70,17 @@ fetch() {
 }
 KAFKA_HOME=$(fetch kafka)
 OS_JARS=$(fetch opensearch)
+# Elasticsearch: its integ-test-zip distribution, unpacked once.
+ES_ZIP_DIR=$(fetch elasticsearch)
+ES_HOME=$ES_ZIP_DIR/home
+if [[ ! -f $ES_HOME/.done ]]; then
+  rm -rf "$ES_HOME" "$ES_HOME.tmp"; mkdir -p "$ES_HOME.tmp"
+  python3 -m zipfile -e "$(ls "$ES_ZIP_DIR"/lib/elasticsearch-*.zip)" "$ES_HOME.tmp" \
+    || die "cannot unpack $ES_ZIP_DIR/lib/elasticsearch-*.zip"
+  mv "$ES_HOME.tmp"/elasticsearch-* "$ES_HOME"; rm -rf "$ES_HOME.tmp"
+  chmod +x "$ES_HOME"/bin/*   # zipfile keeps no modes
+  touch "$ES_HOME/.done"
+fi
 # OpenSearch laid out as its distribution is: the server in lib/, each module
 # in modules/NAME/ with its descriptor (what the distribution's build writes).
 OS_HOME=$OS_JARS/home
@@ -106,16 +118,17 @@ fi
 mkdir -p .test-services
 find .test-services -mindepth 1 -maxdepth 1 -name 'run-*' -mmin +1440 -exec rm -rf {} + 2>/dev/null || true
 RUN=$(mktemp -d "$ROOT/.test-services/run-XXXXXX")
-if [[ ${AS_USER[0]:-} == setpriv ]]; then   # nobody must reach its node dir
-  chmod 755 "$RUN"; mkdir -p "$RUN/opensearch"; chown 65534:65534 "$RUN/opensearch"
+if [[ ${AS_USER[0]:-} == setpriv ]]; then   # nobody must reach its node dirs
+  chmod 755 "$RUN"; mkdir -p "$RUN/opensearch" "$RUN/elasticsearch"
+  chown 65534:65534 "$RUN/opensearch" "$RUN/elasticsearch"
 fi
-KAFKA_PID="" ES_PID=""
+KAFKA_PID="" ES_PID="" ELASTIC_PID=""
 
 cleanup() {
   local rc=$? pid _
   trap - EXIT INT TERM
-  for pid in $ES_PID $KAFKA_PID; do kill -TERM -- "-$pid" 2>/dev/null || true; done
-  for pid in $ES_PID $KAFKA_PID; do
+  for pid in $ELASTIC_PID $ES_PID $KAFKA_PID; do kill -TERM -- "-$pid" 2>/dev/null || true; done
+  for pid in $ELASTIC_PID $ES_PID $KAFKA_PID; do
     for _ in {1..100}; do alive "$pid" || break; sleep 0.1; done
     kill -KILL -- "-$pid" 2>/dev/null || true   # stragglers in the group, if any
     wait "$pid" 2>/dev/null || true             # reap, so nothing is left behind
@@ -153,10 +166,10 @@ print(*(s.getsockname()[1] for s in ss))
 PY
 }
 PROXY_SLOTS=8
-read -r -a PORTS < <(free_ports $((8 + PROXY_SLOTS)) 0)
+read -r -a PORTS < <(free_ports $((10 + PROXY_SLOTS)) 0)
 read -r KAFKA_PORT SASL_PORT SSL_PORT MTLS_PORT BADHOST_PORT CONTROLLER_PORT ES_PORT ES_TRANSPORT_PORT \
-  <<<"${PORTS[*]:0:8}"
-PROXY_LISTEN=("${PORTS[@]:8}")
+  ELASTIC_PORT ELASTIC_TRANSPORT_PORT <<<"${PORTS[*]:0:10}"
+PROXY_LISTEN=("${PORTS[@]:10}")
 read -r -a PROXY_ADVERTISED < <(free_ports "$PROXY_SLOTS" 1)
 
 # Certificates, made for this run: a CA, the broker's (127.0.0.1 and
@@ -222,6 +235,12 @@ transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
+# KIP-848 groups: the session timeout is the broker's (45 s by default, and
+# not below 45 s); here 10 s, logpipe's classic default (6 s allowed)
+group.consumer.min.session.timeout.ms=6000
+group.consumer.session.timeout.ms=10000
+group.consumer.min.heartbeat.interval.ms=1000
+group.consumer.heartbeat.interval.ms=2000
 log.flush.interval.messages=10000
 # SASL_PLAINTEXT: SCRAM-SHA-512 (user made by the storage format) and PLAIN
 listener.name.sasl_plaintext.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
@@ -248,13 +267,19 @@ KAFKA_PID=$!
 setsid "${AS_USER[@]}" "$SVC/opensearch-node.sh" "$OS_HOME" "$RUN/opensearch" "$ES_PORT" "$ES_TRANSPORT_PORT" \
   </dev/null >"$RUN/opensearch.log" 2>&1 &
 ES_PID=$!
+setsid "${AS_USER[@]}" "$SVC/elasticsearch-node.sh" "$ES_HOME" "$RUN/elasticsearch" "$ELASTIC_PORT" \
+  "$ELASTIC_TRANSPORT_PORT" </dev/null >"$RUN/elasticsearch.log" 2>&1 &
+ELASTIC_PID=$!
 log "kafka ${KAFKA_HOME##*-}      pid $KAFKA_PID  127.0.0.1:$KAFKA_PORT (sasl $SASL_PORT, ssl $SSL_PORT, mtls $MTLS_PORT)  log $RUN/kafka.log"
 log "opensearch ${OS_JARS##*-} pid $ES_PID  127.0.0.1:$ES_PORT  log $RUN/opensearch.log"
+log "elasticsearch ${ES_ZIP_DIR##*-} pid $ELASTIC_PID  127.0.0.1:$ELASTIC_PORT  log $RUN/elasticsearch.log"
 
 # ---- 4. wait until both answer (120 s; LOGPIPE_TEST_READY_TIMEOUT overrides) ----
 kafka_ready() { grep -q 'Kafka Server started' "$RUN/kafka.log" 2>/dev/null; }
-es_ready() {
-  local url="http://127.0.0.1:$ES_PORT/_cluster/health?wait_for_status=yellow&timeout=1s"
+es_ready() { http_ready "$ES_PORT"; }
+elastic_ready() { http_ready "$ELASTIC_PORT"; }
+http_ready() {
+  local url="http://127.0.0.1:$1/_cluster/health?wait_for_status=yellow&timeout=1s"
   if command -v curl >/dev/null; then curl -fsS -o /dev/null --max-time 3 "$url" 2>/dev/null
   else python3 -c 'import sys, urllib.request as u
 sys.exit(u.urlopen(sys.argv[1], timeout=3).status != 200)' "$url" 2>/dev/null; fi
@@ -271,6 +296,7 @@ wait_for() { # name pid logfile probe
 }
 wait_for kafka "$KAFKA_PID" "$RUN/kafka.log" kafka_ready
 wait_for opensearch "$ES_PID" "$RUN/opensearch.log" es_ready
+wait_for elasticsearch "$ELASTIC_PID" "$RUN/elasticsearch.log" elastic_ready
 
 # ---- 5. run the tests (or the developer's command) with the services up -----------
 export LOGPIPE_TEST_KAFKA=127.0.0.1:$KAFKA_PORT
@@ -287,9 +313,11 @@ export LOGPIPE_TEST_OPENSEARCH_SH=$SVC/opensearch-node.sh LOGPIPE_TEST_OPENSEARC
 export LOGPIPE_TEST_AS_USER="${AS_USER[*]}"
 export LOGPIPE_TEST_RUN_DIR=$RUN
 export LOGPIPE_TEST_ES=http://127.0.0.1:$ES_PORT
+export LOGPIPE_TEST_ELASTICSEARCH=http://127.0.0.1:$ELASTIC_PORT
+export LOGPIPE_TEST_ELASTICSEARCH_SH=$SVC/elasticsearch-node.sh LOGPIPE_TEST_ELASTICSEARCH_HOME=$ES_HOME
 export LOGPIPE_TEST_REQUIRE_SERVICES=1
 mkdir -p "$RUN/pids"
-log "LOGPIPE_TEST_KAFKA=$LOGPIPE_TEST_KAFKA LOGPIPE_TEST_ES=$LOGPIPE_TEST_ES"
+log "LOGPIPE_TEST_KAFKA=$LOGPIPE_TEST_KAFKA LOGPIPE_TEST_ES=$LOGPIPE_TEST_ES LOGPIPE_TEST_ELASTICSEARCH=$LOGPIPE_TEST_ELASTICSEARCH"
 if [[ -n ${LOGPIPE_TEST_CMD:-} ]]; then
   step "LOGPIPE_TEST_CMD: $LOGPIPE_TEST_CMD" bash -c "$LOGPIPE_TEST_CMD" test.sh "$@"
 else

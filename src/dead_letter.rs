@@ -19,9 +19,6 @@ use serde_json::{Map, Value};
 
 use crate::event::Event;
 
-/// Rotated files kept besides the current one.
-const KEEP: usize = 5;
-
 /// One dead-lettered event and why.
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
@@ -36,7 +33,7 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
-    fn to_json(&self, pipeline: &str) -> Value {
+    fn to_json(&self, pipeline: &str, output: Option<&str>) -> Value {
         let mut event = self.event.fields.clone();
         event.insert(
             "@metadata".into(),
@@ -49,6 +46,9 @@ impl DeadLetter {
         );
         record.insert("pipeline".into(), Value::String(pipeline.to_owned()));
         record.insert("stage".into(), Value::String(self.stage.to_owned()));
+        if let Some(output) = output {
+            record.insert("output".into(), Value::String(output.to_owned()));
+        }
         record.insert("reason".into(), Value::String(self.reason.clone()));
         if let Some(status) = self.status {
             record.insert("status".into(), Value::from(status));
@@ -98,10 +98,15 @@ pub fn parse_record(line: &str) -> Result<Event, String> {
 }
 
 struct Writer {
+    pipeline: Arc<str>,
     path: PathBuf,
     max_bytes: u64,
+    /// Rotated files kept besides the current one.
+    keep: usize,
     file: Option<(File, u64)>,
     written: u64,
+    /// Records removed by rotation since start.
+    evicted: u64,
 }
 
 /// A shared handle on one dead-letter file. The file is created on the first
@@ -109,19 +114,34 @@ struct Writer {
 #[derive(Clone)]
 pub struct DeadLetters {
     pipeline: Arc<str>,
+    /// The output writing through this handle, named in its records.
+    output: Option<Arc<str>>,
     writer: Arc<Mutex<Writer>>,
 }
 
 impl DeadLetters {
-    pub fn new(pipeline: &str, path: PathBuf, max_bytes: u64) -> Self {
+    /// A file rotated at `max_bytes`, keeping `keep` rotated files.
+    pub fn new(pipeline: &str, path: PathBuf, max_bytes: u64, keep: usize) -> Self {
         DeadLetters {
             pipeline: pipeline.into(),
+            output: None,
             writer: Arc::new(Mutex::new(Writer {
+                pipeline: pipeline.into(),
                 path,
                 max_bytes,
+                keep,
                 file: None,
                 written: 0,
+                evicted: 0,
             })),
+        }
+    }
+
+    /// The same file, for records written by the output `label`.
+    pub fn for_output(&self, label: &str) -> Self {
+        DeadLetters {
+            output: Some(label.into()),
+            ..self.clone()
         }
     }
 
@@ -130,6 +150,11 @@ impl DeadLetters {
             .lock()
             .map(|w| w.path.clone())
             .unwrap_or_default()
+    }
+
+    /// Records evicted by rotation since start.
+    pub fn evicted(&self) -> u64 {
+        self.writer.lock().map(|w| w.evicted).unwrap_or(0)
     }
 
     /// Records written since start.
@@ -169,7 +194,10 @@ impl DeadLetters {
     async fn append(&self, records: Vec<DeadLetter>) -> io::Result<u64> {
         let mut body = Vec::new();
         for record in &records {
-            serde_json::to_writer(&mut body, &record.to_json(&self.pipeline))?;
+            serde_json::to_writer(
+                &mut body,
+                &record.to_json(&self.pipeline, self.output.as_deref()),
+            )?;
             body.push(b'\n');
         }
         let writer = Arc::clone(&self.writer);
@@ -198,7 +226,7 @@ impl Writer {
         if let Some((_, size)) = &self.file {
             if *size > 0 && size + body.len() as u64 > self.max_bytes {
                 self.file = None;
-                rotate(&self.path)?;
+                self.rotate()?;
             }
         }
         if self.file.is_none() {
@@ -222,13 +250,72 @@ impl Writer {
     }
 }
 
-fn rotate(path: &Path) -> io::Result<()> {
-    let numbered = |n: usize| PathBuf::from(format!("{}.{n}", path.display()));
-    let _ = fs::remove_file(numbered(KEEP));
-    for n in (1..KEEP).rev() {
-        let _ = fs::rename(numbered(n), numbered(n + 1));
+impl Writer {
+    /// Shifts `path` to `path.1`, `.1` to `.2`, …; the file past `keep` is
+    /// evicted: its records are gone, so that is logged and counted.
+    fn rotate(&mut self) -> io::Result<()> {
+        let path = &self.path;
+        let numbered = |n: usize| PathBuf::from(format!("{}.{n}", path.display()));
+        let oldest = if self.keep == 0 {
+            path.clone()
+        } else {
+            numbered(self.keep)
+        };
+        match evict(&oldest) {
+            Ok(Some((records, bytes))) => {
+                self.evicted += records;
+                tracing::warn!(
+                    pipeline = %self.pipeline,
+                    path = %oldest.display(),
+                    records,
+                    bytes,
+                    keep = self.keep,
+                    "Dead-letter file evicted by rotation: its records are gone (raise dead_letter_max_files or dead_letter_max_bytes, or replay dead letters sooner)."
+                );
+                metrics::counter!("logpipe_dead_letter_evicted_records_total", "pipeline" => self.pipeline.to_string())
+                    .increment(records);
+                metrics::counter!("logpipe_dead_letter_evicted_files_total", "pipeline" => self.pipeline.to_string())
+                    .increment(1);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(pipeline = %self.pipeline, path = %oldest.display(), error = %e, "Cannot evict the oldest dead-letter file; rotation goes on without it.")
+            }
+        }
+        if self.keep == 0 {
+            return Ok(());
+        }
+        for n in (1..self.keep).rev() {
+            match fs::rename(numbered(n), numbered(n + 1)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        fs::rename(path, numbered(1))
     }
-    fs::rename(path, numbered(1))
+}
+
+/// Removes `path` if it exists; says how many records and bytes went.
+fn evict(path: &Path) -> io::Result<Option<(u64, u64)>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let bytes = file.metadata()?.len();
+    let mut records = 0u64;
+    let mut reader = io::BufReader::with_capacity(64 * 1024, file);
+    loop {
+        let chunk = io::BufRead::fill_buf(&mut reader)?;
+        if chunk.is_empty() {
+            break;
+        }
+        records += memchr::memchr_iter(b'\n', chunk).count() as u64;
+        let n = chunk.len();
+        io::BufRead::consume(&mut reader, n);
+    }
+    fs::remove_file(path)?;
+    Ok(Some((records, bytes)))
 }
 
 #[cfg(test)]
@@ -251,14 +338,14 @@ mod tests {
     async fn records_carry_the_event_and_the_reason() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("dl/p.ndjson");
-        let dl = DeadLetters::new("p", path.clone(), 1 << 20);
+        let dl = DeadLetters::new("p", path.clone(), 1 << 20, 5);
         dl.write(vec![record("failed to parse field [status]")])
             .await
             .unwrap();
         // A file that cannot be created is an error, not a claim of success.
         let blocked = dir.path().join("file");
         fs::write(&blocked, b"").unwrap();
-        let cannot = DeadLetters::new("p", blocked.join("sub/p.ndjson"), 1 << 20);
+        let cannot = DeadLetters::new("p", blocked.join("sub/p.ndjson"), 1 << 20, 5);
         assert!(cannot.write(vec![record("x")]).await.is_err());
         assert_eq!(cannot.count(), 0);
         let text = fs::read_to_string(&path).unwrap();
@@ -274,7 +361,7 @@ mod tests {
     async fn files_rotate_by_size() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.ndjson");
-        let dl = DeadLetters::new("p", path.clone(), 300);
+        let dl = DeadLetters::new("p", path.clone(), 300, 5);
         for i in 0..6 {
             dl.write(vec![record(&format!("reason {i}"))])
                 .await
@@ -283,6 +370,54 @@ mod tests {
         assert!(PathBuf::from(format!("{}.1", path.display())).exists());
         assert!(fs::metadata(&path).unwrap().len() <= 600);
         assert_eq!(dl.count(), 6);
+    }
+
+    /// Records on disk plus records evicted is every record written, for
+    /// every number of rotated files kept, 0 included.
+    #[tokio::test]
+    async fn evictions_are_counted_to_the_record() {
+        for keep in [0, 1, 3] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("p.ndjson");
+            let dl = DeadLetters::new("p", path.clone(), 300, keep);
+            for i in 0..20 {
+                dl.write(vec![record(&format!("reason {i}"))])
+                    .await
+                    .unwrap();
+            }
+            let mut on_disk = 0;
+            let mut files = 0;
+            for entry in fs::read_dir(dir.path()).unwrap() {
+                files += 1;
+                on_disk += fs::read_to_string(entry.unwrap().path())
+                    .unwrap()
+                    .lines()
+                    .count() as u64;
+            }
+            assert_eq!(files, keep + 1, "keep {keep}");
+            assert!(dl.evicted() > 0, "keep {keep}: 20 records cannot fit");
+            assert_eq!(on_disk + dl.evicted(), 20, "keep {keep}");
+        }
+    }
+
+    #[tokio::test]
+    async fn records_name_the_output_that_wrote_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.ndjson");
+        let dl = DeadLetters::new("p", path.clone(), 1 << 20, 5);
+        dl.for_output("archive")
+            .write(vec![record("x")])
+            .await
+            .unwrap();
+        dl.write(vec![record("y")]).await.unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines[0]["output"], "archive");
+        assert!(lines[1].get("output").is_none());
+        assert_eq!(dl.count(), 2, "one writer behind both handles");
     }
 
     #[test]

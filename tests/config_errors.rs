@@ -40,6 +40,46 @@ fn a_misspelt_key_in_a_stage_points_at_the_key() {
     );
 }
 
+/// serde stops at a table's first error; every bad key of the table is
+/// still reported, each at its own position, and a required key that is
+/// itself wrong is not also reported missing.
+#[test]
+fn every_bad_key_of_a_table_is_reported() {
+    let text = format!(
+        "[[input]]\ntype = \"file\"\npaths = [\"/x\"]\ntagz = [\"a\"]\nfeilds = {{ a = 1 }}\nmax_line_bytes = \"big\"\n{OK_OUTPUT}"
+    );
+    let d = diagnostics(&text, &[]);
+    assert_eq!(d.len(), 3, "{d:?}");
+    assert!(
+        d[0].starts_with("p.toml:4:1: error: unknown field `tagz`"),
+        "{}",
+        d[0]
+    );
+    assert!(
+        d[1].starts_with("p.toml:5:1: error: unknown field `feilds`"),
+        "{}",
+        d[1]
+    );
+    assert!(
+        d[2].starts_with("p.toml:6:18: error: invalid type: string \"big\""),
+        "{}",
+        d[2]
+    );
+    let text = format!("[[input]]\ntype = \"file\"\npaths = 3\ntagz = 1\n{OK_OUTPUT}");
+    let d = diagnostics(&text, &[]);
+    assert_eq!(d.len(), 2, "{d:?}");
+    assert!(
+        d[0].starts_with("p.toml:3:9: error: invalid type: integer `3`"),
+        "{}",
+        d[0]
+    );
+    assert!(
+        d[1].starts_with("p.toml:4:1: error: unknown field `tagz`"),
+        "{}",
+        d[1]
+    );
+}
+
 #[test]
 fn a_wrong_type_says_what_was_expected() {
     let text = format!(
@@ -80,11 +120,16 @@ fn an_unknown_stage_type_lists_the_known_ones() {
 fn unknown_top_level_keys_and_hop_keys_are_errors() {
     let text = "nmae = \"x\"\n[kafka]\nbrokers = \"k:9092\"\ntopic = \"t\"\ngroup = \"g\"\n";
     let d = diagnostics(text, &[]);
-    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d.len(), 2, "both are reported: {d:?}");
     assert!(
         d[0].starts_with("p.toml:1:1: error: unknown field `nmae`"),
         "{}",
         d[0]
+    );
+    assert!(
+        d[1].starts_with("p.toml:5:1: error: unknown field `group`"),
+        "{}",
+        d[1]
     );
     let text = "[kafka]\nbrokers = \"k:9092\"\ntopic = \"t\"\ngroup = \"g\"\n";
     let d = diagnostics(text, &[]);
@@ -291,6 +336,111 @@ fn the_input_does_not_take_an_if() {
 }
 
 #[test]
+fn output_settings_every_output_has_are_checked_where_written() {
+    let input = "[[input]]\ntype = \"file\"\npaths = [\"/x\"]\n";
+    let text = format!(
+        "{input}[[output]]\ntype = \"stdout\"\nwhen_blocked = \"maybe\"\n\
+         [[output]]\ntype = \"null\"\nblocked_timeout = \"5s\"\n\
+         [[output]]\ntype = \"null\"\nwhen_blocked = \"spill\"\nblocked_timeout = \"0s\"\ndead_letter_max_bytes = 0\n"
+    );
+    assert_eq!(
+        diagnostics(&text, &[]),
+        [
+            "p.toml:6:16: error: unknown when_blocked `maybe` (expected \"block\" or \"spill\")",
+            "p.toml:9:19: warning: blocked_timeout has no effect without when_blocked = \"spill\"",
+            "p.toml:13:19: error: blocked_timeout must be longer than 0s",
+            "p.toml:14:25: error: dead_letter_max_bytes must be at least 1",
+        ]
+    );
+}
+
+#[test]
+fn outputs_sharing_a_dead_letter_file_must_rotate_it_alike() {
+    let text = "[[input]]\ntype = \"file\"\npaths = [\"/x\"]\n\
+                [[output]]\ntype = \"stdout\"\nid = \"a\"\n\
+                [[output]]\ntype = \"null\"\ndead_letter_max_files = 2\n";
+    let d = diagnostics(text, &[]);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert!(
+        d[0].starts_with("p.toml:7:1: error: this output shares its dead-letter file with a but rotates it differently"),
+        "{}",
+        d[0]
+    );
+}
+
+#[test]
+fn two_pipelines_cannot_share_a_dead_letter_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["a", "b"] {
+        std::fs::write(
+            dir.path().join(format!("{name}.toml")),
+            format!(
+                "name = \"{name}\"\n[[input]]\ntype = \"file\"\npaths = [\"/x\"]\n\
+                 [[output]]\ntype = \"stdout\"\ndead_letter_path = \"/var/lib/logpipe/dl.ndjson\"\n"
+            ),
+        )
+        .unwrap();
+    }
+    let loaded = logpipe::pipeline::load(&[dir.path().to_path_buf()], &|_| None);
+    let errors: Vec<String> = loaded.diagnostics.iter().map(|d| d.to_string()).collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0]
+            .contains("dead_letter_path /var/lib/logpipe/dl.ndjson is also used by pipeline `a`"),
+        "{}",
+        errors[0]
+    );
+}
+
+#[test]
+fn consumer_group_membership_and_protocol_settings_are_checked() {
+    let base = "[kafka]\nbrokers = \"k\"\ntopic = \"t\"\n";
+    let one = |extra: &str| diagnostics(&format!("{base}{extra}"), &[]);
+    assert_eq!(
+        one("static_membership = false\ngroup_instance_id = \"web-1\"\n"),
+        ["p.toml:5:21: error: group_instance_id is set but static_membership = false: remove one of them"]
+    );
+    let d = one("group_instance_id = \"web 1/a\"\n");
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert!(
+        d[0].starts_with(
+            "p.toml:4:21: error: group_instance_id may hold only ASCII letters, digits"
+        ),
+        "{}",
+        d[0]
+    );
+    let d = one("group_protocol = \"eager\"\n");
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert!(
+        d[0].starts_with(
+            "p.toml:4:18: error: unknown variant `eager`, expected `consumer` or `classic`"
+        ),
+        "{}",
+        d[0]
+    );
+    let d = one("group_protocol = \"consumer\"\nsession_timeout = \"6s\"\nconsumer = { \"partition.assignment.strategy\" = \"range\" }\n");
+    assert_eq!(d.len(), 2, "{d:?}");
+    assert!(
+        d.iter().any(|x| x.starts_with("p.toml:5:19: warning: session_timeout has no effect with group_protocol = \"consumer\"")),
+        "{d:?}"
+    );
+    assert!(
+        d.iter().any(|x| x.contains("error: librdkafka refuses `partition.assignment.strategy` with group_protocol = \"consumer\"")),
+        "{d:?}"
+    );
+    // what is allowed: the classic protocol with its settings, static
+    // membership off, an id of one's own
+    assert_eq!(
+        one("group_protocol = \"classic\"\nsession_timeout = \"6s\"\nstatic_membership = false\n"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        one("group_instance_id = \"web-1.example_a\"\n"),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
 fn an_exclude_pattern_that_can_never_match_paths_is_a_warning_at_the_pattern() {
     let text = format!(
         "[[input]]\ntype = \"file\"\npaths = [\"/var/log/httpd/access_log*\"]\n\
@@ -305,8 +455,6 @@ fn an_exclude_pattern_that_can_never_match_paths_is_a_warning_at_the_pattern() {
     );
 }
 
-/// Zero for a count of the inputs is an error at the value, never clamped
-/// to 1 behind the user's back.
 #[test]
 fn a_zero_count_of_an_input_points_at_the_value() {
     let text = "[[input]]\ntype = \"file\"\npaths = [\"/x\"]\nbatch_events = 0\nbatch_bytes = 0\n\

@@ -85,7 +85,7 @@ async fn events_land_once_each_in_the_index_of_their_own_utc_day_even_when_repla
         "hosts = \"{}\"\nindex = \"{prefix}-%{{+YYYY.MM.dd}}\"\nbatch_events = 64\nmax_in_flight = 3\ncompression = true\nbatch_wait = \"50ms\"",
         svc.es
     );
-    let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20);
+    let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20, 5);
     let first = index(
         output(dir.path(), &settings),
         chunks(events.clone(), 37),
@@ -116,9 +116,21 @@ async fn events_land_once_each_in_the_index_of_their_own_utc_day_even_when_repla
 #[tokio::test(flavor = "multi_thread")]
 async fn a_mapping_conflict_goes_to_the_dead_letter_file_and_can_be_replayed_elsewhere() {
     let Some(svc) = services() else { return };
+    mapping_conflict(&svc.es).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mapping_conflict_in_elasticsearch_goes_to_the_dead_letter_file_and_replays() {
+    let Some(url) = elasticsearch() else { return };
+    mapping_conflict(&url).await;
+}
+
+/// A real mapping refuses one event of 50 (`mapper_parsing_exception`): it
+/// goes to the dead-letter file, and replays from there into another index.
+async fn mapping_conflict(url: &str) {
     let dir = temp_dir();
     let prefix = unique("conflict");
-    let es = Es::new(&svc.es);
+    let es = Es::new(url);
     let index_name = format!("{prefix}-2026.11.25");
     let (status, body) = es
         .put(
@@ -140,11 +152,9 @@ async fn a_mapping_conflict_goes_to_the_dead_letter_file_and_can_be_replayed_els
         json!({"response": {"status_code": "not-a-number"}}),
     );
     let dl_path = dir.path().join("dead-letter.ndjson");
-    let dl = DeadLetters::new("t", dl_path.clone(), 1 << 20);
-    let settings = format!(
-        "hosts = \"{}\"\nindex = \"{prefix}-%{{+YYYY.MM.dd}}\"\nbatch_wait = \"50ms\"",
-        svc.es
-    );
+    let dl = DeadLetters::new("t", dl_path.clone(), 1 << 20, 5);
+    let settings =
+        format!("hosts = \"{url}\"\nindex = \"{prefix}-%{{+YYYY.MM.dd}}\"\nbatch_wait = \"50ms\"",);
     let counts = index(output(dir.path(), &settings), vec![events], dl).await;
     assert_eq!((counts.indexed, counts.dead_lettered), (49, 1));
     assert_eq!(es.count(&index_name).await, 49);
@@ -171,7 +181,7 @@ async fn a_mapping_conflict_goes_to_the_dead_letter_file_and_can_be_replayed_els
         format!(
             "[[input]]\ntype = \"dead_letter\"\npath = \"{}\"\ntags = [\"_replayed\"]\n[[output]]\ntype = \"elasticsearch\"\nhosts = \"{}\"\nindex = \"{fixed}\"\nbatch_wait = \"50ms\"\n",
             dl_path.display(),
-            svc.es
+            url
         ),
     )
     .unwrap();
@@ -211,7 +221,7 @@ async fn requests_refused_for_their_size_or_content_are_split_down_to_the_offend
         .fields
         .insert("blob".into(), json!("x".repeat(30_000)));
     let dl_path = dir.path().join("dl.ndjson");
-    let dl = DeadLetters::new("t", dl_path.clone(), 1 << 20);
+    let dl = DeadLetters::new("t", dl_path.clone(), 1 << 20, 5);
     let settings = format!(
         "hosts = \"{}\"\nindex = \"{prefix}\"\nbatch_events = 400\nbatch_wait = \"50ms\"\ncompression = false",
         proxy.url
@@ -257,7 +267,7 @@ async fn every_event_is_indexed_exactly_once_through_a_faulty_proxy() {
         "hosts = \"{}\"\nindex = \"{prefix}\"\nbatch_events = 250\nmax_in_flight = 2\ntimeout = \"1s\"\nprobe_interval = \"100ms\"\nbatch_wait = \"50ms\"\ncompression = true",
         proxy.url
     );
-    let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20);
+    let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20, 5);
     let counts = index(output(dir.path(), &settings), chunks(events, 50), dl).await;
     assert_eq!(proxy.faults_left(), 0, "every fault was played");
     assert_eq!(counts.dead_lettered, 0);
@@ -297,7 +307,7 @@ async fn a_second_host_takes_over_and_the_first_is_used_again_once_back() {
         shutdown: Shutdown::default(),
         state_dir: dir.path().to_path_buf(),
     };
-    let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20);
+    let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20, 5);
     let task = tokio::spawn(out.run(rx, cx, dl));
     let mut sent = 0;
     let mut send = |n: usize| {
@@ -366,7 +376,7 @@ async fn a_host_that_answers_slowly_is_admitted_again_and_every_event_is_indexed
         shutdown: Shutdown::default(),
         state_dir: dir.path().to_path_buf(),
     };
-    let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20);
+    let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20, 5);
     let task = tokio::spawn(out.run(rx, cx, dl));
     let mut tracker = AckTracker::new();
     let lane = tracker.open_lane();
@@ -474,7 +484,7 @@ async fn a_client_certificate_is_presented_for_mutual_tls() {
         state_dir: std::env::temp_dir(),
     };
     let stop = cx.shutdown.clone();
-    let dl = DeadLetters::new("t", dir.path().join("dl0.ndjson"), 1 << 20);
+    let dl = DeadLetters::new("t", dir.path().join("dl0.ndjson"), 1 << 20, 5);
     let task = tokio::spawn(es_output.run(rx, cx, dl));
     let mut tracker = AckTracker::new();
     let lane = tracker.open_lane();
@@ -499,7 +509,7 @@ async fn a_client_certificate_is_presented_for_mutual_tls() {
         cert.display(),
         key.display()
     );
-    let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20);
+    let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20, 5);
     let counts = index(output(dir.path(), &with), vec![events(100)], dl).await;
     assert_eq!(counts.indexed, 100, "{counts:?}");
     assert!(proxy.forwarded.load(std::sync::atomic::Ordering::SeqCst) >= 1);
@@ -624,6 +634,21 @@ batch_wait = "50ms"
 #[tokio::test(flavor = "multi_thread")]
 async fn setup_installs_a_template_that_types_later_documents() {
     let Some(svc) = services() else { return };
+    // OpenSearch 2.19 has the wildcard type
+    setup_template(&svc.es, "wildcard").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn setup_installs_a_template_that_elasticsearch_applies_and_enforces() {
+    let Some(url) = elasticsearch() else { return };
+    // the OSS build of the test command has no wildcard (X-Pack's)
+    setup_template(&url, "keyword").await;
+}
+
+/// `logpipe setup` (twice) installs the template; a later document with
+/// strings everywhere gets the ECS types, and one that breaks them is
+/// refused by the server.
+async fn setup_template(url: &str, url_type: &str) {
     let dir = temp_dir();
     let prefix = unique("setup");
     let pipeline = dir.path().join("setup.toml");
@@ -631,7 +656,7 @@ async fn setup_installs_a_template_that_types_later_documents() {
         &pipeline,
         format!(
             "[[input]]\ntype = \"file\"\npaths = [\"/nonexistent\"]\n[[output]]\ntype = \"elasticsearch\"\nhosts = \"{}\"\nindex = \"{prefix}-%{{+YYYY.MM.dd}}\"\n",
-            svc.es
+            url
         ),
     )
     .unwrap();
@@ -646,7 +671,7 @@ async fn setup_installs_a_template_that_types_later_documents() {
         assert!(stdout.contains(&format!("`{prefix}-*`")), "{stdout}");
         assert!(stdout.contains("installed template"), "{stdout}");
     }
-    let es = Es::new(&svc.es);
+    let es = Es::new(url);
     let (status, body) = es.get(&format!("_index_template/logpipe-{prefix}")).await;
     assert_eq!(status, 200, "{body}");
 
@@ -674,8 +699,8 @@ async fn setup_installs_a_template_that_types_later_documents() {
             ["type"],
         "long"
     );
-    // wildcard where the server has the type (OpenSearch 2.15+, Elasticsearch 7.9+)
-    assert_eq!(props["url"]["properties"]["original"]["type"], "wildcard");
+    // wildcard where the server has the type (OpenSearch 2.15+, Elasticsearch 7.9+ but OSS)
+    assert_eq!(props["url"]["properties"]["original"]["type"], url_type);
     assert_eq!(props["message"]["type"], "text");
 
     // and the server enforces it: a source.ip that is no IP is refused
@@ -737,7 +762,7 @@ async fn an_api_key_or_a_password_file_authenticates_requests() {
         let events = (0..10)
             .map(|i| event(i, "2026-11-25T08:00:00.000Z", &prefix))
             .collect();
-        let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20);
+        let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20, 5);
         let counts = index(output(dir.path(), &settings), vec![events], dl).await;
         assert_eq!(counts.indexed, 10, "{header}");
         assert_eq!(es.count(&prefix).await, 10);

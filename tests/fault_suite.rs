@@ -36,10 +36,15 @@ struct Route {
 
 impl Route {
     async fn new(name: &str) -> Option<Route> {
+        Self::with_kafka(name, "").await
+    }
+
+    /// A route whose `[kafka]` section also has `extra` (lines).
+    async fn with_kafka(name: &str, extra: &str) -> Option<Route> {
         let svc = services()?;
         let (broker, kafka) = proxied_broker().await;
         let brokers = format!("127.0.0.1:{}", kafka.port);
-        Some(Self::build(name, svc, brokers, Some(broker), Some(kafka)).await)
+        Some(Self::build(name, svc, brokers, Some(broker), Some(kafka), extra).await)
     }
 
     async fn build(
@@ -48,6 +53,7 @@ impl Route {
         brokers: String,
         broker: Option<BrokerSlot>,
         kafka: Option<Proxy>,
+        extra: &str,
     ) -> Route {
         let dir = temp_dir();
         let es_addr = svc
@@ -79,6 +85,7 @@ topic = "{topic}"
 group_id = "{topic}"
 session_timeout = "6s"
 revoke_timeout = "3s"
+{extra}
 
 [[output]]
 type = "elasticsearch"
@@ -476,7 +483,7 @@ async fn a_broker_stopped_and_started_again_loses_and_duplicates_nothing() {
     let broker_dir = temp_dir();
     let mut kafka = OwnKafka::new(&broker_dir.path().join("kafka"));
     kafka.start();
-    let mut route = Route::build("broker-restart", svc, kafka.brokers(), None, None).await;
+    let mut route = Route::build("broker-restart", svc, kafka.brokers(), None, None, "").await;
     route.start();
     let total = 3000;
     let log = route.log.clone();
@@ -507,10 +514,23 @@ impl Drop for Fleet {
 
 /// Three indexers in one consumer group; one is killed (-9) mid-stream and
 /// a fourth joins: the group rebalances twice and every line is indexed
-/// exactly once.
+/// exactly once. The indexers run one pipeline on one host, so they are
+/// static members under distinct instance ids (the default id, then `-2`,
+/// `-3`; the fourth takes the killed one's id back).
 #[tokio::test(flavor = "multi_thread")]
 async fn three_indexers_one_killed_and_one_added_lose_and_duplicate_nothing() {
-    let Some(mut route) = Route::new("fleet").await else {
+    run_fleet("fleet", "").await;
+}
+
+/// The same under the classic protocol (cooperative-sticky), what logpipe
+/// falls back to on a broker without KIP-848.
+#[tokio::test(flavor = "multi_thread")]
+async fn three_indexers_under_the_classic_protocol_lose_and_duplicate_nothing() {
+    run_fleet("fleet-classic", "group_protocol = \"classic\"\n").await;
+}
+
+async fn run_fleet(name: &str, extra: &str) {
+    let Some(mut route) = Route::with_kafka(name, extra).await else {
         return;
     };
     route.ship = Some(route.spawn("ship"));
@@ -526,10 +546,10 @@ async fn three_indexers_one_killed_and_one_added_lose_and_duplicate_nothing() {
     let mut killed = fleet.0.remove(1);
     killed.kill().unwrap();
     killed.wait().unwrap();
-    println!("fleet: kill -9 of indexer 2 of 3");
+    println!("{name}: kill -9 of indexer 2 of 3");
     tokio::time::sleep(Duration::from_secs(2)).await;
     fleet.0.push(route.spawn_as("index", "index-4"));
-    println!("fleet: indexer 4 joins");
+    println!("{name}: indexer 4 joins");
     writer.join().unwrap();
     let (seen, docs) = route.settle(total).await;
     for mut child in std::mem::take(&mut fleet.0) {
@@ -538,5 +558,27 @@ async fn three_indexers_one_killed_and_one_added_lose_and_duplicate_nothing() {
         assert!(status.success(), "an indexer exited with {status}");
     }
     route.stop();
-    assert_exact("3 indexers, one killed, one added", &seen, docs, total);
+    let ids: Vec<String> = (1..=4)
+        .map(|i| {
+            let log = std::fs::read_to_string(route.dir.path().join(format!("index-{i}.log")))
+                .unwrap_or_default();
+            log.lines()
+                .find(|l| l.contains("Consuming."))
+                .and_then(|l| l.split("instance=").nth(1))
+                .and_then(|r| r.split_whitespace().next())
+                .unwrap_or_default()
+                .trim_matches('"')
+                .to_owned()
+        })
+        .collect();
+    println!("{name}: group.instance.id of indexers 1-4: {ids:?}");
+    let first_three: std::collections::BTreeSet<&String> = ids[..3].iter().collect();
+    assert_eq!(first_three.len(), 3, "distinct ids on one host: {ids:?}");
+    assert!(ids.iter().all(|id| !id.is_empty()), "{ids:?}");
+    assert_exact(
+        &format!("{name}: 3 indexers, one killed, one added"),
+        &seen,
+        docs,
+        total,
+    );
 }

@@ -250,16 +250,24 @@ async fn two_group_members_share_partitions_and_one_takes_over_after_a_kill() {
     );
     let (a_lines, b_lines) = (lines_of(&mut a), lines_of(&mut b));
     // A real broker gives all partitions to whoever joins first; produce
-    // once the group has settled with both members.
-    let logs = [dir.path().join("a.log"), dir.path().join("b.log")];
-    let split =
-        eventually(Duration::from_secs(60), "both members assigned", || {
-            let counts: Vec<usize> = logs.iter().map(|l| last_assignment(l)).collect();
-            async move {
-                (counts[0] > 0 && counts[1] > 0 && counts[0] + counts[1] == 6).then_some(counts)
-            }
-        })
-        .await;
+    // once the group has settled with both members (as the broker
+    // describes it: the members' logs show only what each change added).
+    let split = eventually(Duration::from_secs(60), "both members assigned", || {
+        let (kafka, group) = (svc.kafka.clone(), group.clone());
+        async move {
+            let d = tokio::task::spawn_blocking(move || describe_group(&kafka, &group))
+                .await
+                .unwrap()
+                .ok()?;
+            let counts: Vec<usize> = d.members.iter().map(|m| m.partitions.len()).collect();
+            (d.state == "Stable"
+                && counts.len() == 2
+                && counts.iter().all(|n| *n > 0)
+                && counts.iter().sum::<usize>() == 6)
+                .then_some(counts)
+        }
+    })
+    .await;
     eprintln!("partitions: a {}, b {}", split[0], split[1]);
 
     produce(&svc.kafka, &topic, (0..600).map(json_record)).await;
@@ -658,8 +666,9 @@ async fn a_reload_that_changes_nothing_keeps_the_consumer_in_its_group() {
         async move { text.contains("Reload done.").then_some(()) }
     })
     .await;
-    // longer than the session timeout (6 s): a member that left would be gone
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // longer than the session timeout (6 s classic, 10 s for the test
+    // broker's KIP-848 groups): a member that left would be gone
+    tokio::time::sleep(Duration::from_secs(12)).await;
     produce(&svc.kafka, &topic, (100..200).map(json_record)).await;
     let mut after = 0;
     while got.len() < 200 {

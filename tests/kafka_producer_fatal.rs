@@ -135,7 +135,7 @@ async fn every_batch_is_delivered_and_acknowledged_across_a_fatal_producer_error
         shutdown: Shutdown::default(),
         state_dir: dir.path().to_path_buf(),
     };
-    let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20);
+    let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20, 5);
     let task = tokio::spawn(logpipe::output::kafka::run(hop, rx, cx, dl));
     const BATCHES: usize = 5;
     const PER_BATCH: usize = 20;

@@ -113,7 +113,23 @@ async fn consuming_a_kafka_range_again_creates_no_duplicate() {
     // The first group's own offsets reset to the start of the topic (what
     // `kafka-consumer-groups --reset-offsets --to-earliest` does), and its
     // indexer started again: the same range a third time.
-    reset_group_offsets(&svc.kafka, &format!("{topic}-a"), &topic, 2);
+    // Its indexer is a static member: stopped, it stays in the group until
+    // the session timeout, and an offset reset needs an empty group (the
+    // broker refuses the commit of a non-member), as the operator's tool
+    // does. Wait for that, as the operator would.
+    let group_a = format!("{topic}-a");
+    eventually(Duration::from_secs(60), "the group without members", || {
+        let (kafka, group) = (svc.kafka.clone(), group_a.clone());
+        async move {
+            let d = tokio::task::spawn_blocking(move || describe_group(&kafka, &group))
+                .await
+                .unwrap()
+                .ok()?;
+            d.members.is_empty().then_some(())
+        }
+    })
+    .await;
+    reset_group_offsets(&svc.kafka, &group_a, &topic, 2);
     assert_eq!(index_again(&first, &state).await, 300);
     assert_eq!(es.count(&pattern).await, 300, "not a single duplicate");
 }
@@ -145,7 +161,7 @@ async fn index_again(pipeline: &std::path::Path, state: &std::path::Path) -> u64
 }
 
 /// Commits offset 0 for every partition of `topic` in `group`, as an
-/// operator's offset reset does (the group must have no live member).
+/// operator's offset reset does (the group must have no member).
 fn reset_group_offsets(brokers: &str, group: &str, topic: &str, partitions: i32) {
     use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
     use rdkafka::{ClientConfig, Offset, TopicPartitionList};

@@ -70,6 +70,21 @@ async fn metrics_count_the_events_and_status_reads_the_daemon_and_the_checkpoint
     assert_eq!(
         sample(
             &metrics,
+            "logpipe_events_in_total",
+            &["stage=\"input.file\""]
+        ),
+        Some(500.0),
+        "the file input counts the events it makes"
+    );
+    // Batch sizes land in event-count buckets, not in seconds buckets (where
+    // every batch would be past the last bound).
+    assert!(
+        metrics.contains("logpipe_batch_events_bucket{pipeline=\"m\",stage=\"filter\",le=\"500\"}"),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
             "logpipe_events_filtered_total",
             &["pipeline=\"m\""]
         ),

@@ -1,7 +1,8 @@
-//! The Elasticsearch output against the real OpenSearch 2.19 started by
-//! scripts/test.sh (and a node of the test's own where a setting must be
-//! set at start): real `429`/`es_rejected_execution_exception` from a tiny
-//! write queue, and version detection that needs nothing but `GET /`.
+//! The Elasticsearch output against the real OpenSearch 2.19 and
+//! Elasticsearch 7.17 started by scripts/test.sh (and nodes of the test's
+//! own where a setting must be set at start): real
+//! `429`/`es_rejected_execution_exception` from a tiny write queue, and
+//! version detection that needs nothing but `GET /`.
 
 mod common;
 
@@ -28,15 +29,30 @@ fn output(dir: &std::path::Path, settings: &str) -> Elasticsearch {
 async fn a_full_write_queue_answers_429_and_every_item_is_retried_and_indexed_once() {
     let Some(_svc) = services() else { return };
     let dir = temp_dir();
-    let (_node, url) = own_opensearch(
-        dir.path(),
-        &[
-            "-Ethread_pool.write.size=1",
-            "-Ethread_pool.write.queue_size=1",
-        ],
-    )
-    .await;
-    let es = Es::new(&url);
+    let tiny = [
+        "-Ethread_pool.write.size=1",
+        "-Ethread_pool.write.queue_size=1",
+    ];
+    let (_node, url) = own_opensearch(dir.path(), &tiny).await;
+    tiny_write_queue("OpenSearch", &url, dir.path()).await;
+}
+
+/// The same against Elasticsearch, whose rejection is called
+/// `es_rejected_execution_exception`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_write_queue_of_elasticsearch_answers_429_and_every_item_is_indexed_once() {
+    let Some(_es) = elasticsearch() else { return };
+    let dir = temp_dir();
+    let tiny = [
+        "-Ethread_pool.write.size=1",
+        "-Ethread_pool.write.queue_size=1",
+    ];
+    let (_node, url) = own_elasticsearch(dir.path(), &tiny).await;
+    tiny_write_queue("Elasticsearch", &url, dir.path()).await;
+}
+
+async fn tiny_write_queue(server: &str, url: &str, dir: &std::path::Path) {
+    let es = Es::new(url);
     let index = unique("rejected");
     let (status, body) = es
         .put(
@@ -87,7 +103,7 @@ async fn a_full_write_queue_answers_429_and_every_item_is_retried_and_indexed_on
             break;
         }
     }
-    println!("tiny write queue: {rejected} items of a raw bulk answered 429 rejected_execution_exception");
+    println!("{server} tiny write queue: {rejected} items of a raw bulk answered 429 rejected_execution_exception");
     assert!(rejected > 0, "the tiny write queue rejected nothing");
 
     // logpipe through the same server: every event indexed once.
@@ -106,14 +122,14 @@ async fn a_full_write_queue_answers_429_and_every_item_is_retried_and_indexed_on
     let settings = format!(
         "hosts = \"{url}\"\nindex = \"{index}\"\nbatch_events = 500\nbatch_wait = \"50ms\"\nmax_in_flight = 2"
     );
-    let es_out = output(dir.path(), &settings);
+    let es_out = output(dir, &settings);
     let counters = Arc::clone(&es_out.counters);
-    let dl = DeadLetters::new("t", dir.path().join("dead-letter.ndjson"), 1 << 20);
+    let dl = DeadLetters::new("t", dir.join("dead-letter.ndjson"), 1 << 20, 5);
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let cx = RunCx {
         pipeline: Arc::from("test"),
         shutdown: Shutdown::default(),
-        state_dir: dir.path().to_owned(),
+        state_dir: dir.to_owned(),
     };
     let task = tokio::spawn(es_out.run(rx, cx, dl));
     let batches: Vec<Vec<Event>> = events.chunks(500).map(<[Event]>::to_vec).collect();
@@ -121,7 +137,7 @@ async fn a_full_write_queue_answers_429_and_every_item_is_retried_and_indexed_on
     let c = counters.snapshot();
     let docs = es.count(&index).await;
     println!(
-        "tiny write queue: written {total}, indexed {}, retried items {}, dead-lettered {}, documents {docs}",
+        "{server} tiny write queue: written {total}, indexed {}, retried items {}, dead-lettered {}, documents {docs}",
         c.indexed, c.retried_items, c.dead_lettered
     );
     assert_eq!(c.dead_lettered, 0);
@@ -145,18 +161,58 @@ async fn opensearch_is_detected_and_needs_no_elastic_product_header() {
     let body: serde_json::Value = root.json().await.unwrap();
     assert_eq!(body["version"]["distribution"], "opensearch");
     let number = body["version"]["number"].as_str().unwrap().to_owned();
+    setup_and_index(&svc.es, &format!("OpenSearch {number}"), dir.path()).await;
+}
 
+/// Elasticsearch is told apart by `GET /` too (no `distribution`; it does
+/// send `X-Elastic-Product`, which nothing needs); its OSS build has no
+/// `wildcard`, so the template types `url.original` as keyword there.
+#[tokio::test(flavor = "multi_thread")]
+async fn elasticsearch_is_detected_from_its_version_and_set_up_for_its_build() {
+    let Some(url) = elasticsearch() else { return };
+    let dir = temp_dir();
+    let root = reqwest::get(&url).await.unwrap();
+    assert_eq!(
+        root.headers()
+            .get("x-elastic-product")
+            .and_then(|v| v.to_str().ok()),
+        Some("Elasticsearch")
+    );
+    let body: serde_json::Value = root.json().await.unwrap();
+    assert!(body["version"].get("distribution").is_none(), "{body}");
+    let number = body["version"]["number"].as_str().unwrap().to_owned();
+    let prefix = setup_and_index(&url, &format!("Elasticsearch {number}"), dir.path()).await;
+    let es = Es::new(&url);
+    let (status, template) = es.get(&format!("_index_template/logpipe-{prefix}")).await;
+    assert_eq!(status, 200, "{template}");
+    let url_type = &template["index_templates"][0]["index_template"]["template"]["mappings"]
+        ["properties"]["url"]["properties"]["original"]["type"];
+    println!(
+        "Elasticsearch {number} ({}): url.original is {url_type}",
+        body["version"]["build_flavor"]
+    );
+    let want = if body["version"]["build_flavor"] == "oss" {
+        "keyword"
+    } else {
+        "wildcard"
+    };
+    assert_eq!(url_type, want, "{template}");
+}
+
+/// `logpipe setup` then `logpipe run` of a file into `url`: setup names the
+/// server as `found`, and the 20 lines are indexed. Returns the index prefix.
+async fn setup_and_index(url: &str, found: &str, dir: &std::path::Path) -> String {
     let prefix = unique("detect");
-    let log = dir.path().join("access_log");
+    let log = dir.join("access_log");
     write_lines(&log, (0..20).map(|i| format!("detect {i}")));
     backdate(&log, QUIET);
-    let pipeline = dir.path().join("detect.toml");
+    let pipeline = dir.join("detect.toml");
     std::fs::write(
         &pipeline,
         format!(
             "name = \"detect\"\n[[input]]\ntype = \"file\"\npaths = [\"{}\"]\n[[output]]\ntype = \"elasticsearch\"\nhosts = \"{}\"\nindex = \"{prefix}-%{{+YYYY.MM.dd}}\"\nbatch_wait = \"50ms\"\nsetup = true\n",
             log.display(),
-            svc.es
+            url
         ),
     )
     .unwrap();
@@ -167,14 +223,11 @@ async fn opensearch_is_detected_and_needs_no_elastic_product_header() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        stdout.contains(&format!("OpenSearch {number} found")),
-        "{stdout}"
-    );
+    assert!(stdout.contains(&format!("{found} found")), "{stdout}");
 
-    let state = dir.path().join("state");
+    let state = dir.join("state");
     let mut child = spawn_run(&pipeline, &state, &[], std::process::Stdio::null());
-    let es = Es::new(&svc.es);
+    let es = Es::new(url);
     let pattern = format!("{prefix}-*");
     let docs = eventually(Duration::from_secs(60), "20 documents", || {
         let (es, pattern) = (&es, &pattern);
@@ -184,10 +237,11 @@ async fn opensearch_is_detected_and_needs_no_elastic_product_header() {
     sigterm(&child);
     assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
     let log_text = std::fs::read_to_string(state.with_extension("log")).unwrap();
-    println!("OpenSearch {number}: written 20, indexed {docs}");
+    println!("{found}: written 20, indexed {docs}");
     assert_eq!(es.count(&pattern).await, 20);
     assert!(
         !log_text.to_ascii_lowercase().contains("product"),
         "nothing about a product check: {log_text}"
     );
+    prefix
 }

@@ -155,7 +155,7 @@ pub async fn setup(paths: &[PathBuf]) -> ExitCode {
     let mut any = false;
     for p in &loaded.pipelines {
         for output in &p.outputs {
-            let OutputSpec::Elasticsearch(es) = output else {
+            let OutputSpec::Elasticsearch(es) = &output.spec else {
                 continue;
             };
             any = true;
@@ -217,21 +217,39 @@ fn raise_fd_limit() {
     }
 }
 
+/// The daemon's settings as `run` uses them and as the commands that look
+/// at a running daemon (`status`) find it: flags first, then the daemon
+/// config, then the defaults.
+pub(crate) struct Daemon {
+    pub config: DaemonConfig,
+    pub state_dir: PathBuf,
+    /// `None`: the endpoint is switched off; an error names the bad value.
+    pub metrics_address: Result<Option<std::net::SocketAddr>, String>,
+}
+
+impl Daemon {
+    /// Reads the daemon config; a bad one is printed (file, line, column).
+    pub(crate) fn resolve(args: DaemonArgs) -> Result<Daemon, ()> {
+        let config = DaemonConfig::load(args.config.as_deref()).map_err(|d| eprintln!("{d}"))?;
+        Ok(Daemon {
+            state_dir: config.state_dir(args.state_dir.as_deref()),
+            metrics_address: config.metrics_address(args.metrics_address.as_deref()),
+            config,
+        })
+    }
+}
+
 /// `logpipe run`.
 pub async fn run(paths: &[PathBuf], role: Role, args: DaemonArgs) -> anyhow::Result<ExitCode> {
-    let DaemonArgs {
+    let Ok(Daemon {
+        config: daemon,
         state_dir,
-        config,
         metrics_address,
-    } = args;
-    let daemon = match DaemonConfig::load(config.as_deref()) {
-        Ok(d) => d,
-        Err(diagnostic) => {
-            eprintln!("{diagnostic}");
-            return Ok(ExitCode::from(EXIT_CONFIG));
-        }
+    }) = Daemon::resolve(args)
+    else {
+        return Ok(ExitCode::from(EXIT_CONFIG));
     };
-    let metrics_address = match daemon.metrics_address(metrics_address.as_deref()) {
+    let metrics_address = match metrics_address {
         Ok(a) => a,
         Err(e) => {
             eprintln!("logpipe: {e}");
@@ -243,7 +261,6 @@ pub async fn run(paths: &[PathBuf], role: Role, args: DaemonArgs) -> anyhow::Res
     if let Some(addr) = metrics_address {
         tokio::spawn(crate::monitor::serve(addr));
     }
-    let state_dir = daemon.state_dir(state_dir.as_deref());
     let loaded = pipeline::load(paths, &config::process_env);
     if report(&loaded) {
         return Ok(ExitCode::from(EXIT_CONFIG));

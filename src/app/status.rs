@@ -6,27 +6,17 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use super::Daemon;
 use crate::cli::{DaemonArgs, EXIT_CONFIG};
-use crate::config::daemon::DaemonConfig;
 use crate::input::file::registry::{Peek, Registry};
 
 pub async fn print(args: DaemonArgs) -> ExitCode {
-    let DaemonArgs {
-        state_dir,
-        config,
-        metrics_address,
-    } = args;
-    let daemon = match DaemonConfig::load(config.as_deref()) {
-        Ok(d) => d,
-        Err(d) => {
-            eprintln!("{d}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+    let Ok(daemon) = Daemon::resolve(args) else {
+        return ExitCode::from(EXIT_CONFIG);
     };
-    let state_dir = daemon.state_dir(state_dir.as_deref());
-    println!("State directory: {}", state_dir.display());
-    print_checkpoints(&state_dir);
-    match daemon.metrics_address(metrics_address.as_deref()) {
+    println!("State directory: {}", daemon.state_dir.display());
+    print_checkpoints(&daemon.state_dir);
+    match daemon.metrics_address {
         Ok(Some(addr)) => print_daemon(&format!("http://{addr}")).await,
         Ok(None) => println!("\nDaemon: metrics endpoint switched off"),
         Err(e) => println!("\nDaemon: {e}"),

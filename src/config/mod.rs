@@ -91,8 +91,50 @@ impl<'a> ConfigCx<'a> {
         self.diagnostics.push(d);
     }
 
-    /// Deserializes a TOML value, keeping the position of any error.
+    /// Deserializes a TOML value, keeping the position of any error. A
+    /// table reports every bad key, not only the first: serde stops at the
+    /// first error, so the key it names is taken out and the rest is read
+    /// again.
     pub fn de<T: DeserializeOwned>(&mut self, value: Spanned<DeValue<'_>>) -> Option<T> {
+        if !matches!(value.get_ref(), DeValue::Table(_)) {
+            return self.de_once(value);
+        }
+        let span = value.span();
+        let DeValue::Table(mut table) = value.into_inner() else {
+            return None;
+        };
+        let mut removed: Vec<String> = Vec::new();
+        let mut failed = false;
+        // Bounded: each round removes one key.
+        for _ in 0..=table.len() {
+            let attempt = Spanned::new(span.clone(), DeValue::Table(table.clone()));
+            let e = match T::deserialize(ValueDeserializer::from(attempt)) {
+                Ok(v) if !failed => return Some(v),
+                Ok(_) => return None,
+                Err(e) => e,
+            };
+            // A required key taken out for its own error is not missing too.
+            if removed
+                .iter()
+                .any(|k| e.message().contains(&format!("missing field `{k}`")))
+            {
+                return None;
+            }
+            self.toml_error(&e);
+            failed = true;
+            let at = e.span()?;
+            let culprit = table
+                .iter()
+                .find(|(k, v)| k.span().contains(&at.start) || v.span().contains(&at.start))
+                .map(|(k, _)| k.get_ref().to_string());
+            let key = culprit?;
+            table.remove(key.as_str());
+            removed.push(key);
+        }
+        None
+    }
+
+    fn de_once<T: DeserializeOwned>(&mut self, value: Spanned<DeValue<'_>>) -> Option<T> {
         match T::deserialize(ValueDeserializer::from(value)) {
             Ok(v) => Some(v),
             Err(e) => {

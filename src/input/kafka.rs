@@ -8,6 +8,16 @@
 //! acknowledged, stores and commits their offsets, and only then lets the
 //! partitions go: the next owner replays at most the unacknowledged tail,
 //! and deterministic document ids keep that replay free of duplicates.
+//! Both protocols are incremental (KIP-848 `consumer`, classic with
+//! `cooperative-sticky`): a revoke names only the partitions that move, and
+//! only their state is dropped; the others keep being consumed.
+//!
+//! The member is static by default (`group.instance.id`): a clean stop does
+//! not leave the group, so a restart within the session timeout gets the
+//! same partitions back without a rebalance. librdkafka declares some
+//! group errors fatal (a fenced or refused instance id, a broker without
+//! KIP-848); the consumer then consumes nothing more, so it is replaced or
+//! the stage fails with the reason, never left waiting.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,7 +28,7 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
@@ -28,7 +38,7 @@ use crate::error::StageError;
 use crate::event::{Batch, Event};
 use crate::kafka::codec::{self, Origin};
 use crate::kafka::context::LogContext;
-use crate::kafka::Hop;
+use crate::kafka::{GroupProtocol, Hop};
 use crate::shutdown::RunCx;
 use crate::telemetry::Throttle;
 
@@ -133,12 +143,25 @@ impl ClientContext for GroupContext {
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
-            Rebalance::Assign(tpl) => {
-                tracing::info!(group = %self.group, partitions = tpl.count(), "Kafka partitions assigned.");
-            }
+            // Logged once librdkafka applied it (post_rebalance), with the
+            // total held: under the incremental protocols `tpl` is only
+            // what is added.
+            Rebalance::Assign(_) => {}
             Rebalance::Revoke(tpl) => self.revoke(consumer, tpl),
             Rebalance::Error(e) => {
                 tracing::warn!(group = %self.group, error = %e, "Kafka rebalance error.")
+            }
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let held = consumer.assignment().map_or(0, |a| a.count());
+            if tpl.count() == 0 {
+                // KIP-848 acknowledges an unchanged assignment this way.
+                tracing::debug!(group = %self.group, partitions = held, "Kafka assignment unchanged.");
+            } else {
+                tracing::info!(group = %self.group, added = tpl.count(), partitions = held, "Kafka partitions assigned.");
             }
         }
     }
@@ -186,32 +209,53 @@ impl GroupContext {
     }
 }
 
+/// Why a consumer was given up for a new one.
+enum Renew {
+    /// The broker has no KIP-848 consumer groups: join again under the
+    /// classic protocol.
+    Classic,
+    /// KIP-848 refused this member's `group.instance.id` because a member
+    /// with it has not left yet (a process killed without leaving, until
+    /// the broker's session timeout removes it): join again after a pause.
+    Unreleased,
+}
+
+/// What ended a consumer's run.
+enum Ended {
+    Done(Result<(), StageError>),
+    Renew(Renew),
+}
+
+/// How long a member whose `group.instance.id` is not released yet waits
+/// before it asks again: doubling from the first, up to the last (each try
+/// is a new consumer, and librdkafka logs the failed close of the last).
+const UNRELEASED_RETRY: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(8));
+
 pub async fn run(hop: Hop, out: mpsc::Sender<Batch>, cx: RunCx) -> Result<(), StageError> {
     if hop.ensure_topic {
         // The index half may run on hosts without a ship half (`--role
         // index`): it creates what it consumes too.
         crate::kafka::admin::ensure_consumed(&hop, &cx.pipeline).await?;
     }
-    let offsets = SharedOffsets(Arc::new(Mutex::new(Offsets::default())));
-    let log = LogContext::for_hop(&cx.pipeline, "consumer", &hop);
-    let recovery = log.recovery();
-    let context = GroupContext {
-        log,
-        pipeline: cx.pipeline.to_string(),
-        offsets: offsets.clone(),
-        revoke_timeout: hop.revoke_timeout,
-        group: hop.group_id.clone(),
+    // Held until the consumer is gone (declared first, dropped last).
+    let claim = match &hop.group_instance_id {
+        Some(wanted) => {
+            let claim = crate::kafka::instance::claim(&hop.group_id, wanted)
+                .map_err(|e| StageError::Fatal(e.to_string()))?;
+            if claim.id != wanted.id {
+                tracing::info!(group = %hop.group_id, wanted = %wanted.id, instance = %claim.id, "Another logpipe process on this host is a member of this group under the default group_instance_id; this one joins under the next free one.");
+            }
+            Some(claim)
+        }
+        None => None,
     };
-    let consumer: Consumer_ = hop
-        .consumer_config()
-        .create_with_context(context)
-        .map_err(|e| StageError::kafka(format!("consumer for {}", hop.brokers.join(",")), e))?;
-    let topics: Vec<&str> = hop.topics.iter().map(String::as_str).collect();
-    consumer
-        .subscribe(&topics)
-        .map_err(|e| StageError::kafka(format!("subscribe to {}", hop.topics.join(",")), e))?;
-    tracing::info!(group = %hop.group_id, topics = %hop.topics.join(","), "Consuming.");
-
+    let instance = claim.as_ref().map(|c| c.id.clone());
+    let offsets = SharedOffsets(Arc::new(Mutex::new(Offsets::default())));
+    let first_log = LogContext::for_hop(&cx.pipeline, "consumer", &hop);
+    let recovery = first_log.recovery();
+    let mut log = Some(first_log);
+    let mut protocol = hop.group_protocol;
+    let mut pause = UNRELEASED_RETRY.0;
     let mut state = State {
         recovery,
         events_in: metrics::counter!("logpipe_events_in_total", "pipeline" => cx.pipeline.to_string(), "stage" => "input.kafka"),
@@ -219,11 +263,39 @@ pub async fn run(hop: Hop, out: mpsc::Sender<Batch>, cx: RunCx) -> Result<(), St
         offsets,
         warn: Throttle::warnings(),
         last_flush: Instant::now(),
+        instance,
+        protocol,
+        announced: None,
     };
-    let result = state.consume(&consumer, &out, &cx).await;
-    drop(out);
-    state.finish(&consumer, &cx).await;
-    result
+    loop {
+        let log = log
+            .take()
+            .unwrap_or_else(|| LogContext::sharing(&state.recovery, "consumer"));
+        state.protocol = protocol;
+        let consumer = state.connect(log, &cx)?;
+        match state.consume(&consumer, &out, &cx).await {
+            Ended::Done(result) => {
+                drop(out);
+                state.finish(&consumer, &cx).await;
+                drop(consumer);
+                drop(claim);
+                return result;
+            }
+            Ended::Renew(Renew::Classic) => {
+                state.forget_partitions();
+                protocol = GroupProtocol::Classic;
+            }
+            Ended::Renew(Renew::Unreleased) => {
+                drop(consumer);
+                state.forget_partitions();
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = cx.shutdown.stop.cancelled() => return Ok(()),
+                }
+                pause = (pause * 2).min(UNRELEASED_RETRY.1);
+            }
+        }
+    }
 }
 
 struct State {
@@ -233,22 +305,127 @@ struct State {
     offsets: SharedOffsets,
     warn: Throttle,
     last_flush: Instant,
+    /// The `group.instance.id` this process claimed (static membership).
+    instance: Option<String>,
+    /// The protocol of the current consumer.
+    protocol: GroupProtocol,
+    /// The protocol "Consuming." was last logged for (a renewed consumer
+    /// under the same one is not news).
+    announced: Option<GroupProtocol>,
 }
 
 impl State {
+    /// Drops the state of every partition before a new consumer joins: it
+    /// owns none of them yet (a fatally failed consumer has lost them), and
+    /// their next owner starts at the committed offsets.
+    fn forget_partitions(&self) {
+        let mut offsets = self.offsets.lock();
+        let offsets = &mut *offsets;
+        for (_, p) in offsets.partitions.drain() {
+            offsets.tracker.close_lane(p.lane);
+        }
+    }
+
+    /// A consumer of the hop's topics under the current protocol.
+    fn connect(&mut self, log: LogContext, cx: &RunCx) -> Result<Consumer_, StageError> {
+        let hop = &self.hop;
+        let context = GroupContext {
+            log,
+            pipeline: cx.pipeline.to_string(),
+            offsets: self.offsets.clone(),
+            revoke_timeout: hop.revoke_timeout,
+            group: hop.group_id.clone(),
+        };
+        let consumer: Consumer_ = hop
+            .consumer_config(self.protocol, self.instance.as_deref())
+            .create_with_context(context)
+            .map_err(|e| StageError::kafka(format!("consumer for {}", hop.brokers.join(",")), e))?;
+        let topics: Vec<&str> = hop.topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topics)
+            .map_err(|e| StageError::kafka(format!("subscribe to {}", hop.topics.join(",")), e))?;
+        if self.announced != Some(self.protocol) {
+            self.announced = Some(self.protocol);
+            tracing::info!(
+                group = %hop.group_id,
+                protocol = self.protocol.as_str(),
+                instance = self.instance.as_deref().unwrap_or("-"),
+                topics = %hop.topics.join(","),
+                "Consuming."
+            );
+        }
+        Ok(consumer)
+    }
+
+    /// librdkafka's fatal error, if the consumer has one: it consumes no
+    /// more. Either it is renewed (a broker without KIP-848, an instance id
+    /// not released yet) or the stage fails with the reason, naming group,
+    /// instance and brokers, rather than waiting for records forever.
+    fn fatal(&mut self, consumer: &Consumer_) -> Option<Ended> {
+        let (code, reason) = consumer.client().fatal_error()?;
+        let hop = &self.hop;
+        let instance = self.instance.as_deref().unwrap_or("-");
+        let brokers = hop.brokers.join(",");
+        match code {
+            RDKafkaErrorCode::UnsupportedFeature | RDKafkaErrorCode::UnsupportedVersion
+                if self.protocol == GroupProtocol::Consumer && !hop.group_protocol_set =>
+            {
+                tracing::warn!(group = %hop.group_id, %brokers, %reason, "The brokers do not support the KIP-848 consumer group protocol; joining under the classic protocol (cooperative-sticky) instead. Set group_protocol = \"classic\" to skip this attempt.");
+                Some(Ended::Renew(Renew::Classic))
+            }
+            RDKafkaErrorCode::UnreleasedInstanceId => {
+                if let Some(suppressed) = self.warn.ready() {
+                    tracing::warn!(group = %hop.group_id, %instance, suppressed, "A member with this group_instance_id has not left the group yet (a process that stopped without leaving, until the broker's session timeout removes it; or another process elsewhere with the same id): asking again.");
+                }
+                self.recovery.degraded(&format!(
+                    "Kafka: group_instance_id {instance} of group {} not released yet",
+                    hop.group_id
+                ));
+                Some(Ended::Renew(Renew::Unreleased))
+            }
+            RDKafkaErrorCode::FencedInstanceId => Some(Ended::Done(Err(StageError::Fatal(format!(
+                "Kafka consumer of group {} at {brokers} was fenced: another member joined with the same group_instance_id {instance}; give each process its own group_instance_id (or set static_membership = false)",
+                hop.group_id
+            ))))),
+            _ => Some(Ended::Done(Err(StageError::Fatal(format!(
+                "Kafka consumer of group {} (instance {instance}, protocol {}) at {brokers} failed fatally: {reason}",
+                hop.group_id,
+                self.protocol.as_str()
+            ))))),
+        }
+    }
+
     async fn consume(
         &mut self,
         consumer: &Consumer_,
         out: &mpsc::Sender<Batch>,
         cx: &RunCx,
-    ) -> Result<(), StageError> {
+    ) -> Ended {
+        match self.consume_until_fatal(consumer, out, cx).await {
+            Ok(Some(renew)) => renew,
+            Ok(None) => Ended::Done(Ok(())),
+            Err(e) => Ended::Done(Err(e)),
+        }
+    }
+
+    async fn consume_until_fatal(
+        &mut self,
+        consumer: &Consumer_,
+        out: &mpsc::Sender<Batch>,
+        cx: &RunCx,
+    ) -> Result<Option<Ended>, StageError> {
         let stop = cx.shutdown.stop.clone();
         let mut store = tokio::time::interval(STORE_EVERY);
         loop {
             tokio::select! {
                 biased;
-                _ = stop.cancelled() => return Ok(()),
-                _ = store.tick() => self.store_progress(consumer),
+                _ = stop.cancelled() => return Ok(None),
+                _ = store.tick() => {
+                    self.store_progress(consumer);
+                    if let Some(ended) = self.fatal(consumer) {
+                        return Ok(Some(ended));
+                    }
+                }
                 received = tokio::time::timeout(LINGER, consumer.recv()) => match received {
                     Ok(Ok(message)) => {
                         self.warn.reset();
@@ -264,6 +441,9 @@ impl State {
                         }
                     }
                     Ok(Err(e)) => {
+                        if let Some(ended) = self.fatal(consumer) {
+                            return Ok(Some(ended));
+                        }
                         if let Some(suppressed) = self.warn.ready() {
                             tracing::warn!(error = %e, suppressed, "Kafka consumer error; retrying.");
                         }

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod codec;
 pub mod context;
+pub mod instance;
 pub mod producer;
 
 use std::collections::BTreeMap;
@@ -33,6 +34,26 @@ pub enum Compression {
     Snappy,
     Lz4,
     Zstd,
+}
+
+/// `group_protocol`: how the consumer group assigns partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupProtocol {
+    /// KIP-848: the broker assigns, incrementally; no stop-the-world
+    /// rebalance (Kafka 4.0+).
+    Consumer,
+    /// The classic protocol, with the `cooperative-sticky` assignor.
+    Classic,
+}
+
+impl GroupProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupProtocol::Consumer => "consumer",
+            GroupProtocol::Classic => "classic",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -105,11 +126,22 @@ pub struct HopConfig {
     pub idempotence: Option<bool>,
     /// `none`, `gzip`, `snappy`, `lz4` (default) or `zstd`.
     pub compression: Option<Compression>,
-    /// Consumer group session timeout (default 10s).
-    pub session_timeout: Option<Seconds>,
+    /// Static group membership (KIP-345; default true): a member that
+    /// restarts within the session timeout gets its partitions back without
+    /// a rebalance of the group.
+    pub static_membership: Option<Spanned<bool>>,
+    /// `group.instance.id`; default `<host name>-<pipeline name>`, with
+    /// characters Kafka does not allow replaced by `_`.
+    pub group_instance_id: Option<Spanned<String>>,
+    /// `consumer` (KIP-848; the default, falling back to `classic` on a
+    /// broker without it) or `classic` (with `cooperative-sticky`).
+    pub group_protocol: Option<Spanned<GroupProtocol>>,
+    /// Consumer group session timeout (default 10s). Classic protocol only:
+    /// under `consumer` the broker sets it (`group.consumer.session.timeout.ms`).
+    pub session_timeout: Option<Spanned<Seconds>>,
     /// Consumer group heartbeat interval (default 3s, or a third of a
-    /// shorter session timeout).
-    pub heartbeat_interval: Option<Seconds>,
+    /// shorter session timeout). Classic protocol only, as `session_timeout`.
+    pub heartbeat_interval: Option<Spanned<Seconds>>,
     /// When partitions are revoked, how long to wait for their in-flight
     /// events to be acknowledged before committing (default 10s).
     pub revoke_timeout: Option<Seconds>,
@@ -155,6 +187,12 @@ pub struct Hop {
     pub topics: Vec<String>,
     pub key: Option<Template>,
     pub group_id: String,
+    /// `group.instance.id` (static membership), or none.
+    pub group_instance_id: Option<InstanceId>,
+    pub group_protocol: GroupProtocol,
+    /// Whether `group_protocol` was set: a protocol chosen by default falls
+    /// back to `classic` on a broker without KIP-848; a chosen one does not.
+    pub group_protocol_set: bool,
     pub client_id: String,
     pub auto_offset_reset: OffsetReset,
     pub acks: i64,
@@ -274,9 +312,40 @@ impl HopConfig {
                 Default::default()
             }
         };
+        let group_protocol = self.group_protocol.as_ref().map(|p| *p.get_ref());
+        if group_protocol == Some(GroupProtocol::Consumer) {
+            for (name, setting) in [
+                ("session_timeout", &self.session_timeout),
+                ("heartbeat_interval", &self.heartbeat_interval),
+            ] {
+                if let Some(s) = setting {
+                    cx.warn(
+                        &s.span(),
+                        format!("{name} has no effect with group_protocol = \"consumer\": the broker sets it (group.consumer.session.timeout.ms, group.consumer.heartbeat.interval.ms)"),
+                    );
+                }
+            }
+            for key in CLASSIC_ONLY {
+                if self.consumer.contains_key(*key) || self.properties.contains_key(*key) {
+                    cx.error(
+                        &self.topic.span(),
+                        format!("librdkafka refuses `{key}` with group_protocol = \"consumer\" (the broker decides it); remove it or set group_protocol = \"classic\""),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        let group_instance_id = match instance_id(&self, cx) {
+            Ok(id) => id,
+            Err(()) => {
+                ok = false;
+                None
+            }
+        };
         let session_timeout = self
             .session_timeout
-            .map_or(Duration::from_secs(10), |s| s.0);
+            .as_ref()
+            .map_or(Duration::from_secs(10), |s| s.get_ref().0);
         let topic = topic?;
         ok.then(|| Hop {
             brokers,
@@ -286,6 +355,9 @@ impl HopConfig {
             group_id: self
                 .group_id
                 .unwrap_or_else(|| format!("logpipe-{}", cx.pipeline)),
+            group_instance_id,
+            group_protocol: group_protocol.unwrap_or(GroupProtocol::Consumer),
+            group_protocol_set: group_protocol.is_some(),
             client_id: self
                 .client_id
                 .unwrap_or_else(|| format!("logpipe-{}", crate::host::name())),
@@ -298,7 +370,9 @@ impl HopConfig {
             session_timeout,
             heartbeat_interval: self
                 .heartbeat_interval
-                .map_or((session_timeout / 3).min(Duration::from_secs(3)), |s| s.0),
+                .map_or((session_timeout / 3).min(Duration::from_secs(3)), |s| {
+                    s.into_inner().0
+                }),
             revoke_timeout: self.revoke_timeout.map_or(Duration::from_secs(10), |s| s.0),
             linger: self.linger.map_or(Duration::from_millis(5), |s| s.0),
             batch_size: self.batch_size,
@@ -315,6 +389,96 @@ impl HopConfig {
             producer: self.producer,
             consumer: self.consumer,
         })
+    }
+}
+
+/// librdkafka properties of the classic protocol that it refuses under
+/// `group.protocol = consumer`.
+const CLASSIC_ONLY: &[&str] = &[
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "partition.assignment.strategy",
+    "group.protocol.type",
+];
+
+/// A `group.instance.id`, and whether the user chose it: a default one
+/// already held by another process on this host gets a suffix, a chosen
+/// one is an error (see [`instance::claim`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceId {
+    pub id: String,
+    pub chosen: bool,
+}
+
+/// The longest `group.instance.id` Kafka takes (as for topic names).
+const INSTANCE_ID_MAX: usize = 249;
+
+/// Kafka's rule for `group.instance.id` (the broker refuses others).
+fn valid_instance_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
+}
+
+/// `<host>-<pipeline>` with the characters Kafka does not allow replaced by
+/// `_`, cut to Kafka's length limit (room left for a `-N` suffix).
+pub fn default_instance_id(host: &str, pipeline: &str) -> String {
+    let id: String = format!("{host}-{pipeline}")
+        .chars()
+        .map(|c| if valid_instance_char(c) { c } else { '_' })
+        .take(INSTANCE_ID_MAX - 4)
+        .collect();
+    if id.chars().all(|c| c == '.') {
+        // "." and ".." are not allowed
+        id.replace('.', "_")
+    } else {
+        id
+    }
+}
+
+fn instance_id(config: &HopConfig, cx: &mut ConfigCx<'_>) -> Result<Option<InstanceId>, ()> {
+    let on = config.static_membership.as_ref().map(|s| *s.get_ref());
+    match (&config.group_instance_id, on) {
+        (Some(id), Some(false)) => {
+            cx.error(
+                &id.span(),
+                "group_instance_id is set but static_membership = false: remove one of them",
+            );
+            Err(())
+        }
+        (None, Some(false)) => Ok(None),
+        (Some(id), _) => {
+            let text = id.get_ref();
+            let bad: Vec<char> = text.chars().filter(|c| !valid_instance_char(*c)).collect();
+            if text.is_empty() || text == "." || text == ".." {
+                cx.error(
+                    &id.span(),
+                    "group_instance_id must be a name (not empty, \".\" or \"..\")",
+                );
+                Err(())
+            } else if !bad.is_empty() {
+                cx.error(
+                    &id.span(),
+                    format!("group_instance_id may hold only ASCII letters, digits, '.', '_' and '-' (Kafka refuses others); found {:?}", bad.iter().collect::<String>()),
+                );
+                Err(())
+            } else if text.len() > INSTANCE_ID_MAX {
+                cx.error(
+                    &id.span(),
+                    format!(
+                        "group_instance_id is longer than Kafka's {INSTANCE_ID_MAX} characters"
+                    ),
+                );
+                Err(())
+            } else {
+                Ok(Some(InstanceId {
+                    id: text.clone(),
+                    chosen: true,
+                }))
+            }
+        }
+        (None, _) => Ok(Some(InstanceId {
+            id: default_instance_id(crate::host::name(), &cx.pipeline),
+            chosen: false,
+        })),
     }
 }
 
@@ -395,6 +559,8 @@ impl std::fmt::Debug for Hop {
             .field("topic", &self.topic.as_str())
             .field("topics", &self.topics)
             .field("group_id", &self.group_id)
+            .field("group_instance_id", &self.group_instance_id)
+            .field("group_protocol", &self.group_protocol)
             .field("security", &self.security)
             .finish_non_exhaustive()
     }
@@ -459,9 +625,14 @@ impl Hop {
 
     /// Consumer settings: offsets are stored only for acknowledged events
     /// (`enable.auto.offset.store = false`) and committed from those.
-    pub fn consumer_config(&self) -> ClientConfig {
+    /// `instance` is the `group.instance.id` this process claimed.
+    pub fn consumer_config(&self, protocol: GroupProtocol, instance: Option<&str>) -> ClientConfig {
         let mut c = self.base_config();
         c.set("group.id", &self.group_id);
+        if let Some(id) = instance {
+            c.set("group.instance.id", id);
+        }
+        c.set("group.protocol", protocol.as_str());
         c.set("enable.auto.commit", "true");
         c.set("auto.commit.interval.ms", "1000");
         c.set("enable.auto.offset.store", "false");
@@ -472,14 +643,20 @@ impl Hop {
                 OffsetReset::Latest => "latest",
             },
         );
-        c.set(
-            "session.timeout.ms",
-            self.session_timeout.as_millis().to_string(),
-        );
-        c.set(
-            "heartbeat.interval.ms",
-            self.heartbeat_interval.as_millis().to_string(),
-        );
+        if protocol == GroupProtocol::Classic {
+            // Under KIP-848 the broker owns these (librdkafka refuses them).
+            c.set(
+                "session.timeout.ms",
+                self.session_timeout.as_millis().to_string(),
+            );
+            c.set(
+                "heartbeat.interval.ms",
+                self.heartbeat_interval.as_millis().to_string(),
+            );
+            // Incremental: a member joining or leaving moves only the
+            // partitions that change owner; the others keep being consumed.
+            c.set("partition.assignment.strategy", "cooperative-sticky");
+        }
         // Bound prefetch in bytes, not only in messages.
         c.set("queued.max.messages.kbytes", "16384");
         c.set("fetch.max.bytes", "8388608");
@@ -510,6 +687,16 @@ pub fn with_default_port(host: &str, port: u16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_instance_ids_are_names_kafka_takes() {
+        assert_eq!(
+            default_instance_id("web-1.example", "httpd-access"),
+            "web-1.example-httpd-access"
+        );
+        assert_eq!(default_instance_id("höst", "a b/c"), "h_st-a_b_c");
+        assert!(default_instance_id(&"h".repeat(300), "p").len() <= INSTANCE_ID_MAX - 4);
+    }
 
     #[test]
     fn brokers_without_a_port_get_9092() {

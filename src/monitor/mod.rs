@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
@@ -27,8 +27,14 @@ pub fn install() -> Option<&'static PrometheusHandle> {
     let buckets = [
         0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
     ];
+    // Batch sizes are counts of events, not seconds.
+    let events = [
+        1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0,
+    ];
     let recorder = PrometheusBuilder::new()
         .set_buckets(&buckets)
+        .ok()?
+        .set_buckets_for_metric(Matcher::Full("logpipe_batch_events".into()), &events)
         .ok()?
         .build_recorder();
     let handle = recorder.handle();

@@ -8,6 +8,7 @@
 pub mod elasticsearch;
 pub mod kafka;
 pub mod null;
+pub mod settings;
 pub mod stdout;
 
 use tokio::sync::mpsc;
@@ -30,8 +31,26 @@ pub enum OutputSpec {
     Stdout(stdout::Stdout),
 }
 
-/// Builds an `[[output]]` table of type `kind`.
+pub use settings::{DeadLetterFile, Output, WhenBlocked};
+
+/// Builds an `[[output]]` table of type `kind`: its common settings
+/// ([`settings`]) and its own.
 pub fn build(
+    kind: &Spanned<String>,
+    value: Spanned<DeValue<'_>>,
+    cx: &mut ConfigCx<'_>,
+) -> Option<(settings::Taken, OutputSpec)> {
+    let span = value.span();
+    let DeValue::Table(mut table) = value.into_inner() else {
+        cx.error(&span, "each output must be a table");
+        return None;
+    };
+    let common = settings::take(&mut table, &span, cx);
+    let spec = build_spec(kind, Spanned::new(span, DeValue::Table(table)), cx);
+    Some((common?, spec?))
+}
+
+fn build_spec(
     kind: &Spanned<String>,
     value: Spanned<DeValue<'_>>,
     cx: &mut ConfigCx<'_>,
@@ -58,14 +77,6 @@ impl OutputSpec {
             OutputSpec::Elasticsearch(_) => "output.elasticsearch",
             OutputSpec::Null => "output.null",
             OutputSpec::Stdout(_) => "output.stdout",
-        }
-    }
-
-    /// The dead-letter file this output writes to, when it names one.
-    pub fn dead_letter_path(&self) -> Option<&std::path::Path> {
-        match self {
-            OutputSpec::Elasticsearch(es) => es.dead_letter_path.as_deref(),
-            OutputSpec::Null | OutputSpec::Stdout(_) => None,
         }
     }
 

@@ -28,14 +28,13 @@ use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use crate::condition::Condition;
 use crate::config::interpolate::interpolate;
 use crate::config::stages::stages;
 use crate::config::{take, ConfigCx, Diagnostic, Severity, Source};
 use crate::filter::{self, FilterSpec};
 use crate::input::{self, InputSpec};
 use crate::kafka::{Hop, HopConfig};
-use crate::output::{self, OutputSpec};
+use crate::output::{self, Output};
 
 pub mod cases;
 
@@ -112,7 +111,59 @@ pub fn load(paths: &[PathBuf], env: &dyn Fn(&str) -> Option<String>) -> Loaded {
         }
     }
     check_unique_names(&mut loaded);
+    check_shared_dead_letter_files(&mut loaded);
     loaded
+}
+
+/// Two pipelines appending to one dead-letter file would rotate it under
+/// each other; each pipeline needs its own.
+fn check_shared_dead_letter_files(loaded: &mut Loaded) {
+    let mut seen: Vec<(&Path, &str)> = Vec::new();
+    let mut shared = Vec::new();
+    for p in &loaded.pipelines {
+        let mut own: Vec<&Path> = p
+            .outputs
+            .iter()
+            .filter_map(|o| o.dead_letter.path.as_deref())
+            .collect();
+        own.dedup();
+        for path in own {
+            match seen.iter().find(|(seen_path, _)| *seen_path == path) {
+                Some((_, other)) if *other != p.name => shared.push(Source::new(&p.path, "").error(format!(
+                    "dead_letter_path {} is also used by pipeline `{other}`; give each pipeline its own file",
+                    path.display()
+                ))),
+                Some(_) => {}
+                None => seen.push((path, &p.name)),
+            }
+        }
+    }
+    loaded.diagnostics.extend(shared);
+}
+
+/// Outputs of one pipeline that share a dead-letter file (the default one,
+/// or the same `dead_letter_path`) share its writer, so they must agree on
+/// how it is rotated.
+fn check_dead_letter_files(outputs: &[Output], cx: &mut ConfigCx<'_>) {
+    for (i, output) in outputs.iter().enumerate() {
+        let file = &output.dead_letter;
+        let earlier = outputs[..i]
+            .iter()
+            .find(|o| o.dead_letter.path == file.path);
+        if let Some(first) = earlier {
+            let first = &first.dead_letter;
+            if (first.max_bytes, first.max_files) != (file.max_bytes, file.max_files) {
+                cx.error(
+                    &file.span,
+                    format!(
+                        "this output shares its dead-letter file with {} but rotates it differently (dead_letter_max_bytes {} vs {}, dead_letter_max_files {} vs {}); set the same values or another dead_letter_path",
+                        outputs[..i].iter().find(|o| o.dead_letter.path == file.path).map_or("", |o| o.label.as_str()),
+                        file.max_bytes, first.max_bytes, file.max_files, first.max_files
+                    ),
+                );
+            }
+        }
+    }
 }
 
 fn check_unique_names(loaded: &mut Loaded) {
@@ -140,10 +191,8 @@ pub struct Pipeline {
     pub inputs: Vec<InputSpec>,
     pub hop: Option<Hop>,
     pub filters: Vec<FilterSpec>,
-    pub outputs: Vec<OutputSpec>,
-    /// The `if` of each output, in the order of `outputs`: the fanout sends
-    /// an output only the events its condition accepts.
-    pub output_if: Vec<Option<Condition>>,
+    /// Each output with its `if` and common settings.
+    pub outputs: Vec<Output>,
     /// `[[test]]` cases for `logpipe test`; `run` ignores them.
     pub tests: Vec<cases::Case>,
     /// Batches buffered between two stages.
@@ -230,10 +279,18 @@ pub fn parse(
         .collect();
     let filters = stages(raw_filters, "filter", true, &mut cx, filter::build);
     let filters = filter::chain(filters, &mut cx);
-    let (output_if, outputs) = stages(raw_outputs, "output", true, &mut cx, output::build)
+    let outputs: Vec<Output> = stages(raw_outputs, "output", true, &mut cx, output::build)
         .into_iter()
-        .map(|s| (s.condition, s.stage))
-        .unzip();
+        .enumerate()
+        .map(|(i, s)| {
+            let (common, spec) = s.stage;
+            Output {
+                condition: s.condition,
+                ..common.output(spec, i + 1)
+            }
+        })
+        .collect();
+    check_dead_letter_files(&outputs, &mut cx);
     let tests = match raw_tests {
         Some(raw) => match cx.de::<Vec<Spanned<cases::CaseConfig>>>(raw) {
             Some(configs) => cases::cases(configs, &mut cx),
@@ -282,7 +339,6 @@ pub fn parse(
         hop,
         filters,
         outputs,
-        output_if,
         tests,
         channel_capacity,
         filter_workers,
@@ -376,7 +432,7 @@ if = '"was_a" in [tags]'
         assert!(events[0].has_tag("was_a"));
         assert_eq!(events[1].fields["branch"], json!("n"));
         assert!(!events[1].has_tag("was_a"));
-        let route = p.output_if[0].as_ref().unwrap();
+        let route = p.outputs[0].condition.as_ref().unwrap();
         assert!(route.eval(&events[0]) && !route.eval(&events[1]));
         assert_eq!(p.filters[0].apply(&mut Event::default()), Verdict::Drop);
     }

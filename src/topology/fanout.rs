@@ -2,39 +2,171 @@
 //! clone of the token, so the source hears "delivered" only when every
 //! output delivered. An output whose condition accepts none of a batch's
 //! events gets nothing and holds no clone, so it cannot hold the batch back.
+//!
+//! An output with `when_blocked = "spill"` that takes no batch for its
+//! `blocked_timeout` is *blocked*: from then on its share of each batch goes
+//! to its dead-letter file (reason `blocked`) at once, and the other
+//! outputs carry on; once its channel has room again it gets batches again.
+//! Spilled events count as delivered for it only after they are on disk; a
+//! spill that cannot be written waits for the output instead, so nothing
+//! is lost either way.
+
+use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 
 use crate::condition::Condition;
+use crate::dead_letter::{DeadLetter, DeadLetters};
 use crate::error::StageError;
 use crate::event::{Batch, Event};
 
-/// An output's channel and the condition that picks its events.
+/// An output's channel, the condition that picks its events, and what to
+/// do when it blocks.
 pub struct Route {
     pub sender: mpsc::Sender<Batch>,
     pub condition: Option<Condition>,
+    pub spill: Option<Spill>,
 }
 
-pub async fn run(mut input: mpsc::Receiver<Batch>, routes: Vec<Route>) -> Result<(), StageError> {
-    while let Some(batch) = input.recv().await {
-        if let [Route {
-            sender,
-            condition: None,
-        }] = routes.as_slice()
-        {
-            if sender.send(batch).await.is_err() {
-                return Err(StageError::Fatal("an output stopped".into()));
+/// A route that spills when blocked.
+pub struct Spill {
+    pub pipeline: std::sync::Arc<str>,
+    pub stage: &'static str,
+    pub label: String,
+    pub after: Duration,
+    pub dead_letters: DeadLetters,
+    blocked: bool,
+}
+
+impl Spill {
+    pub fn new(
+        pipeline: std::sync::Arc<str>,
+        stage: &'static str,
+        label: String,
+        after: Duration,
+        dead_letters: DeadLetters,
+    ) -> Self {
+        Spill {
+            pipeline,
+            stage,
+            label,
+            after,
+            dead_letters,
+            blocked: false,
+        }
+    }
+
+    fn set_blocked(&mut self, blocked: bool) {
+        self.blocked = blocked;
+        metrics::gauge!("logpipe_output_blocked", "pipeline" => self.pipeline.to_string(), "output" => self.label.clone())
+            .set(if blocked { 1.0 } else { 0.0 });
+        if blocked {
+            tracing::warn!(pipeline = %self.pipeline, output = %self.label, after = ?self.after, "Output took no batch within blocked_timeout; its events go to its dead-letter file until it takes batches again.");
+            crate::monitor::health::degraded(
+                &self.pipeline,
+                &self.health_key(),
+                format!("{} blocked: spilling to the dead-letter file", self.label),
+            );
+        } else {
+            tracing::info!(pipeline = %self.pipeline, output = %self.label, "Output takes batches again; spilling stopped.");
+            crate::monitor::health::ended(&self.pipeline, &self.health_key());
+        }
+    }
+
+    /// Its own `/health` entry, so that the output's entry keeps saying
+    /// what the output itself sees.
+    fn health_key(&self) -> String {
+        format!("spill[{}]", self.label)
+    }
+
+    /// Writes the batch's events as dead letters; hands the batch back when
+    /// that fails.
+    async fn write(&self, batch: Batch) -> Result<(), Batch> {
+        let records = batch
+            .events
+            .iter()
+            .map(|event| DeadLetter {
+                stage: self.stage,
+                reason: format!(
+                    "blocked: {} took no batch for {:?} (when_blocked = \"spill\")",
+                    self.label, self.after
+                ),
+                status: None,
+                error_type: Some("blocked".into()),
+                index: None,
+                event: event.clone(),
+            })
+            .collect();
+        match self.dead_letters.write(records).await {
+            Ok(()) => {
+                metrics::counter!("logpipe_output_spilled_events_total", "pipeline" => self.pipeline.to_string(), "output" => self.label.clone())
+                    .increment(batch.events.len() as u64);
+                batch.ack.ack();
+                Ok(())
             }
+            Err(_) => Err(batch),
+        }
+    }
+}
+
+fn stopped() -> StageError {
+    StageError::Fatal("an output stopped".into())
+}
+
+/// Hands one route its share of a batch, waiting or spilling as it says.
+async fn deliver(route: &mut Route, batch: Batch) -> Result<(), StageError> {
+    let Some(spill) = route.spill.as_mut() else {
+        return route.sender.send(batch).await.map_err(|_| stopped());
+    };
+    let batch = if spill.blocked {
+        match route.sender.try_reserve() {
+            Ok(permit) => {
+                spill.set_blocked(false);
+                permit.send(batch);
+                return Ok(());
+            }
+            Err(TrySendError::Closed(())) => return Err(stopped()),
+            Err(TrySendError::Full(())) => batch,
+        }
+    } else {
+        match tokio::time::timeout(spill.after, route.sender.reserve()).await {
+            Ok(Ok(permit)) => {
+                permit.send(batch);
+                return Ok(());
+            }
+            Ok(Err(_)) => return Err(stopped()),
+            Err(_) => {
+                spill.set_blocked(true);
+                batch
+            }
+        }
+    };
+    match spill.write(batch).await {
+        Ok(()) => Ok(()),
+        // Logged by the writer; the events stay for the output itself.
+        Err(batch) => route.sender.send(batch).await.map_err(|_| stopped()),
+    }
+}
+
+pub async fn run(
+    mut input: mpsc::Receiver<Batch>,
+    mut routes: Vec<Route>,
+) -> Result<(), StageError> {
+    while let Some(batch) = input.recv().await {
+        if let [route @ Route {
+            condition: None, ..
+        }] = routes.as_mut_slice()
+        {
+            deliver(route, batch).await?;
             continue;
         }
-        for (route, events) in routes.iter().zip(split(&routes, &batch.events)) {
+        let shares = split(&routes, &batch.events);
+        for (route, events) in routes.iter_mut().zip(shares) {
             if events.is_empty() {
                 continue;
             }
-            let copy = Batch::new(events, batch.ack.clone());
-            if route.sender.send(copy).await.is_err() {
-                return Err(StageError::Fatal("an output stopped".into()));
-            }
+            deliver(route, Batch::new(events, batch.ack.clone())).await?;
         }
         // The clones now decide the outcome; this share is done. When no
         // output took an event the batch is delivered: nothing was meant to go.
@@ -73,7 +205,14 @@ mod tests {
     fn route(condition: Option<&str>) -> (Route, mpsc::Receiver<Batch>) {
         let (sender, rx) = mpsc::channel(4);
         let condition = condition.map(|c| Condition::parse(c).unwrap());
-        (Route { sender, condition }, rx)
+        (
+            Route {
+                sender,
+                condition,
+                spill: None,
+            },
+            rx,
+        )
     }
 
     #[tokio::test]
@@ -132,5 +271,114 @@ mod tests {
         let progress = tracker.take_progress();
         assert_eq!(progress, vec![(lane, 2)]);
         assert!(!tracker.has_failed());
+    }
+
+    /// One output never reads: after `blocked_timeout` its share is spilled,
+    /// the other output gets every batch, every batch is delivered once
+    /// either way, and the blocked output gets batches again once it reads.
+    #[tokio::test(start_paused = true)]
+    async fn a_blocked_output_with_spill_does_not_stop_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spill.ndjson");
+        let dead_letters = DeadLetters::new("p", path.clone(), 1 << 20, 5);
+        let (a, mut rx_a) = route(None);
+        let (sender, mut rx_b) = mpsc::channel(1);
+        let b = Route {
+            sender,
+            condition: None,
+            spill: Some(Spill::new(
+                "p".into(),
+                "output.null",
+                "stuck".into(),
+                Duration::from_secs(5),
+                dead_letters.for_output("stuck"),
+            )),
+        };
+        let (tx, rx) = mpsc::channel(1);
+        let fanout = tokio::spawn(run(rx, vec![a, b]));
+        let mut tracker = AckTracker::new();
+        let lane = tracker.open_lane();
+        let started = tokio::time::Instant::now();
+        for n in 1..=5u64 {
+            let events = vec![tagged(&format!("e{n}")), tagged(&format!("f{n}"))];
+            tx.send(Batch::new(events, tracker.track(lane, n)))
+                .await
+                .unwrap();
+            rx_a.recv().await.unwrap().ack.ack();
+        }
+        // b took batch 1 into its channel; batch 2 waited 5 s, then 2..=5
+        // were spilled: 4 batches, 8 events, waiting only once. (a gets each
+        // batch before b does: let the fan-out finish batch 5.)
+        let waited = started.elapsed();
+        for _ in 0..100 {
+            if dead_letters.count() == 8 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(dead_letters.count(), 8);
+        assert!(
+            waited >= Duration::from_secs(5) && waited < Duration::from_secs(10),
+            "{waited:?}"
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(first["error_type"], "blocked");
+        assert_eq!(first["output"], "stuck");
+        assert_eq!(first["event"]["message"], "e2");
+        // Batch 1 is still b's: nothing is checkpointed past it.
+        tracker.drain();
+        assert!(tracker.take_progress().is_empty());
+        // b reads: batch 1 is delivered, and batch 6 goes to b, not to the file.
+        rx_b.recv().await.unwrap().ack.ack();
+        tx.send(Batch::new(vec![tagged("e6")], tracker.track(lane, 6u64)))
+            .await
+            .unwrap();
+        rx_a.recv().await.unwrap().ack.ack();
+        let sixth = rx_b.recv().await.unwrap();
+        assert_eq!(sixth.events[0].fields["message"], json!("e6"));
+        sixth.ack.ack();
+        assert_eq!(dead_letters.count(), 8);
+        drop(tx);
+        fanout.await.unwrap().unwrap();
+        while tracker.in_flight() > 0 {
+            tracker.recv().await;
+        }
+        tracker.drain();
+        assert_eq!(tracker.take_progress().last(), Some(&(lane, 6)));
+        assert!(!tracker.has_failed());
+    }
+
+    /// With the default (`block`), a stuck output holds every output: the
+    /// fan-out waits and nothing is spilled.
+    #[tokio::test(start_paused = true)]
+    async fn a_blocked_output_without_spill_holds_the_pipeline() {
+        let (a, mut rx_a) = route(None);
+        let (b, _rx_b) = {
+            let (sender, rx) = mpsc::channel(1);
+            (
+                Route {
+                    sender,
+                    condition: None,
+                    spill: None,
+                },
+                rx,
+            )
+        };
+        let (tx, rx) = mpsc::channel(1);
+        let _fanout = tokio::spawn(run(rx, vec![a, b]));
+        let mut tracker = AckTracker::new();
+        let lane = tracker.open_lane();
+        for n in 1..=3u64 {
+            tx.send(Batch::new(vec![tagged("x")], tracker.track(lane, n)))
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        let mut got = 0;
+        while rx_a.try_recv().is_ok() {
+            got += 1;
+        }
+        assert_eq!(got, 2, "batch 1 into b's channel, batch 2 waits for b");
     }
 }

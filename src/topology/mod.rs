@@ -11,6 +11,7 @@
 mod fanout;
 mod filter_stage;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -20,6 +21,7 @@ use tracing::Instrument;
 use crate::dead_letter::DeadLetters;
 use crate::error::StageError;
 use crate::event::Batch;
+use crate::output::{DeadLetterFile, Output, WhenBlocked};
 use crate::pipeline::Pipeline;
 use crate::shutdown::{RunCx, Shutdown};
 
@@ -33,9 +35,6 @@ pub enum Role {
     /// Both, in one process.
     All,
 }
-
-/// Dead-letter files are rotated at this size.
-const DEAD_LETTER_MAX_BYTES: u64 = 256 * 1024 * 1024;
 
 /// A pipeline's tasks. Each yields its stage name and result.
 pub struct Running {
@@ -80,12 +79,16 @@ pub fn spawn(
         shutdown: shutdown.clone(),
         state_dir: state_dir.to_path_buf(),
     };
-    let dead_letter_path = pipeline
+    let mut files = DeadLetterFiles::new(&name, state_dir);
+    // The hop's dead letters go to the default file, rotated as the outputs
+    // that also use it say (the loader checked they agree).
+    let default_file = pipeline
         .outputs
         .iter()
-        .find_map(|o| o.dead_letter_path().map(std::path::Path::to_path_buf))
-        .unwrap_or_else(|| state_dir.join("dead-letter").join(format!("{name}.ndjson")));
-    let dead_letters = DeadLetters::new(&name, dead_letter_path, DEAD_LETTER_MAX_BYTES);
+        .find(|o| o.dead_letter.path.is_none())
+        .map(|o| o.dead_letter.clone())
+        .unwrap_or_default();
+    let dead_letters = files.open(&default_file);
     let capacity = pipeline.channel_capacity;
     let mut tasks = JoinSet::new();
     let ship = matches!(role, Role::Ship | Role::All);
@@ -104,14 +107,10 @@ pub fn spawn(
                 &mut tasks,
                 rx,
                 (pipeline.filters, pipeline.filter_workers),
-                pipeline
-                    .outputs
-                    .into_iter()
-                    .zip(pipeline.output_if)
-                    .collect(),
+                pipeline.outputs,
                 capacity,
                 &cx,
-                &dead_letters,
+                &mut files,
             );
         }
         Some(hop) => {
@@ -141,14 +140,10 @@ pub fn spawn(
                     &mut tasks,
                     rx,
                     (pipeline.filters, pipeline.filter_workers),
-                    pipeline
-                        .outputs
-                        .into_iter()
-                        .zip(pipeline.output_if)
-                        .collect(),
+                    pipeline.outputs,
                     capacity,
                     &cx,
-                    &dead_letters,
+                    &mut files,
                 );
                 any = true;
             }
@@ -181,13 +176,10 @@ fn spawn_index_half(
     tasks: &mut JoinSet<(&'static str, Result<(), StageError>)>,
     rx: mpsc::Receiver<Batch>,
     (filters, workers): (Vec<crate::filter::FilterSpec>, usize),
-    outputs: Vec<(
-        crate::output::OutputSpec,
-        Option<crate::condition::Condition>,
-    )>,
+    outputs: Vec<Output>,
     capacity: usize,
     cx: &RunCx,
-    dead_letters: &DeadLetters,
+    files: &mut DeadLetterFiles,
 ) {
     let (filtered_tx, filtered_rx) = mpsc::channel(capacity);
     spawn_stage(
@@ -197,18 +189,66 @@ fn spawn_index_half(
         filter_stage::run(filters, workers, rx, filtered_tx, cx.pipeline.clone()),
     );
     let mut routes = Vec::new();
-    for (output, condition) in outputs {
+    for output in outputs {
         let (sender, rx) = mpsc::channel(capacity);
-        routes.push(fanout::Route { sender, condition });
-        let stage = output.name();
+        let stage = output.spec.name();
+        let dead_letters = files.open(&output.dead_letter).for_output(&output.label);
+        let spill = match output.when_blocked {
+            WhenBlocked::Block => None,
+            WhenBlocked::Spill { after } => Some(fanout::Spill::new(
+                cx.pipeline.clone(),
+                stage,
+                output.label.clone(),
+                after,
+                dead_letters.clone(),
+            )),
+        };
+        routes.push(fanout::Route {
+            sender,
+            condition: output.condition,
+            spill,
+        });
         spawn_stage(
             tasks,
             cx,
             stage,
-            output.run(rx, cx.clone(), dead_letters.clone()),
+            output.spec.run(rx, cx.clone(), dead_letters),
         );
     }
     spawn_stage(tasks, cx, "fanout", fanout::run(filtered_rx, routes));
+}
+
+/// The dead-letter files of one pipeline: outputs naming the same file (or
+/// none, for the default) share one writer, so one file has one rotation.
+struct DeadLetterFiles {
+    pipeline: String,
+    default_path: PathBuf,
+    open: Vec<(PathBuf, DeadLetters)>,
+}
+
+impl DeadLetterFiles {
+    fn new(pipeline: &str, state_dir: &Path) -> Self {
+        DeadLetterFiles {
+            pipeline: pipeline.to_owned(),
+            default_path: state_dir
+                .join("dead-letter")
+                .join(format!("{pipeline}.ndjson")),
+            open: Vec::new(),
+        }
+    }
+
+    fn open(&mut self, file: &DeadLetterFile) -> DeadLetters {
+        let path = file
+            .path
+            .clone()
+            .unwrap_or_else(|| self.default_path.clone());
+        if let Some((_, dl)) = self.open.iter().find(|(p, _)| *p == path) {
+            return dl.clone();
+        }
+        let dl = DeadLetters::new(&self.pipeline, path.clone(), file.max_bytes, file.max_files);
+        self.open.push((path, dl.clone()));
+        dl
+    }
 }
 
 fn spawn_stage(

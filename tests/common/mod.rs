@@ -35,6 +35,20 @@ pub fn services() -> Option<Services> {
     }
 }
 
+/// The real Elasticsearch node of the test command (beside OpenSearch,
+/// which is `Services::es`), or `None` (test skipped) outside it.
+pub fn elasticsearch() -> Option<String> {
+    let url = std::env::var("LOGPIPE_TEST_ELASTICSEARCH").ok();
+    if url.is_none() {
+        assert!(
+            std::env::var("LOGPIPE_TEST_REQUIRE_SERVICES").is_err(),
+            "LOGPIPE_TEST_ELASTICSEARCH must be set by scripts/test.sh"
+        );
+        eprintln!("skipped: run through scripts/test.sh to get Elasticsearch");
+    }
+    url
+}
+
 /// A name no other test run uses (topics, indices, groups).
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{:08x}", std::process::id(), fastrand::u32(..))
@@ -239,7 +253,7 @@ pub fn es_output(dir: &Path, settings: &str) -> logpipe::output::elasticsearch::
     std::fs::write(&path, text).unwrap();
     let loaded = logpipe::pipeline::load(&[path], &|_: &str| None);
     assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
-    match &loaded.pipelines[0].outputs[0] {
+    match &loaded.pipelines[0].outputs[0].spec {
         logpipe::output::OutputSpec::Elasticsearch(es) => (**es).clone(),
         other => panic!("not elasticsearch: {other:?}"),
     }
@@ -277,11 +291,12 @@ pub async fn deliver_all(
 /// A temp dir that survives a failing test's unwinding for inspection when
 /// LOGPIPE_TEST_KEEP is set.
 pub fn temp_dir() -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
+    let mut dir = tempfile::Builder::new()
         .prefix("logpipe-test-")
         .tempdir()
         .unwrap();
     if std::env::var_os("LOGPIPE_TEST_KEEP").is_some() {
+        dir.disable_cleanup(true);
         eprintln!("test files in {}", dir.path().display());
     }
     dir
@@ -576,8 +591,22 @@ impl Drop for OwnServer {
 /// starts the shared one, with `settings` (`-Ename=value`) added; returns it
 /// once it answers, with its URL.
 pub async fn own_opensearch(dir: &Path, settings: &[&str]) -> (OwnServer, String) {
-    let script = std::env::var("LOGPIPE_TEST_OPENSEARCH_SH").expect("LOGPIPE_TEST_OPENSEARCH_SH");
-    let home = std::env::var("LOGPIPE_TEST_OPENSEARCH_HOME").expect("LOGPIPE_TEST_OPENSEARCH_HOME");
+    own_search_node("OPENSEARCH", dir, settings).await
+}
+
+/// An Elasticsearch node of the test's own, as [`own_opensearch`].
+pub async fn own_elasticsearch(dir: &Path, settings: &[&str]) -> (OwnServer, String) {
+    own_search_node("ELASTICSEARCH", dir, settings).await
+}
+
+/// A node started by the script the test command names in
+/// `LOGPIPE_TEST_{KIND}_SH`, with `LOGPIPE_TEST_{KIND}_HOME`.
+async fn own_search_node(kind: &str, dir: &Path, settings: &[&str]) -> (OwnServer, String) {
+    let var = |name: &str| {
+        let key = format!("LOGPIPE_TEST_{kind}_{name}");
+        std::env::var(&key).unwrap_or_else(|_| panic!("{key}"))
+    };
+    let (script, home) = (var("SH"), var("HOME"));
     let as_user = std::env::var("LOGPIPE_TEST_AS_USER").unwrap_or_default();
     let (http, transport) = (free_port(), free_port());
     if as_user.starts_with("setpriv") {
@@ -597,12 +626,15 @@ pub async fn own_opensearch(dir: &Path, settings: &[&str]) -> (OwnServer, String
     ]);
     argv.extend(settings.iter().map(|s| s.to_string()));
     let mut command = Command::new(&argv[0]);
-    command.args(&argv[1..]).env("OPENSEARCH_HEAP", "256m");
-    let server = OwnServer::spawn(command, &dir.join("opensearch.log"));
+    command
+        .args(&argv[1..])
+        .env("OPENSEARCH_HEAP", "256m")
+        .env("ELASTICSEARCH_HEAP", "256m");
+    let server = OwnServer::spawn(command, &dir.join(format!("{}.log", kind.to_lowercase())));
     let url = format!("http://127.0.0.1:{http}");
     let http_client = reqwest::Client::new();
     let health = format!("{url}/_cluster/health?wait_for_status=yellow&timeout=1s");
-    eventually(Duration::from_secs(120), "the OpenSearch node", || {
+    eventually(Duration::from_secs(120), "the search node", || {
         let (c, h) = (http_client.clone(), health.clone());
         async move {
             c.get(&h)
@@ -629,6 +661,11 @@ pub struct OwnKafka {
 
 impl OwnKafka {
     pub fn new(dir: &Path) -> OwnKafka {
+        Self::with_properties(dir, "")
+    }
+
+    /// A broker with `extra` lines added to its server.properties.
+    pub fn with_properties(dir: &Path, extra: &str) -> OwnKafka {
         let (port, controller) = (free_port(), free_port());
         std::fs::create_dir_all(dir).unwrap();
         std::fs::write(
@@ -643,7 +680,9 @@ impl OwnKafka {
                  log.dirs={}\nnum.partitions=1\noffsets.topic.replication.factor=1\n\
                  offsets.topic.num.partitions=3\ntransaction.state.log.replication.factor=1\n\
                  transaction.state.log.min.isr=1\nshare.coordinator.state.topic.replication.factor=1\n\
-                 share.coordinator.state.topic.min.isr=1\ngroup.initial.rebalance.delay.ms=0\n",
+                 share.coordinator.state.topic.min.isr=1\ngroup.initial.rebalance.delay.ms=0\n\
+                 group.consumer.min.session.timeout.ms=6000\ngroup.consumer.session.timeout.ms=10000\n\
+                 group.consumer.min.heartbeat.interval.ms=1000\ngroup.consumer.heartbeat.interval.ms=2000\n{extra}",
                 dir.join("data").display()
             ),
         )
@@ -700,5 +739,126 @@ impl OwnKafka {
         if let Some(mut server) = self.server.take() {
             server.stop(Duration::from_secs(60));
         }
+    }
+}
+
+/// One member of a consumer group as the broker describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    /// The partitions assigned to it, as `(topic, partition)`.
+    pub partitions: std::collections::BTreeSet<(String, i32)>,
+}
+
+/// A consumer group as `kafka-consumer-groups --describe` shows it: its
+/// type (`"consumer"` for KIP-848, `"classic"`), state and members.
+#[derive(Debug, Clone)]
+pub struct GroupDescription {
+    pub kind: String,
+    pub state: String,
+    pub members: Vec<GroupMember>,
+}
+
+impl GroupDescription {
+    /// The member with this `group.instance.id`.
+    pub fn instance(&self, id: &str) -> Option<&GroupMember> {
+        self.members
+            .iter()
+            .find(|m| m.instance_id.as_deref() == Some(id))
+    }
+}
+
+/// Describes `group` through the admin API (DescribeConsumerGroups, which
+/// rdkafka does not wrap: librdkafka's C API directly). Blocks.
+pub fn describe_group(brokers: &str, group: &str) -> Result<GroupDescription, String> {
+    use rdkafka::bindings as rd;
+    use rdkafka::producer::Producer;
+    use std::ffi::{CStr, CString};
+    let producer: rdkafka::producer::BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(|e| e.to_string())?;
+    let rk = producer.client().native_ptr();
+    let text = |p: *const std::os::raw::c_char| -> String {
+        if p.is_null() {
+            String::new()
+        } else {
+            unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+        }
+    };
+    let group_c = CString::new(group).unwrap();
+    // SAFETY: every pointer below comes from librdkafka for this client and
+    // is used before the event that owns it is destroyed.
+    unsafe {
+        let queue = rd::rd_kafka_queue_new(rk);
+        let options = rd::rd_kafka_AdminOptions_new(
+            rk,
+            rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS,
+        );
+        let mut groups = [group_c.as_ptr()];
+        rd::rd_kafka_DescribeConsumerGroups(rk, groups.as_mut_ptr(), 1, options, queue);
+        let event = rd::rd_kafka_queue_poll(queue, 20_000);
+        let result = (|| {
+            if event.is_null() {
+                return Err("no answer to DescribeConsumerGroups in 20 s".to_owned());
+            }
+            if rd::rd_kafka_event_error(event) as i32 != 0 {
+                return Err(text(rd::rd_kafka_event_error_string(event)));
+            }
+            let res = rd::rd_kafka_event_DescribeConsumerGroups_result(event);
+            let mut n = 0usize;
+            let descs = rd::rd_kafka_DescribeConsumerGroups_result_groups(res, &mut n);
+            if n != 1 {
+                return Err(format!("{n} groups described"));
+            }
+            let desc = *descs;
+            let error = rd::rd_kafka_ConsumerGroupDescription_error(desc);
+            if !error.is_null() {
+                return Err(text(rd::rd_kafka_error_string(error)));
+            }
+            let kind = text(rd::rd_kafka_consumer_group_type_name(
+                rd::rd_kafka_ConsumerGroupDescription_type(desc),
+            ))
+            .to_ascii_lowercase();
+            let state = text(rd::rd_kafka_consumer_group_state_name(
+                rd::rd_kafka_ConsumerGroupDescription_state(desc),
+            ));
+            let mut members = Vec::new();
+            for i in 0..rd::rd_kafka_ConsumerGroupDescription_member_count(desc) {
+                let m = rd::rd_kafka_ConsumerGroupDescription_member(desc, i);
+                let instance = text(rd::rd_kafka_MemberDescription_group_instance_id(m));
+                let mut partitions = std::collections::BTreeSet::new();
+                let assignment = rd::rd_kafka_MemberDescription_assignment(m);
+                if !assignment.is_null() {
+                    let list = rd::rd_kafka_MemberAssignment_partitions(assignment);
+                    if !list.is_null() {
+                        for k in 0..(*list).cnt as usize {
+                            let e = &*(*list).elems.add(k);
+                            partitions.insert((text(e.topic), e.partition));
+                        }
+                    }
+                }
+                members.push(GroupMember {
+                    member_id: text(rd::rd_kafka_MemberDescription_consumer_id(m)),
+                    instance_id: (!instance.is_empty()).then_some(instance),
+                    client_id: text(rd::rd_kafka_MemberDescription_client_id(m)),
+                    partitions,
+                });
+            }
+            members.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+            Ok(GroupDescription {
+                kind,
+                state,
+                members,
+            })
+        })();
+        if !event.is_null() {
+            rd::rd_kafka_event_destroy(event);
+        }
+        rd::rd_kafka_AdminOptions_destroy(options);
+        rd::rd_kafka_queue_destroy(queue);
+        result
     }
 }

@@ -24,7 +24,7 @@ pub mod config;
 pub mod exclude;
 mod files;
 pub mod fingerprint;
-pub(crate) mod line_event;
+pub mod line_event;
 pub mod multiline;
 pub mod reader;
 pub mod registry;

@@ -302,6 +302,8 @@ impl Tail {
         if let Some(entry) = self.files.known.get_mut(&file.identity) {
             entry.size = entry.size.max(position);
         }
+        metrics::counter!("logpipe_events_in_total", "pipeline" => self.cx.pipeline.to_string(), "stage" => "input.file")
+            .increment(events.len() as u64);
         permit.send(Batch::new(events, self.tracker.track(lane, position)));
         Ok(())
     }

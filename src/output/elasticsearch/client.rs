@@ -216,8 +216,20 @@ impl Client {
     }
 
     /// Publishes the counters as Prometheus metrics, every second, until
-    /// `stop` fires.
+    /// `stop` fires (the output also publishes them once more as it ends,
+    /// see [`Client::export_counters`]).
     pub async fn export_metrics(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.export_counters(),
+                _ = stop.cancelled() => return,
+            }
+        }
+    }
+
+    /// Publishes the counters as Prometheus metrics now.
+    pub fn export_counters(&self) {
         let labels = |result: &'static str| {
             [
                 ("pipeline", self.pipeline.to_string()),
@@ -225,33 +237,21 @@ impl Client {
                 ("result", result.to_owned()),
             ]
         };
-        let indexed = metrics::counter!("logpipe_es_items_total", &labels("indexed"));
-        let already = metrics::counter!("logpipe_es_items_total", &labels("already_indexed"));
-        let dead = metrics::counter!("logpipe_es_items_total", &labels("dead_lettered"));
-        let retried = metrics::counter!("logpipe_es_items_total", &labels("retried"));
         let out_labels = [
             ("pipeline", self.pipeline.to_string()),
             ("stage", STAGE.to_owned()),
         ];
-        let failed = metrics::counter!("logpipe_es_failed_requests_total", &out_labels);
-        let events_out = metrics::counter!("logpipe_events_out_total", &out_labels);
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-        loop {
-            let last = tokio::select! {
-                _ = tick.tick() => false,
-                _ = stop.cancelled() => true,
-            };
-            let s = self.counters.snapshot();
-            indexed.absolute(s.indexed);
-            already.absolute(s.already_indexed);
-            dead.absolute(s.dead_lettered);
-            retried.absolute(s.retried_items);
-            failed.absolute(s.failed_requests);
-            events_out.absolute(s.indexed + s.already_indexed + s.dead_lettered);
-            if last {
-                return;
-            }
-        }
+        let s = self.counters.snapshot();
+        metrics::counter!("logpipe_es_items_total", &labels("indexed")).absolute(s.indexed);
+        metrics::counter!("logpipe_es_items_total", &labels("already_indexed"))
+            .absolute(s.already_indexed);
+        metrics::counter!("logpipe_es_items_total", &labels("dead_lettered"))
+            .absolute(s.dead_lettered);
+        metrics::counter!("logpipe_es_items_total", &labels("retried")).absolute(s.retried_items);
+        metrics::counter!("logpipe_es_failed_requests_total", &out_labels)
+            .absolute(s.failed_requests);
+        metrics::counter!("logpipe_events_out_total", &out_labels)
+            .absolute(s.indexed + s.already_indexed + s.dead_lettered);
     }
 
     pub fn http(&self) -> &reqwest::Client {

@@ -58,8 +58,6 @@ pub struct Config {
     /// that answers requests in time must answer its probe in time too, or
     /// it would stay marked down.
     pub probe_timeout: Option<Seconds>,
-    /// Dead-letter file; default `<state_dir>/dead-letter/<pipeline>.ndjson`.
-    pub dead_letter_path: Option<String>,
     /// Basic-auth user name.
     pub user: Option<String>,
     /// Basic-auth password; write `"${ES_PASSWORD}"` to take it from the
@@ -122,7 +120,6 @@ pub struct Elasticsearch {
     pub timeout: Duration,
     pub probe_interval: Duration,
     pub probe_timeout: Duration,
-    pub dead_letter_path: Option<PathBuf>,
     pub auth: Auth,
     pub tls: Tls,
     pub setup: bool,
@@ -197,7 +194,6 @@ impl Config {
                 .probe_interval
                 .map_or(Duration::from_secs(5), |s| s.0)
                 .max(Duration::from_millis(10)),
-            dead_letter_path: self.dead_letter_path.as_deref().map(|p| cx.path(p)),
             auth,
             tls,
             setup: self.setup,

@@ -13,18 +13,19 @@
 //!
 //! Files: [`config`] (settings), [`client`] (HTTP, hosts, probes),
 //! [`bulk`] and [`response`] (pure encoding and classification),
+//! [`delivery`] (what each answer does to a request's items, pure),
 //! [`setup`] (index templates), [`stats`] (counters).
 
 pub mod bulk;
 pub mod client;
 pub mod config;
+pub mod delivery;
 pub mod response;
 pub mod setup;
 pub mod stats;
 
-use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -39,7 +40,7 @@ use crate::shutdown::RunCx;
 use bulk::Body;
 use client::{Client, Sent};
 pub use config::{Config, Elasticsearch};
-use response::Outcome;
+use delivery::{Answer, Delivery};
 use stats::Counters;
 
 /// Events waiting to be sent in one request, with their batches' tokens.
@@ -47,7 +48,9 @@ struct Request {
     events: Vec<Event>,
     body: Body,
     tokens: Vec<AckToken>,
-    since: Option<Instant>,
+    /// When its first event came: it is sent `batch_wait` later at the
+    /// latest.
+    linger: Linger,
 }
 
 /// Buffers handed back by a finished request, for the next one.
@@ -67,7 +70,7 @@ impl Request {
             events,
             body,
             tokens: Vec::new(),
-            since: None,
+            linger: Linger::default(),
         }
     }
 
@@ -77,6 +80,32 @@ impl Request {
 }
 
 type Done = Result<Spare, StageError>;
+
+/// How long a request being filled has waited for more events (tokio's
+/// clock, so tests can run it in paused time).
+#[derive(Debug, Default)]
+struct Linger {
+    since: Option<tokio::time::Instant>,
+}
+
+impl Linger {
+    /// Its first event: the wait starts now, unless it already started.
+    fn start(&mut self) {
+        self.since.get_or_insert_with(tokio::time::Instant::now);
+    }
+
+    /// Whether it has waited `batch_wait` since its first event.
+    fn is_due(&self, batch_wait: Duration) -> bool {
+        self.since.is_some_and(|t| t.elapsed() >= batch_wait)
+    }
+
+    /// How long until it is due; an empty request waits for events only.
+    fn left(&self, batch_wait: Duration) -> Duration {
+        self.since.map_or(Duration::from_secs(3600), |t| {
+            batch_wait.saturating_sub(t.elapsed())
+        })
+    }
+}
 
 impl Elasticsearch {
     pub async fn run(
@@ -90,6 +119,9 @@ impl Elasticsearch {
         let client = Arc::new(client);
         let probe_stop = CancellationToken::new();
         let _stop_probe = probe_stop.clone().drop_guard();
+        // Whichever way the output ends, its last counts are published
+        // before it is gone, not up to a second later (or never, at exit).
+        let _last_counts = LastCounts(Arc::clone(&client));
         tokio::spawn(Arc::clone(&client).export_metrics(probe_stop.clone()));
         tokio::spawn(Arc::clone(&client).probe(probe_stop));
         let abort = cx.shutdown.abort.clone();
@@ -104,9 +136,7 @@ impl Elasticsearch {
         loop {
             let full = request.events.len() >= self.batch_events
                 || request.body.bytes.len() >= self.batch_bytes;
-            let due = request
-                .since
-                .is_some_and(|t| t.elapsed() >= self.batch_wait);
+            let due = request.linger.is_due(self.batch_wait);
             let ready = !request.is_empty() && (full || due || !open);
             if ready && in_flight.len() < self.max_in_flight {
                 let next = Request::new(spares.pop());
@@ -122,9 +152,7 @@ impl Elasticsearch {
             if !open && request.is_empty() && in_flight.is_empty() {
                 return Ok(());
             }
-            let wait = request.since.map_or(Duration::from_secs(3600), |t| {
-                self.batch_wait.saturating_sub(t.elapsed())
-            });
+            let wait = request.linger.left(self.batch_wait);
             tokio::select! {
                 received = input.recv(), if open && !full => match received {
                     Some(batch) => self.add(batch, &mut request)?,
@@ -151,7 +179,7 @@ impl Elasticsearch {
             batch.ack.ack();
             return Ok(());
         }
-        request.since.get_or_insert_with(Instant::now);
+        request.linger.start();
         let mut index = String::new();
         for event in &batch.events {
             self.index.render_into(event, &mut index);
@@ -190,6 +218,15 @@ impl Elasticsearch {
     }
 }
 
+/// Publishes the output's counters when dropped.
+struct LastCounts(Arc<Client>);
+
+impl Drop for LastCounts {
+    fn drop(&mut self) {
+        self.0.export_counters();
+    }
+}
+
 /// One bulk request in flight.
 struct Job {
     client: Arc<Client>,
@@ -209,28 +246,25 @@ impl Job {
             ..
         } = request;
         let counters = &self.client.counters;
-        // Item sets still to send; a request refused for its content is
-        // split in halves, so one bad or oversized item cannot hold the rest.
-        let mut queue: VecDeque<Vec<usize>> = VecDeque::from([(0..body.len()).collect()]);
-        let mut rejected = Vec::new();
+        let mut delivery = Delivery::new(body.len());
         let mut retry_body = Vec::new();
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
         let mut item_backoff = backoff.clone();
-        while let Some(todo) = queue.pop_front() {
-            let bytes: &[u8] = if todo.len() == body.len() {
+        while let Some(todo) = delivery.next_send() {
+            let bytes: &[u8] = if delivery.is_whole(&todo) {
                 &body.bytes
             } else {
                 body.select(&todo, &mut retry_body);
                 &retry_body
             };
-            let outcomes = loop {
+            let answer = loop {
                 let response = match self.client.bulk(bytes, &mut backoff, &self.abort).await {
                     Sent::Answered(response) => response,
                     Sent::Aborted => return Ok(Spare { body, events }),
-                    Sent::Unfit { status, message } => break Err((status, message)),
+                    Sent::Unfit { status, message } => break Answer::Unfit { status, message },
                 };
                 match response::classify(&response, todo.len()) {
-                    Ok(outcomes) => break Ok(outcomes),
+                    Ok(outcomes) => break Answer::Items(outcomes),
                     Err(e) => {
                         // A proxy or a broken server answered 200 with
                         // something else: send the same items again.
@@ -242,67 +276,42 @@ impl Job {
                     }
                 }
             };
-            let outcomes = match outcomes {
-                Ok(outcomes) => outcomes,
-                Err((status, message)) if todo.len() > 1 => {
-                    tracing::warn!(status, items = todo.len(), error = %message, "Elasticsearch refused the bulk request for its content; sending it in halves.");
-                    let (first, second) = todo.split_at(todo.len() / 2);
-                    queue.push_front(second.to_vec());
-                    queue.push_front(first.to_vec());
-                    continue;
-                }
-                Err((status, message)) => {
-                    let i = todo[0];
-                    rejected.push(DeadLetter {
-                        stage: "output.elasticsearch",
-                        reason: message,
-                        status: Some(status),
-                        error_type: Some(format!("http_{status}")),
-                        index: body.index_of(i),
-                        event: events.get(i).cloned().unwrap_or_default(),
-                    });
-                    continue;
-                }
-            };
-            let mut retry = Vec::new();
-            let mut retry_reason = String::new();
-            let (mut indexed, mut duplicates) = (0, 0);
-            for (&i, outcome) in todo.iter().zip(outcomes) {
-                match outcome {
-                    Outcome::Indexed => indexed += 1,
-                    Outcome::AlreadyIndexed => duplicates += 1,
-                    Outcome::Retry(reason) => {
-                        retry.push(i);
-                        retry_reason = reason;
-                    }
-                    Outcome::Reject {
-                        status,
-                        error_type,
-                        reason,
-                    } => rejected.push(DeadLetter {
-                        stage: "output.elasticsearch",
-                        reason,
-                        status: Some(status),
-                        error_type: Some(error_type),
-                        index: body.index_of(i),
-                        event: events.get(i).cloned().unwrap_or_default(),
-                    }),
-                }
+            let step = delivery.answer(todo, answer);
+            if let Some((status, items)) = step.split {
+                tracing::warn!(
+                    status,
+                    items,
+                    "Elasticsearch refused the bulk request for its content; sending it in halves."
+                );
             }
-            Counters::add(&counters.indexed, indexed);
-            Counters::add(&counters.already_indexed, duplicates);
-            if duplicates > 0 {
-                tracing::debug!(duplicates, "Documents already indexed (replayed events).");
+            Counters::add(&counters.indexed, step.indexed);
+            Counters::add(&counters.already_indexed, step.already_indexed);
+            if step.already_indexed > 0 {
+                tracing::debug!(
+                    duplicates = step.already_indexed,
+                    "Documents already indexed (replayed events)."
+                );
             }
-            if !retry.is_empty() {
-                Counters::add(&counters.retried_items, retry.len() as u64);
-                self.client.warn_items(retry.len(), &retry_reason);
+            if step.retried > 0 {
+                Counters::add(&counters.retried_items, step.retried as u64);
+                self.client.warn_items(step.retried, &step.retry_reason);
                 if !pause(&mut item_backoff, &self.abort).await {
                     return Ok(Spare { body, events });
                 }
-                queue.push_front(retry);
             }
         }
+        let rejected: Vec<DeadLetter> = delivery
+            .refused
+            .into_iter()
+            .map(|r| DeadLetter {
+                stage: "output.elasticsearch",
+                reason: r.reason,
+                status: Some(r.status),
+                error_type: Some(r.error_type),
+                index: body.index_of(r.item),
+                event: events.get(r.item).cloned().unwrap_or_default(),
+            })
+            .collect();
         if !rejected.is_empty() {
             let path = self.dead_letters.path();
             let n = rejected.len() as u64;
@@ -323,5 +332,50 @@ async fn pause(backoff: &mut Backoff, abort: &CancellationToken) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(backoff.next_delay()) => true,
         _ = abort.cancelled() => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `batch_wait` counts from the first event of a request, not the
+    /// latest: a trickle of events cannot hold a request back for ever.
+    #[tokio::test(start_paused = true)]
+    async fn a_request_is_due_batch_wait_after_its_first_event() {
+        let wait = Duration::from_secs(1);
+        let mut linger = Linger::default();
+        assert!(!linger.is_due(wait));
+        assert_eq!(linger.left(wait), Duration::from_secs(3600));
+        linger.start();
+        tokio::time::advance(Duration::from_millis(600)).await;
+        linger.start(); // a later event
+        assert!(!linger.is_due(wait));
+        assert_eq!(linger.left(wait), Duration::from_millis(400));
+        tokio::time::advance(Duration::from_millis(400)).await;
+        assert!(linger.is_due(wait));
+        assert_eq!(linger.left(wait), Duration::ZERO);
+    }
+
+    /// Retry pauses grow with the backoff, never past its cap, and end at
+    /// once when the output is aborted.
+    #[tokio::test(start_paused = true)]
+    async fn retry_pauses_follow_the_backoff_and_end_on_abort() {
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+        let abort = CancellationToken::new();
+        let mut slept = Duration::ZERO;
+        for attempt in 0..10u32 {
+            let started = tokio::time::Instant::now();
+            assert!(pause(&mut backoff, &abort).await);
+            let took = started.elapsed();
+            let cap = Duration::from_millis(200 * (1 << attempt)).min(Duration::from_secs(30));
+            assert!(took <= cap, "attempt {attempt}: {took:?} > {cap:?}");
+            slept += took;
+        }
+        assert!(slept <= Duration::from_secs(30 * 10));
+        abort.cancel();
+        let started = tokio::time::Instant::now();
+        assert!(!pause(&mut backoff, &abort).await);
+        assert_eq!(started.elapsed(), Duration::ZERO, "an abort does not wait");
     }
 }

@@ -19,6 +19,9 @@ pub struct Version {
     pub major: u32,
     pub minor: u32,
     pub number: String,
+    /// Elasticsearch's OSS build (`build_flavor = "oss"`, 7.x and before):
+    /// without the X-Pack mapper plugins, so without `wildcard`.
+    pub oss: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,11 +49,14 @@ impl Version {
             Some("opensearch") => Distribution::OpenSearch,
             _ => Distribution::Elasticsearch,
         };
+        let oss = distribution == Distribution::Elasticsearch
+            && version.get("build_flavor").and_then(Value::as_str) == Some("oss");
         Ok(Version {
             distribution,
             major,
             minor: minor.unwrap_or(0),
             number: number.to_owned(),
+            oss,
         })
     }
 
@@ -62,10 +68,11 @@ impl Version {
         }
     }
 
-    /// Whether the `wildcard` field type exists (Elasticsearch 7.9+,
-    /// OpenSearch 2.15+).
+    /// Whether the `wildcard` field type exists (Elasticsearch 7.9+ but its
+    /// OSS build, OpenSearch 2.15+).
     pub fn wildcard(&self) -> bool {
         let since = match self.distribution {
+            Distribution::Elasticsearch if self.oss => return false,
             Distribution::Elasticsearch => (7, 9),
             Distribution::OpenSearch => (2, 15),
         };
@@ -254,6 +261,17 @@ mod tests {
         let cases = [
             (json!({"version": {"number": "8.15.3"}}), true, true),
             (json!({"version": {"number": "7.17.0"}}), true, true),
+            (
+                json!({"version": {"number": "7.17.29", "build_flavor": "default"}}),
+                true,
+                true,
+            ),
+            // what the OSS build answers: no X-Pack, no wildcard
+            (
+                json!({"version": {"number": "7.17.29", "build_flavor": "oss"}}),
+                true,
+                false,
+            ),
             (json!({"version": {"number": "7.8.1"}}), true, false),
             (json!({"version": {"number": "7.7.0"}}), false, false),
             (json!({"version": {"number": "6.8.23"}}), false, false),
