@@ -477,3 +477,38 @@ fn consumer_group_membership_and_protocol_settings_are_checked() {
         Vec::<String>::new()
     );
 }
+
+#[test]
+fn an_exclude_pattern_that_can_never_match_paths_is_a_warning_at_the_pattern() {
+    let text = format!(
+        "[[input]]\ntype = \"file\"\npaths = [\"/var/log/httpd/access_log*\"]\n\
+         exclude = [\"*.gz\", \"error_log*\", \"/var/log/nginx/*\"]\n{OK_OUTPUT}"
+    );
+    assert_eq!(
+        diagnostics(&text, &[]),
+        [
+            "p.toml:4:20: warning: exclude pattern `error_log*` can never match: no file that `paths` matches can have such a name (a pattern without a slash is matched against file names)",
+            "p.toml:4:34: warning: exclude pattern `/var/log/nginx/*` can never match: no path that `paths` matches has this form (a pattern with a slash is matched against the whole path, here `/var/log/nginx/*`)",
+        ]
+    );
+}
+
+#[test]
+fn a_zero_count_of_an_input_points_at_the_value() {
+    let text = "[[input]]\ntype = \"file\"\npaths = [\"/x\"]\nbatch_events = 0\nbatch_bytes = 0\n\
+                max_line_bytes = 0\nmax_open_files = 0\n\
+                multiline = { pattern = '^\\s', max_lines = 0 }\n\
+                [[input]]\ntype = \"dead_letter\"\npath = \"/d.ndjson\"\nbatch_events = 0\n\
+                [[output]]\ntype = \"stdout\"\n";
+    assert_eq!(
+        diagnostics(text, &[]),
+        [
+            "p.toml:4:16: error: batch_events must be at least 1",
+            "p.toml:5:15: error: batch_bytes must be at least 1",
+            "p.toml:6:18: error: max_line_bytes must be at least 1",
+            "p.toml:7:18: error: max_open_files must be at least 1",
+            "p.toml:8:44: error: max_lines must be at least 1",
+            "p.toml:12:16: error: batch_events must be at least 1",
+        ]
+    );
+}

@@ -347,52 +347,6 @@ fn old_files_are_read_in_full_and_then_released_at_once_with_ignore_older() {
     assert_eq!(texts, [live_line, "old but unread".to_owned()]);
 }
 
-/// A new file under 1024 bytes is identified (and read) once it has 1024
-/// bytes, or after close_inactive, whichever comes first.
-#[test]
-fn a_short_file_is_read_once_it_has_a_full_fingerprint_or_after_close_inactive() {
-    let dir = temp_dir();
-    let quiet = dir.path().join("quiet/error_log");
-    let busy = dir.path().join("busy/error_log");
-    std::fs::create_dir_all(quiet.parent().unwrap()).unwrap();
-    std::fs::create_dir_all(busy.parent().unwrap()).unwrap();
-    write_lines(&quiet, ["quiet".to_owned()]);
-    write_lines(&busy, ["busy 0".to_owned()]);
-    let pipeline = pipeline(
-        dir.path(),
-        &[&dir.path().join("*/error_log")],
-        "close_inactive = \"4s\"",
-    );
-    let started = Instant::now();
-    let run = Run::start(&pipeline, &dir.path().join("state"));
-    std::thread::sleep(Duration::from_millis(1000));
-    assert_eq!(run.count(), 0, "short files wait for their fingerprint");
-
-    // The busy one reaches 1024 bytes: read at once, from its beginning.
-    write_lines(
-        &busy,
-        (1..40).map(|i| format!("busy {i} {}", "b".repeat(40))),
-    );
-    run.wait_for(40, Duration::from_secs(30));
-    let early = started.elapsed();
-    let texts: Vec<String> = messages(&run.snapshot())
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-    if early < Duration::from_secs(4) {
-        assert!(!texts.contains(&"quiet".to_owned()), "{texts:?}");
-    }
-    assert_eq!(texts[0], "busy 0");
-
-    // The quiet one is read after close_inactive.
-    run.wait_for(41, Duration::from_secs(30));
-    assert!(started.elapsed() >= Duration::from_secs(4));
-    let events = run.stop();
-    let texts = messages(&events);
-    assert_eq!(texts.len(), 41);
-    assert!(texts.contains(&"quiet"));
-}
-
 /// `match = "next"`: a line that matches belongs to the event after it
 /// (here, lines ending in a backslash continue on the next line).
 #[test]
@@ -410,4 +364,49 @@ fn multiline_match_next_joins_a_line_to_the_one_after_it() {
     assert_eq!(events[0]["log"]["offset"], 0);
     assert_eq!(events[1]["log"]["offset"], 6);
     assert_eq!(events[2]["log"]["flags"], serde_json::Value::Null);
+}
+
+/// `exclude` as Filebeat and Logstash users write it: `*.gz` leaves out
+/// compressed rotations in any directory (matched against the base name,
+/// although the pipeline file lives elsewhere), and a pattern with a slash
+/// leaves out a path.
+#[test]
+fn exclude_matches_base_names_without_a_slash_and_paths_with_one() {
+    let dir = temp_dir();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(logs.join("old")).unwrap();
+    for (name, line) in [
+        ("access_log", "live"),
+        ("access_log.1", "rotated"),
+        ("access_log.2.gz", "compressed"),
+        ("old/access_log", "old live"),
+        ("old/access_log.1.gz", "old compressed"),
+    ] {
+        write_lines(&logs.join(name), [line.to_owned()]);
+    }
+    let etc = dir.path().join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    let pipeline = etc.join("tail.toml");
+    let logs = logs.display();
+    std::fs::write(
+        &pipeline,
+        format!(
+            r#"
+name = "tail"
+[[input]]
+type = "file"
+paths = ["{logs}/access_log*", "{logs}/*/access_log*"]
+exclude = ["*.gz", "{logs}/old/access_log"]
+exit_after_eof = true
+
+[[output]]
+type = "stdout"
+"#
+        ),
+    )
+    .unwrap();
+    let events = Run::start(&pipeline, &dir.path().join("state")).finish();
+    let mut texts = messages(&events);
+    texts.sort();
+    assert_eq!(texts, ["live", "rotated"]);
 }

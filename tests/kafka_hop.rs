@@ -483,6 +483,94 @@ async fn topics_ensure_creates_topics_and_reports_existing_ones() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("skipped %{[fields][log_type]}"));
 }
 
+/// An unreachable broker (a port nobody listens on): `topics ensure` says
+/// so and names it, instead of `OperationTimedOut` after librdkafka's 60 s
+/// request timeout. Needs no services.
+#[test]
+fn topics_ensure_with_an_unreachable_broker_says_so_and_names_it() {
+    let dir = temp_dir();
+    let broker = format!("127.0.0.1:{}", free_port());
+    let pipeline = write_pipeline(
+        dir.path(),
+        "unreachable",
+        &format!("[kafka]\nbrokers = \"{broker}\"\ntopic = \"t\"\n"),
+    );
+    let started = std::time::Instant::now();
+    let mut child = logpipe()
+        .args(["topics", "ensure"])
+        .arg(&pipeline)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    // Generous: what is measured is printed, and the old behaviour (a 60 s
+    // request timeout) does not finish within it.
+    let status = wait_exit(&mut child, Duration::from_secs(30));
+    println!("topics ensure answered after {:?}", started.elapsed());
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
+    assert!(!status.success());
+    assert!(
+        text.contains(&format!(
+            "the Kafka brokers {broker} did not answer within 5s"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("Connection refused"), "{text}");
+}
+
+/// `ensure_topic = true` on a host that runs only the index half.
+#[tokio::test(flavor = "multi_thread")]
+async fn ensure_topic_creates_the_topic_under_role_index() {
+    let Some(svc) = services() else { return };
+    let dir = temp_dir();
+    let topic = unique("ensure-index");
+    let pipeline = write_pipeline(
+        dir.path(),
+        "ensureindex",
+        &format!(
+            "[kafka]\nbrokers = \"{}\"\ntopic = \"{topic}\"\npartitions = 3\nensure_topic = true\n[[output]]\ntype = \"stdout\"\n",
+            svc.kafka
+        ),
+    );
+    let state = dir.path().join("state");
+    let mut child = spawn_run(&pipeline, &state, &["--role", "index"], Stdio::piped());
+    let lines = lines_of(&mut child);
+    let log = state.with_extension("log");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("Created Kafka topic.")
+    {
+        assert!(std::time::Instant::now() < deadline, "no topic created");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // With the partitions the pipeline asks for (a topic auto-created by a
+    // producer would have the broker's default).
+    let out = logpipe()
+        .args(["topics", "ensure"])
+        .arg(&pipeline)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("exists {topic} (3 partitions)")),
+        "{stdout}"
+    );
+    produce(&svc.kafka, &topic, (0..20).map(json_record)).await;
+    let mut got = BTreeSet::new();
+    while got.len() < 20 {
+        let line = lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("events from the created topic");
+        assert!(got.insert(message_of(&line)), "repeated: {line}");
+    }
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
+    assert_eq!(got, (0..20).map(|i| format!("m-{i:05}")).collect());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_message_too_large_for_the_broker_is_dead_lettered_and_the_rest_delivered() {
     let Some(svc) = services() else { return };

@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
+use toml::Spanned;
 
 use crate::ack::AckTracker;
 use crate::config::ConfigCx;
@@ -34,8 +35,8 @@ pub struct Config {
     /// `/var/lib/logpipe/dead-letter/httpd-access.ndjson`. Rotated files
     /// (`.1`, `.2`, …) are replayed by naming them in more inputs.
     pub path: String,
-    /// Events per batch (default 500).
-    pub batch_events: Option<usize>,
+    /// Events per batch (default 500; at least 1).
+    pub batch_events: Option<Spanned<usize>>,
     /// Tags added to every replayed event (e.g. `["_replayed"]`).
     #[serde(default)]
     pub tags: Vec<String>,
@@ -51,9 +52,10 @@ pub struct DeadLetterInput {
 
 impl Config {
     pub fn validate(self, cx: &mut ConfigCx<'_>) -> Option<DeadLetterInput> {
+        let batch_events = cx.at_least_one(self.batch_events.as_ref(), "batch_events", 500)?;
         Some(DeadLetterInput {
             path: cx.path(&self.path),
-            batch_events: self.batch_events.unwrap_or(500).max(1),
+            batch_events,
             tags: self.tags,
         })
     }

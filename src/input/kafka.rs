@@ -232,6 +232,11 @@ enum Ended {
 const UNRELEASED_RETRY: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(8));
 
 pub async fn run(hop: Hop, out: mpsc::Sender<Batch>, cx: RunCx) -> Result<(), StageError> {
+    if hop.ensure_topic {
+        // The index half may run on hosts without a ship half (`--role
+        // index`): it creates what it consumes too.
+        crate::kafka::admin::ensure_consumed(&hop, &cx.pipeline).await?;
+    }
     // Held until the consumer is gone (declared first, dropped last).
     let claim = match &hop.group_instance_id {
         Some(wanted) => {

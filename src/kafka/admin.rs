@@ -56,6 +56,10 @@ impl ClientContext for FirstError {
         tracing::debug!(%error, "Kafka: {reason}");
         self.keep(reason);
     }
+
+    /// A short-lived probe: its statistics (librdkafka's default prints
+    /// every one at info) say nothing the reason does not.
+    fn stats(&self, _: rdkafka::Statistics) {}
 }
 
 impl ProducerContext for FirstError {
@@ -63,29 +67,48 @@ impl ProducerContext for FirstError {
     fn delivery(&self, _: &DeliveryResult<'_>, _: ()) {}
 }
 
-/// Why the brokers do not answer, in librdkafka's words: a metadata request
-/// from a client of its own whose log is kept (the admin client's log is
-/// never served).
-async fn broker_trouble(hop: &Hop) -> Option<String> {
+/// How long the brokers have to answer before `ensure_topics` says they
+/// do not (an admin request would wait librdkafka's 60 s request timeout,
+/// then report only `OperationTimedOut`).
+const REACH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether the brokers answer a metadata request within [`REACH_TIMEOUT`];
+/// if not, why, in librdkafka's words: from a client of its own whose log
+/// is kept (the admin client's log is never served). The reason names the
+/// broker it is about; it never holds a secret.
+async fn reach(hop: &Hop) -> Result<(), String> {
     let config = hop.producer_config();
     tokio::task::spawn_blocking(move || {
-        let producer: BaseProducer<FirstError> =
-            config.create_with_context(FirstError::default()).ok()?;
-        let _ = producer
-            .client()
-            .fetch_metadata(None, Duration::from_secs(5));
-        for _ in 0..10 {
+        let producer: BaseProducer<FirstError> = config
+            .create_with_context(FirstError::default())
+            .map_err(|e| e.to_string())?;
+        let Err(e) = producer.client().fetch_metadata(None, REACH_TIMEOUT) else {
+            return Ok(());
+        };
+        // Errors reach the context through polling.
+        for _ in 0..5 {
             producer.poll(Duration::from_millis(100));
         }
-        let first = producer.context().first.lock().ok()?.clone();
-        first
+        let first = producer.context().first.lock().ok().and_then(|f| f.clone());
+        Err(first.unwrap_or_else(|| e.to_string()))
     })
     .await
-    .ok()
-    .flatten()
+    .map_err(|e| format!("metadata thread failed: {e}"))?
 }
 
-/// Creates the hop's topic if it is missing.
+/// `reason`, with the configured SASL mechanism when an authentication
+/// failure does not name it.
+fn explain(hop: &Hop, reason: &str) -> String {
+    match hop.security.get("sasl.mechanisms") {
+        Some(m) if reason.contains("SASL") && !reason.contains(m.as_str()) => {
+            format!("{reason}; SASL mechanism {m}")
+        }
+        _ => reason.to_owned(),
+    }
+}
+
+/// Creates the hop's topic if it is missing (a templated one is skipped:
+/// its names are known only when events arrive).
 pub async fn ensure_topics(
     hop: &Hop,
     pipeline: &str,
@@ -93,30 +116,57 @@ pub async fn ensure_topics(
     if !hop.topic.is_static() {
         return Ok(vec![(hop.topic.as_str().to_owned(), TopicState::Skipped)]);
     }
-    let name = hop.topic.as_str().to_owned();
+    ensure_named(hop, &[hop.topic.as_str().to_owned()], pipeline).await
+}
+
+/// Creates the topics the hop consumes (`topics`) if they are missing: the
+/// index half's `ensure_topic`, which may run on hosts without a ship half.
+pub async fn ensure_consumed(
+    hop: &Hop,
+    pipeline: &str,
+) -> Result<Vec<(String, TopicState)>, StageError> {
+    ensure_named(hop, &hop.topics, pipeline).await
+}
+
+async fn ensure_named(
+    hop: &Hop,
+    names: &[String],
+    pipeline: &str,
+) -> Result<Vec<(String, TopicState)>, StageError> {
+    let brokers = hop.brokers.join(",");
+    if let Err(reason) = reach(hop).await {
+        return Err(StageError::Fatal(format!(
+            "the Kafka brokers {brokers} did not answer within {}s ({}); no topic was created",
+            REACH_TIMEOUT.as_secs(),
+            explain(hop, &reason)
+        )));
+    }
     let admin: AdminClient<DefaultClientContext> = hop
         .producer_config()
         .create()
-        .map_err(|e| StageError::kafka(format!("admin client for {}", hop.brokers.join(",")), e))?;
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let topic = NewTopic::new(
-        &name,
-        hop.partitions,
-        TopicReplication::Fixed(hop.replication_factor),
-    );
-    let results = match admin.create_topics([&topic], &options).await {
+        .map_err(|e| StageError::kafka(format!("admin client for {brokers}"), e))?;
+    let options = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(30)))
+        .request_timeout(Some(Duration::from_secs(10)));
+    let topics: Vec<NewTopic<'_>> = names
+        .iter()
+        .map(|name| {
+            NewTopic::new(
+                name,
+                hop.partitions,
+                TopicReplication::Fixed(hop.replication_factor),
+            )
+        })
+        .collect();
+    let results = match admin.create_topics(&topics, &options).await {
         Ok(results) => results,
         Err(e) => {
             // A timeout says nothing of its cause; the brokers' own words do
             // (an authentication failure names broker and mechanism).
-            let why = match broker_trouble(hop).await {
-                Some(reason) => match hop.security.get("sasl.mechanisms") {
-                    Some(m) if reason.contains("SASL") && !reason.contains(m.as_str()) => {
-                        format!("create topic {name} ({reason}; SASL mechanism {m})")
-                    }
-                    _ => format!("create topic {name} ({reason})"),
-                },
-                None => format!("create topic {name}"),
+            let names = names.join(",");
+            let why = match reach(hop).await {
+                Err(reason) => format!("create topic {names} ({})", explain(hop, &reason)),
+                Ok(()) => format!("create topic {names} on {brokers}"),
             };
             return Err(StageError::kafka(why, e));
         }

@@ -317,8 +317,8 @@ pub fn write_lines(path: &Path, lines: impl IntoIterator<Item = String>) {
 }
 
 /// An hour: longer than the tests' `close_inactive`, so a backdated log
-/// counts as quiet and is identified at once even when it is shorter than
-/// the 1024-byte fingerprint.
+/// counts as quiet. (Short files once waited for that; they are read at
+/// once now, so tests that backdate for it no longer need to.)
 pub const QUIET: Duration = Duration::from_secs(3600);
 
 /// Moves `path`'s modification time `age` back.

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use toml::Spanned;
 
+use super::exclude::Exclude;
 use super::multiline::{Match, Multiline};
 use crate::config::types::{Seconds, StringList};
 use crate::config::ConfigCx;
@@ -41,7 +42,9 @@ pub struct Config {
     /// Paths or glob patterns of the files to follow; relative ones resolve
     /// against the pipeline file's directory.
     pub paths: Spanned<StringList>,
-    /// Glob patterns of paths to leave out.
+    /// Glob patterns of files to leave out: without a slash, matched
+    /// against the file's base name (`*.gz`); with one, against its path
+    /// (relative ones resolve as `paths` do).
     #[serde(default)]
     pub exclude: Vec<Spanned<String>>,
     /// Names this input's checkpoint file; default: derived from `paths`.
@@ -73,12 +76,12 @@ pub struct Config {
     /// Longer lines are truncated to this many bytes and tagged `_truncated`
     /// (default 512 KiB, so an event stays under Kafka's 1 MB default).
     /// Also caps the size of a multiline event.
-    pub max_line_bytes: Option<usize>,
+    pub max_line_bytes: Option<Spanned<usize>>,
     /// Events per batch (default 1024).
-    pub batch_events: Option<usize>,
+    pub batch_events: Option<Spanned<usize>>,
     /// Bytes of log text per batch (default 1 MiB). With the pipeline's
     /// `channel_capacity` it bounds the memory this input can fill.
-    pub batch_bytes: Option<usize>,
+    pub batch_bytes: Option<Spanned<usize>>,
     /// How often to look at every path matching `paths` (default 10s, as
     /// Filebeat's `scan_frequency`). inotify reports new, renamed and
     /// written files at once; this scan is the fallback for when it
@@ -111,7 +114,7 @@ pub struct Config {
     pub clean_removed: Option<bool>,
     /// At most this many files open at once (default 1024). Files over the
     /// cap wait their turn (with a warning); none is skipped.
-    pub max_open_files: Option<usize>,
+    pub max_open_files: Option<Spanned<usize>>,
     /// Joins lines into one event (stack traces, multi-line records).
     pub multiline: Option<MultilineConfig>,
 }
@@ -133,7 +136,7 @@ pub struct MultilineConfig {
     pub match_: Option<Match>,
     /// Lines kept per event (default 500); further lines of the same event
     /// are dropped and the event is tagged `_truncated`.
-    pub max_lines: Option<usize>,
+    pub max_lines: Option<Spanned<usize>>,
     /// An unfinished event is sent after this long without a new line
     /// (default 5s).
     pub timeout: Option<Seconds>,
@@ -144,7 +147,7 @@ pub struct MultilineConfig {
 pub struct FileInput {
     pub id: String,
     pub patterns: Vec<String>,
-    pub exclude: Vec<glob::Pattern>,
+    pub exclude: Vec<Exclude>,
     pub tags: Vec<String>,
     pub fields: Option<Map<String, Value>>,
     pub start_position: StartPosition,
@@ -191,8 +194,22 @@ impl Config {
         }
         let mut exclude = Vec::new();
         for pattern in &self.exclude {
-            let resolved = cx.path(pattern.get_ref());
-            match glob::Pattern::new(&resolved.to_string_lossy()) {
+            let resolve = |p: &str| cx.path(p).to_string_lossy().into_owned();
+            match Exclude::new(pattern.get_ref(), resolve) {
+                Ok(p) if ok && !p.can_match(&patterns) => {
+                    let why = match &p {
+                        Exclude::Name(_) => "no file that `paths` matches can have such a name (a pattern without a slash is matched against file names)".to_owned(),
+                        Exclude::Path(resolved) => format!("no path that `paths` matches has this form (a pattern with a slash is matched against the whole path, here `{resolved}`)"),
+                    };
+                    cx.warn(
+                        &pattern.span(),
+                        format!(
+                            "exclude pattern `{}` can never match: {why}",
+                            pattern.get_ref()
+                        ),
+                    );
+                    exclude.push(p);
+                }
                 Ok(p) => exclude.push(p),
                 Err(e) => {
                     cx.error(&pattern.span(), format!("invalid glob: {e}"));
@@ -200,34 +217,37 @@ impl Config {
                 }
             }
         }
-        let max_line_bytes = self.max_line_bytes.unwrap_or(512 * 1024);
-        let batch_events = self.batch_events.unwrap_or(1024);
-        let batch_bytes = self.batch_bytes.unwrap_or(1024 * 1024);
-        let max_open_files = self.max_open_files.unwrap_or(1024);
-        if max_line_bytes == 0 || batch_events == 0 || batch_bytes == 0 || max_open_files == 0 {
-            cx.error(
-                &self.paths.span(),
-                "max_line_bytes, batch_events, batch_bytes and max_open_files must be positive",
-            );
-            ok = false;
-        }
+        // A zero is an error at its position, never clamped: a batch of
+        // no events or a cap of no files would mean nothing is ever read.
+        let mut count = |value: &Option<Spanned<usize>>, name: &str, default: usize| {
+            let n = cx.at_least_one(value.as_ref(), name, default);
+            ok &= n.is_some();
+            n.unwrap_or(default)
+        };
+        let max_line_bytes = count(&self.max_line_bytes, "max_line_bytes", 512 * 1024);
+        let batch_events = count(&self.batch_events, "batch_events", 1024);
+        let batch_bytes = count(&self.batch_bytes, "batch_bytes", 1024 * 1024);
+        let max_open_files = count(&self.max_open_files, "max_open_files", 1024);
         let multiline = match self.multiline {
             None => None,
-            Some(m) => match regex::Regex::new(m.pattern.get_ref()) {
-                Ok(pattern) => Some(Arc::new(Multiline {
-                    pattern,
-                    negate: m.negate,
-                    match_: m.match_.unwrap_or(Match::Previous),
-                    max_lines: m.max_lines.unwrap_or(500).max(1),
-                    max_bytes: max_line_bytes,
-                    timeout: secs(m.timeout, Duration::from_secs(5)),
-                })),
-                Err(e) => {
-                    cx.error(&m.pattern.span(), format!("invalid multiline pattern: {e}"));
-                    ok = false;
-                    None
+            Some(m) => {
+                let max_lines = count(&m.max_lines, "max_lines", 500);
+                match regex::Regex::new(m.pattern.get_ref()) {
+                    Ok(pattern) => Some(Arc::new(Multiline {
+                        pattern,
+                        negate: m.negate,
+                        match_: m.match_.unwrap_or(Match::Previous),
+                        max_lines,
+                        max_bytes: max_line_bytes,
+                        timeout: secs(m.timeout, Duration::from_secs(5)),
+                    })),
+                    Err(e) => {
+                        cx.error(&m.pattern.span(), format!("invalid multiline pattern: {e}"));
+                        ok = false;
+                        None
+                    }
                 }
-            },
+            }
         };
         ok.then(|| FileInput {
             id: self.id.unwrap_or_else(|| {

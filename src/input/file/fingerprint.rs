@@ -1,6 +1,8 @@
 //! File identity by content: a hash of the first bytes, as Filebeat's
 //! `fingerprint` mode. Device and inode numbers are only a fast hint (device
-//! numbers change across reboots, inodes are reused after deletion).
+//! numbers change across reboots, inodes are reused after deletion), except
+//! for a file shorter than [`FINGERPRINT_BYTES`]: its prefix alone is too
+//! weak, so it is identified by prefix and inode until it grows.
 
 use std::fs::File;
 use std::io;

@@ -8,9 +8,12 @@
 //! blocking threads in large chunks; when downstream is slow the `send`
 //! waits, so the file on disk is the buffer.
 //!
-//! - [`config`]: the settings and their validation.
+//! - [`config`]: the settings and their validation; [`exclude`]: what an
+//!   `exclude` pattern matches.
 //! - `tail`: the loop, acknowledgements into checkpoints, releasing files.
-//! - `scan`: discovery (globs, links, special files), renames, opening files.
+//! - `files`: the state of followed files and the checkpoints by identity.
+//! - `scan`: discovery with its own state (globs, links, special files,
+//!   renames, which files to open and where to start in them).
 //! - `watch`: inotify and when to look again.
 //! - `round`: reading rounds, truncation and copytruncate, timeouts, sending.
 //! - [`reader`]: one file as lines; [`multiline`]: joining lines.
@@ -18,6 +21,8 @@
 //! - [`registry`]: the checkpoint file.
 
 pub mod config;
+pub mod exclude;
+mod files;
 pub mod fingerprint;
 pub mod line_event;
 pub mod multiline;
@@ -65,8 +70,7 @@ impl FileInput {
             },
             None => (HashMap::new(), true),
         };
-        let mut tail = Tail::new(self, cx, known, registry);
-        tail.first_scan = first_start;
+        let mut tail = Tail::new(self, cx, known, registry, first_start);
         let result = tail.follow(&out).await;
         drop(out);
         let finished = tail.finish().await;

@@ -25,11 +25,13 @@ const VERSION: u32 = 1;
 /// One file's checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
-    /// Stable identity (the hex fingerprint at first sight); origin ids
-    /// derive from it.
+    /// Stable identity (the hex fingerprint at first sight, with `-i<inode>`
+    /// when that covered fewer than 1024 bytes); origin ids derive from it,
+    /// so it stays when the fingerprint grows.
     pub identity: String,
-    /// How many leading bytes `hash` covers (less than 1024 for a file that
-    /// was short when first seen).
+    /// How many leading bytes `hash` covers: less than 1024 while the file
+    /// is short, when the entry names the file only on inode `ino`; the
+    /// full 1024 (content alone) once it has grown past that.
     pub fp_len: u32,
     /// xxh3-128 of those bytes, in hex.
     pub fp_hash: String,

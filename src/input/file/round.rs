@@ -2,12 +2,14 @@
 //! truncation and copytruncate detection; timeouts of held partial lines and
 //! unfinished multiline events; handing batches to the next stage.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
 use chrono::{SecondsFormat, Utc};
 use tokio::sync::mpsc;
 
+use super::exclude::Exclude;
 use super::fingerprint::{self, Fingerprint, Inode};
 use super::line_event::LineOrigin;
 use super::reader::{Line, LineReader, Stop};
@@ -44,8 +46,8 @@ impl Tail {
         // round's read or named again for the next round.
         let changed = self.wake.take_changed();
         let mut index = 0;
-        while index < self.files.len() {
-            let file = &mut self.files[index];
+        while index < self.files.open.len() {
+            let file = &mut self.files.open[index];
             if !changed.is_empty()
                 && (changed.contains(&file.path) || changed.contains(&file.opened))
             {
@@ -83,7 +85,7 @@ impl Tail {
             })
             .await
             .map_err(|e| StageError::Fatal(format!("file reader thread failed: {e}")))?;
-            let file = &mut self.files[index];
+            let file = &mut self.files.open[index];
             let grew = round.reader.read_position() > round.read_before;
             metrics::counter!("logpipe_bytes_in_total", "pipeline" => self.cx.pipeline.to_string(), "stage" => "input.file")
                 .increment(round.reader.read_position().saturating_sub(round.read_before));
@@ -109,11 +111,11 @@ impl Tail {
                 read_any = true;
                 continue;
             }
-            let file = &mut self.files[index];
+            let file = &mut self.files.open[index];
             if !file.fingerprint.is_complete() {
                 self.grow_fingerprint(index, &prefix);
             }
-            let file = &mut self.files[index];
+            let file = &mut self.files.open[index];
             file.size = round.size;
             file.reader = Some(round.reader);
             file.at_eof = stop == Stop::Eof;
@@ -142,7 +144,7 @@ impl Tail {
             return lines;
         };
         let now = Instant::now();
-        let joiner = &mut self.files[index].joiner;
+        let joiner = &mut self.files.open[index].joiner;
         let mut events = Vec::with_capacity(lines.len());
         for line in lines {
             joiner.push(&rules, line, now, &mut events);
@@ -163,29 +165,31 @@ impl Tail {
         resume: u64,
         out: &mpsc::Sender<Batch>,
     ) -> Result<bool, StageError> {
-        let file = &self.files[index];
-        let (fp, inode) = (file.fingerprint, file.inode);
+        let file = &self.files.open[index];
+        let fp = file.fingerprint;
         let patterns = self.input.patterns.clone();
         let exclude = self.input.exclude.clone();
         let max_line = self.input.max_line_bytes;
         let follow = self.input.follow_symlinks;
+        // A followed file is no copy: it has its own lane and checkpoint.
+        let followed: HashSet<Inode> = self.files.open.iter().map(|f| f.inode).collect();
         let copy = tokio::task::spawn_blocking(move || {
-            find_copy(&patterns, &exclude, fp, inode, resume, max_line, follow)
+            find_copy(&patterns, &exclude, fp, &followed, resume, max_line, follow)
         })
         .await
         .ok()
         .flatten();
-        let file = &mut self.files[index];
+        let file = &mut self.files.open[index];
         match copy {
             Some((path, inode, reader)) => {
                 tracing::info!(path = %file.path.display(), copy = %path.display(), offset = resume, "File was copied and truncated (copytruncate); finishing the copy, then reading the truncated file anew.");
                 // Positions of batches acknowledged or in flight may lie
                 // past a shorter copy's end; its checkpoint must not.
                 file.clamp = (reader.position() < resume).then(|| reader.position());
-                if let Some(entry) = self.known.get_mut(&file.identity) {
+                if let Some(entry) = self.files.known.get_mut(&file.identity) {
                     (entry.path, entry.dev, entry.ino) = (path.clone(), inode.dev, inode.ino);
                     entry.offset = file.clamp.map_or(entry.offset, |c| entry.offset.min(c));
-                    self.dirty = true;
+                    self.files.dirty = true;
                 }
                 file.opened = path.clone();
                 (file.path, file.inode) = (path, inode);
@@ -199,7 +203,7 @@ impl Tail {
                 if let Some(line) = file.joiner.flush() {
                     self.send(index, vec![line], out).await?;
                 }
-                let file = self.files.remove(index);
+                let file = self.files.open.remove(index);
                 self.tracker.close_lane(file.lane);
                 Ok(false)
             }
@@ -207,14 +211,14 @@ impl Tail {
     }
 
     fn grow_fingerprint(&mut self, index: usize, prefix: &[u8]) {
-        let file = &mut self.files[index];
+        let file = &mut self.files.open[index];
         let grown = Fingerprint::of(prefix);
         if grown.len > file.fingerprint.len {
             file.fingerprint = grown;
-            if let Some(entry) = self.known.get_mut(&file.identity) {
+            if let Some(entry) = self.files.known.get_mut(&file.identity) {
                 entry.fp_len = grown.len;
                 entry.fp_hash = grown.to_hex();
-                self.dirty = true;
+                self.files.dirty = true;
             }
         }
     }
@@ -227,9 +231,9 @@ impl Tail {
     ) -> Result<(), StageError> {
         let now = Instant::now();
         let partial_timeout = self.input.partial_line_timeout;
-        for index in 0..self.files.len() {
+        for index in 0..self.files.open.len() {
             let mut lines = Vec::new();
-            let file = &mut self.files[index];
+            let file = &mut self.files.open[index];
             if let Some(rules) = &self.input.multiline {
                 lines.extend(file.joiner.flush_expired(rules, now));
             }
@@ -244,7 +248,7 @@ impl Tail {
                 lines.extend(self.join(index, vec![line]));
                 // Nothing follows a partial line that timed out: the event
                 // it may belong to is complete too.
-                lines.extend(self.files[index].joiner.flush());
+                lines.extend(self.files.open[index].joiner.flush());
             }
             self.send(index, lines, out).await?;
         }
@@ -253,13 +257,13 @@ impl Tail {
 
     /// Sends everything held back (the end of an `exit_after_eof` run).
     pub(super) async fn flush_all(&mut self, out: &mpsc::Sender<Batch>) -> Result<(), StageError> {
-        for index in 0..self.files.len() {
-            let partial = self.files[index]
+        for index in 0..self.files.open.len() {
+            let partial = self.files.open[index]
                 .reader
                 .as_mut()
                 .and_then(LineReader::flush_partial);
             let mut lines = self.join(index, partial.into_iter().collect());
-            lines.extend(self.files[index].joiner.flush());
+            lines.extend(self.files.open[index].joiner.flush());
             self.send(index, lines, out).await?;
         }
         Ok(())
@@ -285,7 +289,7 @@ impl Tail {
             _ = self.cx.shutdown.stop.cancelled() => return Ok(()),
         };
         let read_time = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-        let file = &self.files[index];
+        let file = &self.files.open[index];
         let path = file.path.to_string_lossy();
         let source = LineOrigin {
             input: &self.input,
@@ -295,7 +299,7 @@ impl Tail {
         };
         let events: Vec<Event> = lines.into_iter().map(|l| source.event(l)).collect();
         let lane = file.lane;
-        if let Some(entry) = self.known.get_mut(&file.identity) {
+        if let Some(entry) = self.files.known.get_mut(&file.identity) {
             entry.size = entry.size.max(position);
         }
         metrics::counter!("logpipe_events_in_total", "pipeline" => self.cx.pipeline.to_string(), "stage" => "input.file")
@@ -305,13 +309,14 @@ impl Tail {
     }
 }
 
-/// Finds a matched file other than `inode` that starts with the content
-/// `fp` was taken of, opened and positioned at `resume` (or its end).
+/// Finds a matched file not `followed` (which includes the truncated one)
+/// that starts with the content `fp` was taken of, opened and positioned at
+/// `resume` (or its end).
 fn find_copy(
     patterns: &[String],
-    exclude: &[glob::Pattern],
+    exclude: &[Exclude],
     fp: Fingerprint,
-    inode: Inode,
+    followed: &HashSet<Inode>,
     resume: u64,
     max_line: usize,
     follow_symlinks: bool,
@@ -319,7 +324,7 @@ fn find_copy(
     scan::find(patterns, exclude, follow_symlinks)
         .candidates
         .into_iter()
-        .filter(|c| c.inode != inode)
+        .filter(|c| !followed.contains(&c.inode))
         .find_map(|c| {
             let file = scan::open_regular(&c.open).ok()?;
             let prefix = fingerprint::read_prefix(&file).ok()?;

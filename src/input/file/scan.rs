@@ -8,12 +8,15 @@ use std::time::{Duration, Instant, SystemTime};
 use chrono::{SecondsFormat, Utc};
 use xxhash_rust::xxh3::Xxh3Builder;
 
+use super::config::{FileInput, StartPosition};
+use super::exclude::Exclude;
+use super::files::{Files, Tracked};
 use super::fingerprint::{self, Fingerprint, Inode};
 use super::reader::LineReader;
 use super::registry::Entry;
-use super::tail::{ShortFile, Tail, Tracked};
 use super::watch::watch_root;
-use super::StartPosition;
+use crate::ack::AckTracker;
+use crate::telemetry::Throttle;
 
 /// A regular file matching the patterns.
 #[derive(Debug)]
@@ -51,7 +54,7 @@ pub struct Found {
 /// file it can read. Directories, FIFOs, sockets and devices that a glob
 /// matches are skipped too; they are listed in `skipped` so the caller can
 /// say so once.
-pub fn find(patterns: &[String], exclude: &[glob::Pattern], follow_symlinks: bool) -> Found {
+pub fn find(patterns: &[String], exclude: &[Exclude], follow_symlinks: bool) -> Found {
     let mut found = Found::default();
     let targets = follow_symlinks.then(|| TargetRules::new(patterns));
     // Thousands of files: deduplicate by set, never pairwise, and look each
@@ -64,7 +67,7 @@ pub fn find(patterns: &[String], exclude: &[glob::Pattern], follow_symlinks: boo
             continue;
         };
         for path in paths.flatten() {
-            if exclude.iter().any(|p| p.matches_path(&path)) || !seen_paths.insert(path.clone()) {
+            if exclude.iter().any(|p| p.matches(&path)) || !seen_paths.insert(path.clone()) {
                 continue;
             }
             let Some(link_stat) = dirs.lstat(&path) else {
@@ -265,9 +268,9 @@ impl TargetRules {
         TargetRules { patterns: out }
     }
 
-    fn allows(&self, target: &Path, exclude: &[glob::Pattern]) -> bool {
+    fn allows(&self, target: &Path, exclude: &[Exclude]) -> bool {
         self.patterns.iter().any(|p| p.matches_path(target))
-            && !exclude.iter().any(|p| p.matches_path(target))
+            && !exclude.iter().any(|p| p.matches(target))
     }
 }
 
@@ -288,14 +291,78 @@ pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
     Ok(file)
 }
 
-impl Tail {
+/// Discovery's own state between scans.
+pub(super) struct Discovery {
+    /// The next scan is the first of a first start: `start_position`
+    /// applies to the files it finds.
+    first_scan: bool,
+    /// New files that may be a copy of a followed short file, not read yet
+    /// (see [`Discovery::copy_wait_over`]).
+    maybe_copies: HashMap<Inode, MaybeCopy>,
+    /// Files this process found read to their end, with the size and
+    /// modification time they had then: not opened again while both stay
+    /// the same. Kept here rather than taken from the registry's dev/inode,
+    /// since an inode is reused after a deletion, possibly by a file of the
+    /// same size.
+    read_to_end: HashMap<Inode, (u64, SystemTime), Xxh3Builder>,
+    /// Files over `max_open_files` at the last scan.
+    waiting: usize,
+    /// Matched paths that are not read (links, FIFOs, …), reported once.
+    skipped: HashSet<PathBuf>,
+    cap_warning: Throttle,
+    open_warning: Throttle,
+}
+
+/// A new file that may be a copy of a followed short one (see
+/// [`Discovery::copy_wait_over`]).
+struct MaybeCopy {
+    /// When this process first saw it.
+    since: Instant,
+    /// Where to start once it is read: its size at first sight when it was
+    /// present at start and `start_position = "end"`.
+    start: Option<u64>,
+}
+
+impl Discovery {
+    pub fn new(first_start: bool) -> Self {
+        Discovery {
+            first_scan: first_start,
+            maybe_copies: HashMap::new(),
+            read_to_end: HashMap::default(),
+            waiting: 0,
+            skipped: HashSet::new(),
+            cap_warning: Throttle::warnings(),
+            open_warning: Throttle::warnings(),
+        }
+    }
+
+    /// Files over `max_open_files` at the last scan.
+    pub fn waiting(&self) -> usize {
+        self.waiting
+    }
+
+    /// When the first file waiting as a possible copy is due to be read.
+    pub fn next_due(&self, close_inactive: Duration) -> Option<Instant> {
+        self.maybe_copies
+            .values()
+            .map(|s| s.since + close_inactive)
+            .min()
+    }
+
     /// Finds files matching the patterns: notes renamed and vanished ones,
-    /// starts following new ones (up to `max_open_files`), prunes the
-    /// checkpoints of files gone for good.
-    pub(super) async fn scan(&mut self) {
-        let patterns = self.input.patterns.clone();
-        let exclude = self.input.exclude.clone();
-        let follow = self.input.follow_symlinks;
+    /// starts following new ones (up to `max_open_files`, each on a lane of
+    /// `tracker`), prunes the checkpoints of files gone for good. Returns
+    /// whether a file got a new identity, which must be saved before its
+    /// lines leave.
+    pub async fn scan(
+        &mut self,
+        input: &FileInput,
+        files: &mut Files,
+        tracker: &mut AckTracker<u64>,
+    ) -> bool {
+        let patterns = input.patterns.clone();
+        let exclude = input.exclude.clone();
+        let follow = input.follow_symlinks;
         let found = tokio::task::spawn_blocking(move || find(&patterns, &exclude, follow))
             .await
             .unwrap_or_default();
@@ -305,7 +372,7 @@ impl Tail {
         // Thousands of files: look them up by inode, never pairwise.
         let by_inode: HashMap<Inode, &Candidate, Xxh3Builder> =
             candidates.iter().map(|c| (c.inode, c)).collect();
-        for file in &mut self.files {
+        for file in &mut files.open {
             if file.detached {
                 continue;
             }
@@ -328,48 +395,46 @@ impl Tail {
                 }
             }
         }
-        self.short.retain(|inode, _| by_inode.contains_key(inode));
-        let open_inodes: HashSet<Inode, Xxh3Builder> = self.files.iter().map(|f| f.inode).collect();
-        let drained: HashSet<(Inode, u64), Xxh3Builder> =
-            self.known.values().map(|e| (e.inode(), e.offset)).collect();
+        let open_inodes: HashSet<Inode, Xxh3Builder> = files.open.iter().map(|f| f.inode).collect();
+        // A file that waited as a possible copy and was taken over as
+        // one (see `round`) is followed now.
+        self.maybe_copies
+            .retain(|inode, _| by_inode.contains_key(inode) && !open_inodes.contains(inode));
+        self.read_to_end
+            .retain(|inode, _| by_inode.contains_key(inode));
         let mut waiting = 0;
         let mut unopened = false;
+        let mut new_identities = false;
         for candidate in &candidates {
             if candidate.size == 0 || open_inodes.contains(&candidate.inode) {
                 continue;
             }
-            // The checkpoint of the file with this dev/inode already covers
-            // its whole size, so opening it would find nothing new. Only a
-            // hint (an inode can be reused), used so that rotated files
-            // already read are not opened and fingerprinted again on every
-            // scan; a file that grows no longer matches it.
-            if drained.contains(&(candidate.inode, candidate.size)) {
+            // Found read to its end by an earlier scan, and unchanged since:
+            // rotated files already read are not opened and fingerprinted
+            // again on every scan. A file that grows, or a new file on a
+            // reused inode (another modification time), no longer matches.
+            if self.read_to_end.get(&candidate.inode) == Some(&(candidate.size, candidate.modified))
+            {
                 continue;
             }
-            if self.files.len() >= self.input.max_open_files {
+            if files.open.len() >= input.max_open_files {
                 waiting += 1;
                 continue;
             }
             // Candidates are distinct inodes, so none is opened twice here.
-            unopened |= !self.open(candidate, first).await;
-        }
-        if std::mem::take(&mut self.new_identities) {
-            // Origin ids derive from the identity, and the identity from the
-            // bytes present at first sight: write it down before the first
-            // event leaves, so that a crash before the next periodic save
-            // cannot give the same lines other ids (and duplicates) when a
-            // short file is identified again after it grew. Once per scan,
-            // not per file: a start with thousands of files would write the
-            // whole registry thousands of times.
-            let _ = self.save().await;
+            match self.open(input, files, tracker, candidate, first).await {
+                Opened::No => unopened = true,
+                Opened::Known | Opened::Skipped => {}
+                Opened::New => new_identities = true,
+            }
         }
         self.waiting = waiting;
         if waiting > 0 {
             if let Some(suppressed) = self.cap_warning.ready() {
                 tracing::warn!(
                     waiting,
-                    open = self.files.len(),
-                    max_open_files = self.input.max_open_files,
+                    open = files.open.len(),
+                    max_open_files = input.max_open_files,
                     suppressed,
                     "Files wait for a free slot (max_open_files); each is read once a followed file is drained and released."
                 );
@@ -379,9 +444,10 @@ impl Tail {
         // which refreshes their dev/inode hint; a file that could not be
         // opened or fingerprinted this time keeps a stale hint, so prune only
         // when every candidate was looked at.
-        if self.input.clean_removed && waiting == 0 && !unopened {
-            self.clean_removed(&candidates);
+        if input.clean_removed && waiting == 0 && !unopened {
+            clean_removed(files, &candidates);
         }
+        new_identities
     }
 
     /// Logs each matched path that is not read, once while it stays so.
@@ -395,26 +461,16 @@ impl Tail {
         }
     }
 
-    fn clean_removed(&mut self, candidates: &[Candidate]) {
-        let followed: HashSet<&str> = self.files.iter().map(|f| f.identity.as_str()).collect();
-        let present: HashSet<Inode> = candidates.iter().map(|c| c.inode).collect();
-        let before = self.known.len();
-        self.known.retain(|identity, entry| {
-            followed.contains(identity.as_str()) || present.contains(&entry.inode())
-        });
-        let removed = before - self.known.len();
-        if removed > 0 {
-            tracing::info!(
-                removed,
-                "Forgot the checkpoints of files no longer found (clean_removed)."
-            );
-            self.dirty = true;
-        }
-    }
-
-    /// Opens a candidate and decides where to start in it. Returns false
-    /// when it could not be opened (it is tried again at the next scan).
-    async fn open(&mut self, candidate: &Candidate, first_scan: bool) -> bool {
+    /// Opens a candidate, decides where to start in it and follows it on a
+    /// new lane.
+    async fn open(
+        &mut self,
+        input: &FileInput,
+        files: &mut Files,
+        tracker: &mut AckTracker<u64>,
+        candidate: &Candidate,
+        first_scan: bool,
+    ) -> Opened {
         let path = candidate.path.clone();
         let opening = candidate.open.clone();
         let opened = tokio::task::spawn_blocking(move || {
@@ -430,48 +486,71 @@ impl Tail {
                 if let Some(suppressed) = self.open_warning.ready() {
                     tracing::warn!(path = %path.display(), error = %e, suppressed, "Cannot open file; will try again.");
                 }
-                return false;
+                return Opened::No;
             }
-            Err(_) => return false,
+            Err(_) => return Opened::No,
         };
         if prefix.is_empty() {
-            return true;
+            return Opened::Skipped;
         }
         let size = meta.len();
         let inode = Inode::of(&meta);
         // The longest stored fingerprint this file starts with; among equals
-        // the one with the same inode.
-        let known = self
+        // the one with the same inode. One shorter than the full 1024 bytes
+        // (a file that was short when last seen) is a weak identity: it
+        // names this file only on the same inode (device numbers may
+        // change across reboots, so they only break ties), or two new
+        // files with the same first line would count as one.
+        let known = files
             .known
             .values()
-            .filter(|e| e.fingerprint().is_some_and(|fp| fp.matches_prefix(&prefix)))
+            .filter(|e| {
+                e.fingerprint().is_some_and(|fp| {
+                    fp.matches_prefix(&prefix) && (fp.is_complete() || e.ino == inode.ino)
+                })
+            })
             .max_by_key(|e| (e.fp_len, e.inode() == inode))
             .cloned();
         if let Some(entry) = &known {
-            if let Some(other) = self.files.iter().find(|f| f.identity == entry.identity) {
+            if let Some(other) = files.open.iter().find(|f| f.identity == entry.identity) {
                 // The same content under a second name: the copy made by
                 // copytruncate (picked up when the original is truncated)
                 // or a hard link. Reading it too would repeat every line.
                 tracing::debug!(path = %path.display(), followed = %other.path.display(), "File has the same content as a followed file; not reading it twice.");
-                return true;
+                return Opened::Skipped;
             }
         }
-        if known.is_none()
-            && prefix.len() < fingerprint::FINGERPRINT_BYTES
-            && !self.short_file_ready(&path, inode, &meta, first_scan)
-        {
-            return true;
-        }
         let fp = Fingerprint::of(&prefix);
+        if known.is_none() {
+            // A copy of a followed file that is still identified by a short
+            // prefix (copytruncate made it, and the original's truncation
+            // is not seen yet): its inode differs, so it matches no entry,
+            // and read as a file of its own, the lines already read from the
+            // original would come twice. It waits; once the original's
+            // truncation is seen, reading goes on in the copy where it
+            // stopped (see `round`).
+            let copy_of = files
+                .open
+                .iter()
+                .find(|f| f.inode != inode && f.fingerprint.matches_prefix(&prefix));
+            if let Some(original) = copy_of {
+                let (original, first) = (original.path.clone(), first_scan);
+                if !self.copy_wait_over(input, &path, &original, inode, &meta, first) {
+                    return Opened::Skipped;
+                }
+            }
+        }
         let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
         let (identity, offset) = match known {
             Some(entry) if entry.offset == size => {
                 // Read to its end already; follow it only once it grows.
-                if let Some(e) = self.known.get_mut(&entry.identity) {
+                if let Some(e) = files.known.get_mut(&entry.identity) {
                     (e.dev, e.ino, e.size, e.path) = (inode.dev, inode.ino, size, path);
-                    self.dirty = true;
+                    files.dirty = true;
                 }
-                return true;
+                self.read_to_end
+                    .insert(inode, (candidate.size, candidate.modified));
+                return Opened::Known;
             }
             Some(entry) if entry.offset < size => {
                 tracing::info!(path = %path.display(), offset = entry.offset, "Resuming file from its checkpoint.");
@@ -482,48 +561,51 @@ impl Tail {
                 // Derived from what is on disk, not from the clock: after a
                 // crash before the next checkpoint write, the same content
                 // gets the same identity, hence the same origin ids.
-                (format!("{}-t{}", fp.to_hex(), entry.offset), 0)
+                (format!("{}-t{}", identity_of(fp, inode), entry.offset), 0)
             }
             None => {
-                let offset = match self.short.remove(&inode) {
+                let offset = match self.maybe_copies.remove(&inode) {
                     // A line boundary when it was seen; truncated since: 0.
-                    Some(short) => short.start.filter(|&s| s <= size).unwrap_or(0),
-                    None => match (first_scan, self.input.start_position) {
+                    Some(waited) => waited.start.filter(|&s| s <= size).unwrap_or(0),
+                    None => match (first_scan, input.start_position) {
                         (true, StartPosition::End) => size,
                         _ => 0,
                     },
                 };
-                tracing::info!(path = %path.display(), offset, "Following new file.");
-                (fp.to_hex(), offset)
+                tracing::info!(path = %path.display(), offset, size, "Following new file.");
+                (identity_of(fp, inode), offset)
             }
         };
-        let new_identity = !self.known.contains_key(&identity);
-        let entry = self.known.entry(identity.clone()).or_insert_with(|| Entry {
-            identity: identity.clone(),
-            fp_len: fp.len,
-            fp_hash: fp.to_hex(),
-            path: path.clone(),
-            dev: inode.dev,
-            ino: inode.ino,
-            offset,
-            size,
-            updated: now,
-        });
+        let new_identity = !files.known.contains_key(&identity);
+        let entry = files
+            .known
+            .entry(identity.clone())
+            .or_insert_with(|| Entry {
+                identity: identity.clone(),
+                fp_len: fp.len,
+                fp_hash: fp.to_hex(),
+                path: path.clone(),
+                dev: inode.dev,
+                ino: inode.ino,
+                offset,
+                size,
+                updated: now,
+            });
         (entry.path, entry.dev, entry.ino) = (path.clone(), inode.dev, inode.ino);
         entry.offset = offset;
         if fp.len > entry.fp_len {
             entry.fp_len = fp.len;
             entry.fp_hash = fp.to_hex();
         }
-        self.dirty = true;
-        let reader = match LineReader::new(file, offset, self.input.max_line_bytes) {
+        files.dirty = true;
+        let reader = match LineReader::new(file, offset, input.max_line_bytes) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "Cannot seek in file; will try again.");
-                return false;
+                return Opened::No;
             }
         };
-        let lane = self.tracker.open_lane();
+        let lane = tracker.open_lane();
         let mut tracked = Tracked::new(
             path,
             inode,
@@ -533,61 +615,98 @@ impl Tail {
             reader,
         );
         tracked.opened = candidate.open.clone();
-        self.files.push(tracked);
-        // Written by `scan` once its opens are done, before any of them is
-        // read (see there).
-        self.new_identities |= new_identity;
-        true
+        files.open.push(tracked);
+        // Written once the scan's opens are done, before any of them is
+        // read (see `Tail::scan`).
+        if new_identity {
+            Opened::New
+        } else {
+            Opened::Known
+        }
     }
 
-    /// Whether a new file shorter than the fingerprint may be identified by
-    /// the bytes it has: once it has not changed for `close_inactive`, or
-    /// `close_inactive` after this process first saw it (so a quiet
-    /// `error_log` waits at most that long); until then the periodic scan
-    /// looks at it again, and it is identified by its full first 1024 bytes
-    /// as soon as it has them. A short identity is weaker: two files with
-    /// the same short content would count as one. In batch mode
-    /// (`exit_after_eof`) the file is complete, so it is read at once.
-    fn short_file_ready(
+    /// Whether a new file that starts like the followed short file
+    /// `original` may be read as a file of its own: once it differs from it
+    /// (then it is not looked at here), or `close_inactive` after this
+    /// process first saw it (a second file that happens to start with the
+    /// same bytes waits at most that long). In batch mode
+    /// (`exit_after_eof`) every file is complete, so it is read at once.
+    fn copy_wait_over(
         &mut self,
+        input: &FileInput,
         path: &Path,
+        original: &Path,
         inode: Inode,
         meta: &std::fs::Metadata,
         first_scan: bool,
     ) -> bool {
-        let wait = self.input.close_inactive;
-        if self.input.exit_after_eof {
+        let wait = input.close_inactive;
+        if input.exit_after_eof {
             return true;
         }
-        let end = self.input.start_position == StartPosition::End;
-        let short = self.short.entry(inode).or_insert_with(|| {
-            let start = (first_scan && end).then_some(meta.len());
-            let from = match start {
-                Some(offset) => format!("from byte {offset} (start_position = \"end\")"),
-                None => "from its beginning".to_owned(),
-            };
+        let end = input.start_position == StartPosition::End;
+        let waiting = self.maybe_copies.entry(inode).or_insert_with(|| {
             tracing::info!(
                 path = %path.display(),
+                original = %original.display(),
                 size = meta.len(),
-                wait = %humantime::format_duration(wait),
-                "File is shorter than its 1024-byte fingerprint: it is not read yet; it is read {from} as soon as it has 1024 bytes, or once it has not changed for close_inactive ({}) or that long after it was first seen, whichever comes first.",
+                "New file starts with all the bytes that identify a followed short file: it may be its copy (copytruncate); it is read once it differs, or after close_inactive ({}).",
                 humantime::format_duration(wait)
             );
-            ShortFile {
+            MaybeCopy {
                 since: Instant::now(),
-                start,
+                start: (first_scan && end).then_some(meta.len()),
             }
         });
-        let idle = meta
-            .modified()
-            .ok()
-            .and_then(|m| m.elapsed().ok())
-            .is_some_and(|age| age >= wait);
-        let ready = idle || short.since.elapsed() >= wait;
+        let ready = waiting.since.elapsed() >= wait;
         if ready {
-            tracing::info!(path = %path.display(), size = meta.len(), "Reading a file shorter than the fingerprint now: close_inactive passed; it is identified by the bytes it has.");
+            tracing::info!(path = %path.display(), original = %original.display(), "Reading a file that starts like a followed short one: close_inactive passed and the followed file was not truncated.");
         }
         ready
+    }
+}
+
+/// The identity of a file first seen with fingerprint `fp` on `inode`: the
+/// hex fingerprint, with the inode number while it covers fewer than 1024
+/// bytes (two short files with the same content are two files). It stays
+/// the file's registry key and origin-id seed when the file grows.
+fn identity_of(fp: Fingerprint, inode: Inode) -> String {
+    if fp.is_complete() {
+        fp.to_hex()
+    } else {
+        format!("{}-i{}", fp.to_hex(), inode.ino)
+    }
+}
+
+/// What [`Discovery::open`] did with a candidate.
+enum Opened {
+    /// Could not open or position it: tried again at the next scan, and
+    /// checkpoints are not pruned meanwhile.
+    No,
+    /// Left alone for now: empty, a second name of a followed file, or a
+    /// possible copy of a followed short file.
+    Skipped,
+    /// Known already: followed from its checkpoint, or read to its end.
+    Known,
+    /// Followed under an identity the registry did not have.
+    New,
+}
+
+/// Forgets the checkpoints of files no longer found (`clean_removed`).
+fn clean_removed(files: &mut Files, candidates: &[Candidate]) {
+    let followed: HashSet<&str> = files.open.iter().map(|f| f.identity.as_str()).collect();
+    let present: HashSet<Inode> = candidates.iter().map(|c| c.inode).collect();
+    let before = files.known.len();
+    files.known.retain(|identity, entry| {
+        followed.contains(identity.as_str()) || present.contains(&entry.inode())
+    });
+    let removed = before - files.known.len();
+    if removed > 0 {
+        tracing::info!(
+            removed,
+            "Forgot the checkpoints of files no longer found (clean_removed)."
+        );
+        files.dirty = true;
     }
 }
 
@@ -602,7 +721,7 @@ mod tests {
         std::fs::write(dir.path().join("access_log.gz"), b"x").unwrap();
         std::fs::create_dir(dir.path().join("access_log.d")).unwrap();
         let pattern = format!("{}/access_log*", dir.path().display());
-        let exclude = glob::Pattern::new("*.gz").unwrap();
+        let exclude = Exclude::new("*.gz", str::to_owned).unwrap();
         let found = find(&[pattern], &[exclude], false);
         let names: Vec<_> = found
             .candidates

@@ -1,7 +1,7 @@
 //! The tail loop of one file input: when to scan, read, settle
 //! acknowledgements into checkpoints, save them, and release files.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -10,13 +10,12 @@ use std::time::{Duration, Instant};
 use chrono::{SecondsFormat, Utc};
 use tokio::sync::mpsc;
 
-use super::fingerprint::{Fingerprint, Inode};
-use super::multiline::Joiner;
-use super::reader::LineReader;
+use super::config::FileInput;
+use super::files::Files;
 use super::registry::{Entry, Registry};
+use super::scan::Discovery;
 use super::watch::{self, Wake};
-use super::FileInput;
-use crate::ack::{AckTracker, LaneId};
+use crate::ack::AckTracker;
 use crate::error::StageError;
 use crate::event::Batch;
 use crate::shutdown::RunCx;
@@ -25,119 +24,23 @@ use crate::telemetry::Throttle;
 /// How often acknowledged positions are written to the registry.
 const SAVE_INTERVAL: Duration = Duration::from_secs(1);
 
-/// A file being followed.
-pub(super) struct Tracked {
-    pub path: PathBuf,
-    /// The path it was opened through: `path`, or a followed link's target,
-    /// which is the name inotify reports its writes under.
-    pub opened: PathBuf,
-    pub inode: Inode,
-    /// Registry key and origin-id seed; fixed at first sight.
-    pub identity: String,
-    pub fingerprint: Fingerprint,
-    pub lane: LaneId,
-    /// `None` only while a blocking read holds it.
-    pub reader: Option<LineReader>,
-    pub joiner: Joiner,
-    pub at_eof: bool,
-    /// Its path now names another file, or none: read until it stays
-    /// unchanged for `close_inactive`, then release it.
-    pub detached: bool,
-    /// When bytes were last read from it.
-    pub last_growth: Instant,
-    /// When its modification time is older than `ignore_older`, as far as
-    /// the last read knows.
-    pub old: bool,
-    /// Checkpoints of this file never go past this offset: set when the
-    /// file took over from a copytruncated one whose batches in flight may
-    /// end past this copy's end.
-    pub clamp: Option<u64>,
-    /// Size at the last read, for bytes-behind figures.
-    pub size: u64,
-    /// Bytes behind as last put in the gauge.
-    pub reported_behind: Option<u64>,
-    /// May have new data although it was read to its end: inotify named
-    /// it, or a scan saw its size change. A file at its end is not read
-    /// again until then (when inotify works), so idle files cost nothing.
-    pub changed: bool,
-}
-
-impl Tracked {
-    pub fn new(
-        path: PathBuf,
-        inode: Inode,
-        identity: String,
-        fingerprint: Fingerprint,
-        lane: LaneId,
-        reader: LineReader,
-    ) -> Self {
-        Tracked {
-            opened: path.clone(),
-            path,
-            inode,
-            identity,
-            fingerprint,
-            lane,
-            reader: Some(reader),
-            joiner: Joiner::default(),
-            at_eof: false,
-            detached: false,
-            last_growth: Instant::now(),
-            old: false,
-            clamp: None,
-            size: 0,
-            reported_behind: None,
-            changed: true,
-        }
-    }
-
-    /// Read to its end, with no held partial line or unfinished event.
-    pub fn drained(&self) -> bool {
-        self.at_eof
-            && !self.joiner.is_pending()
-            && self.reader.as_ref().is_some_and(|r| r.pending_bytes() == 0)
-    }
-}
-
-/// A file too short to be identified yet (see [`Tail::short_file_ready`]).
-pub(super) struct ShortFile {
-    /// When this process first saw it.
-    pub since: Instant,
-    /// Where to start once it is identified: its size at first sight when it
-    /// was present at start and `start_position = "end"`.
-    pub start: Option<u64>,
-}
-
 pub(super) struct Tail {
     pub input: FileInput,
     pub cx: RunCx,
     pub tracker: AckTracker<u64>,
-    pub files: Vec<Tracked>,
-    /// Checkpoints by identity: the registry's content.
-    pub known: HashMap<String, Entry>,
-    pub registry: Option<Registry>,
-    pub dirty: bool,
-    /// A file got its identity since the last save (see `scan`).
-    pub new_identities: bool,
-    pub last_save: Instant,
-    pub first_scan: bool,
-    /// Files shorter than the fingerprint, seen but not yet identified.
-    pub short: HashMap<Inode, ShortFile>,
-    /// Files over `max_open_files` at the last scan.
-    pub waiting: usize,
-    /// Matched paths that are not read (links, FIFOs, …), reported once.
-    pub skipped: HashSet<PathBuf>,
-    pub cap_warning: Throttle,
-    pub open_warning: Throttle,
+    pub files: Files,
+    discovery: Discovery,
+    registry: Option<Registry>,
+    last_save: Instant,
     pub read_warning: Throttle,
-    pub save_warning: Throttle,
+    save_warning: Throttle,
     /// The last checkpoint write failed (health is degraded until one works).
-    pub save_failing: bool,
+    save_failing: bool,
     pub wake: Arc<Wake>,
     /// inotify watches every pattern's directory: files at their end wait
     /// for it to name them. Otherwise every file is polled.
     pub watching: bool,
-    pub progress: Progress,
+    progress: Progress,
 }
 
 /// Catch-up reporting: bytes behind per file as metrics, and a log line
@@ -153,28 +56,23 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 const CAUGHT_UP_BYTES: u64 = 1024 * 1024;
 
 impl Tail {
+    /// `first_start`: there was no registry to load (or it was corrupt),
+    /// so `start_position` applies to the files found by the first scan.
     pub fn new(
         input: FileInput,
         cx: RunCx,
         known: HashMap<String, Entry>,
         registry: Option<Registry>,
+        first_start: bool,
     ) -> Self {
         Tail {
             input,
             cx,
             tracker: AckTracker::new(),
-            files: Vec::new(),
-            known,
+            files: Files::new(known),
+            discovery: Discovery::new(first_start),
             registry,
-            dirty: false,
-            new_identities: false,
             last_save: Instant::now(),
-            first_scan: true,
-            short: HashMap::new(),
-            waiting: 0,
-            skipped: HashSet::new(),
-            cap_warning: Throttle::warnings(),
-            open_warning: Throttle::warnings(),
             read_warning: Throttle::warnings(),
             save_warning: Throttle::warnings(),
             save_failing: false,
@@ -201,17 +99,20 @@ impl Tail {
             if stop.is_cancelled() {
                 return Ok(());
             }
-            if Instant::now() >= next_scan || self.wake.rescan.swap(false, Ordering::AcqRel) {
+            let due = Instant::now() >= next_scan;
+            if due || self.wake.rescan.swap(false, Ordering::AcqRel) {
                 self.scan().await;
                 next_scan = Instant::now() + self.input.scan_interval;
-                // A short file waiting for close_inactive is looked at again
+                if !due {
+                    // inotify asked for this scan. A directory it reported
+                    // new is watched only from when the watcher saw it, so
+                    // a file created in it just before gives no event: look
+                    // once more shortly.
+                    next_scan = next_scan.min(Instant::now() + self.input.poll_interval);
+                }
+                // A possible copy waiting for close_inactive is looked at again
                 // when its wait ends, however long the scan interval.
-                if let Some(due) = self
-                    .short
-                    .values()
-                    .map(|s| s.since + self.input.close_inactive)
-                    .min()
-                {
+                if let Some(due) = self.discovery.next_due(self.input.close_inactive) {
                     next_scan = next_scan.min(due.max(Instant::now()));
                 }
             }
@@ -228,11 +129,13 @@ impl Tail {
             if read_any {
                 continue;
             }
-            if self.input.exit_after_eof && self.waiting == 0 && self.files.iter().all(|f| f.at_eof)
+            if self.input.exit_after_eof
+                && self.discovery.waiting() == 0
+                && self.files.open.iter().all(|f| f.at_eof)
             {
                 self.flush_all(out).await?;
                 tracing::info!(
-                    files = self.files.len(),
+                    files = self.files.open.len(),
                     "All files read to their end; stopping (exit_after_eof)."
                 );
                 return Ok(());
@@ -244,6 +147,25 @@ impl Tail {
                 _ = self.wake.notify.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
             }
+        }
+    }
+
+    /// Looks for new, renamed and vanished files (see [`Discovery::scan`]),
+    /// and writes new identities down before any of their lines leave.
+    async fn scan(&mut self) {
+        let new_identities = self
+            .discovery
+            .scan(&self.input, &mut self.files, &mut self.tracker)
+            .await;
+        if new_identities {
+            // Origin ids derive from the identity, and the identity from the
+            // bytes present at first sight: write it down before the first
+            // event leaves, so that a crash before the next periodic save
+            // cannot give the same lines other ids (and duplicates) when a
+            // short file is identified again after it grew. Once per scan,
+            // not per file: a start with thousands of files would write the
+            // whole registry thousands of times.
+            let _ = self.save().await;
         }
     }
 
@@ -283,13 +205,13 @@ impl Tail {
         self.tracker.drain();
         let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
         for (lane, offset) in self.tracker.take_progress() {
-            let Some(file) = self.files.iter().find(|f| f.lane == lane) else {
+            let Some(file) = self.files.open.iter().find(|f| f.lane == lane) else {
                 continue;
             };
-            if let Some(entry) = self.known.get_mut(&file.identity) {
+            if let Some(entry) = self.files.known.get_mut(&file.identity) {
                 entry.offset = file.clamp.map_or(offset, |c| offset.min(c));
                 entry.updated.clone_from(&now);
-                self.dirty = true;
+                self.files.dirty = true;
             }
         }
         self.release();
@@ -301,10 +223,10 @@ impl Tail {
     /// get the full `close_inactive`, since their writer may still append.
     fn release(&mut self) {
         let close_inactive = self.input.close_inactive;
-        let others_wait = self.waiting > 0;
-        let before = self.files.len();
+        let others_wait = self.discovery.waiting() > 0;
+        let before = self.files.open.len();
         let tracker = &mut self.tracker;
-        self.files.retain(|f| {
+        self.files.open.retain(|f| {
             if !f.drained() || tracker.lane_in_flight(f.lane) > 0 {
                 return true;
             }
@@ -320,7 +242,7 @@ impl Tail {
             }
             !done
         });
-        if others_wait && self.files.len() < before {
+        if others_wait && self.files.open.len() < before {
             // A slot is free: the next file waiting for one is opened now,
             // not at the next periodic scan.
             self.wake.rescan.store(true, Ordering::Release);
@@ -338,7 +260,7 @@ impl Tail {
         self.progress.last_report = Instant::now();
         let pipeline = self.cx.pipeline.to_string();
         let mut behind_total = 0u64;
-        for file in &mut self.files {
+        for file in &mut self.files.open {
             let read = file.reader.as_ref().map_or(0, |r| r.read_position());
             let behind = file.size.saturating_sub(read);
             behind_total += behind;
@@ -353,24 +275,25 @@ impl Tail {
                 .set(behind as f64);
             }
         }
-        metrics::gauge!("logpipe_open_files", "pipeline" => pipeline).set(self.files.len() as f64);
+        metrics::gauge!("logpipe_open_files", "pipeline" => pipeline)
+            .set(self.files.open.len() as f64);
         if behind_total >= CAUGHT_UP_BYTES {
             self.progress.catching_up = true;
             tracing::info!(
-                files = self.files.len(),
-                waiting = self.waiting,
+                files = self.files.open.len(),
+                waiting = self.discovery.waiting(),
                 bytes_behind = behind_total,
                 "Catching up with existing files."
             );
         } else if self.progress.catching_up {
             self.progress.catching_up = false;
-            tracing::info!(files = self.files.len(), "Caught up.");
+            tracing::info!(files = self.files.open.len(), "Caught up.");
         }
     }
 
     async fn save_if_due(&mut self) {
         self.report_progress();
-        if self.dirty && self.last_save.elapsed() >= SAVE_INTERVAL {
+        if self.files.dirty && self.last_save.elapsed() >= SAVE_INTERVAL {
             // Failures are reported (log, health) and retried by the next
             // due save; reading goes on, since positions stay in memory.
             let _ = self.save().await;
@@ -384,10 +307,10 @@ impl Tail {
         let Some(reg) = self.registry.clone() else {
             return Ok(());
         };
-        if !self.dirty {
+        if !self.files.dirty {
             return Ok(());
         }
-        let entries: Vec<Entry> = self.known.values().cloned().collect();
+        let entries: Vec<Entry> = self.files.known.values().cloned().collect();
         let path = reg.path().to_path_buf();
         let written = tokio::task::spawn_blocking(move || reg.save(&entries))
             .await
@@ -400,7 +323,7 @@ impl Tail {
         let health_key = format!("input.file[{}]", self.input.id);
         match written {
             Ok(()) => {
-                self.dirty = false;
+                self.files.dirty = false;
                 if std::mem::take(&mut self.save_failing) {
                     crate::monitor::health::ended(&self.cx.pipeline, &health_key);
                     tracing::info!(registry = %path.display(), "Checkpoints are written again.");
