@@ -512,3 +512,23 @@ fn a_zero_count_of_an_input_points_at_the_value() {
         ]
     );
 }
+
+/// No size or count of an output, a filter or the hop is clamped from 0 to
+/// 1 behind the user's back: each is an error at its value.
+#[test]
+fn zero_sizes_of_outputs_filters_and_the_hop_point_at_the_value() {
+    let text = "[kafka]\nbrokers = \"k\"\ntopic = \"t\"\nbatch_size = 0\nqueue_max_kbytes = 0\nmessage_max_bytes = 0\n\
+                [[filter]]\ntype = \"useragent\"\ncache_size = 0\n\
+                [[output]]\ntype = \"elasticsearch\"\nhosts = \"h:9200\"\nindex = \"i\"\nbatch_events = 0\nbatch_bytes = 0\n";
+    assert_eq!(
+        diagnostics(text, &[]),
+        [
+            "p.toml:4:14: error: batch_size must be at least 1",
+            "p.toml:5:20: error: queue_max_kbytes must be at least 1",
+            "p.toml:6:21: error: message_max_bytes must be at least 1",
+            "p.toml:9:14: error: cache_size must be at least 1",
+            "p.toml:14:16: error: batch_events must be at least 1",
+            "p.toml:15:15: error: batch_bytes must be at least 1",
+        ]
+    );
+}

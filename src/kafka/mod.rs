@@ -148,12 +148,12 @@ pub struct HopConfig {
     /// Producer: how long to wait for more messages to fill a batch (default 5ms).
     pub linger: Option<Seconds>,
     /// Producer: largest batch per partition in bytes (librdkafka `batch.size`).
-    pub batch_size: Option<usize>,
+    pub batch_size: Option<Spanned<usize>>,
     /// Producer: memory for queued messages in KiB (default 32768: 32 MiB).
-    pub queue_max_kbytes: Option<usize>,
+    pub queue_max_kbytes: Option<Spanned<usize>>,
     /// Largest message in bytes (librdkafka `message.max.bytes`, default
     /// 1000000); larger events go to the dead-letter file.
-    pub message_max_bytes: Option<usize>,
+    pub message_max_bytes: Option<Spanned<usize>>,
     pub tls: Option<TlsConfig>,
     pub sasl: Option<SaslConfig>,
     /// `json` (default) or `plain`.
@@ -222,6 +222,17 @@ pub struct Hop {
 impl HopConfig {
     pub fn validate(self, cx: &mut ConfigCx<'_>) -> Option<Hop> {
         let mut ok = true;
+        // Sizes that may be left unset, but never 0 (librdkafka would
+        // refuse it at start, or take it as "no limit").
+        for (value, name) in [
+            (&self.batch_size, "batch_size"),
+            (&self.queue_max_kbytes, "queue_max_kbytes"),
+            (&self.message_max_bytes, "message_max_bytes"),
+        ] {
+            if let Some(n) = value {
+                ok &= cx.at_least_one(Some(n), name, 1).is_some();
+            }
+        }
         let brokers: Vec<String> = self
             .brokers
             .get_ref()
@@ -375,9 +386,9 @@ impl HopConfig {
                 }),
             revoke_timeout: self.revoke_timeout.map_or(Duration::from_secs(10), |s| s.0),
             linger: self.linger.map_or(Duration::from_millis(5), |s| s.0),
-            batch_size: self.batch_size,
-            queue_max_kbytes: self.queue_max_kbytes.unwrap_or(32768),
-            message_max_bytes: self.message_max_bytes,
+            batch_size: self.batch_size.map(Spanned::into_inner),
+            queue_max_kbytes: self.queue_max_kbytes.map_or(32768, Spanned::into_inner),
+            message_max_bytes: self.message_max_bytes.map(Spanned::into_inner),
             security,
             secrets,
             codec: self.codec.unwrap_or(Codec::Json),

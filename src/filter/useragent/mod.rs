@@ -48,7 +48,7 @@ pub struct Config {
     pub target: Option<Spanned<String>>,
     /// Distinct agents remembered (default 10000); the cache starts over
     /// when full.
-    pub cache_size: Option<usize>,
+    pub cache_size: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Clone)]
@@ -85,10 +85,11 @@ impl Config {
         };
         let source = field(cx, &self.source, "[user_agent][original]");
         let target = field(cx, &self.target, "[user_agent]");
+        let cache_size = cx.at_least_one(self.cache_size.as_ref(), "cache_size", 10_000);
         Some(UserAgent {
             source: source?,
             fields: target_fields(&target?),
-            cache_size: self.cache_size.unwrap_or(10_000).max(1),
+            cache_size: cache_size?,
             cache: Arc::default(),
         })
     }

@@ -36,9 +36,9 @@ pub struct Config {
     /// Events without it get an id from Elasticsearch.
     pub document_id: Option<Spanned<String>>,
     /// Flush a bulk request at this many events (default 1000) …
-    pub batch_events: Option<usize>,
+    pub batch_events: Option<Spanned<usize>>,
     /// … or this many bytes (default 5 MiB) …
-    pub batch_bytes: Option<usize>,
+    pub batch_bytes: Option<Spanned<usize>>,
     /// … or when the oldest event waited this long (default 1s).
     pub batch_wait: Option<Seconds>,
     /// Bulk requests sent at the same time (default 2). Memory held is about
@@ -162,6 +162,10 @@ impl Config {
         };
         let max_in_flight = cx.at_least_one(self.max_in_flight.as_ref(), "max_in_flight", 2);
         ok &= max_in_flight.is_some();
+        let batch_events = cx.at_least_one(self.batch_events.as_ref(), "batch_events", 1000);
+        let batch_bytes =
+            cx.at_least_one(self.batch_bytes.as_ref(), "batch_bytes", 5 * 1024 * 1024);
+        ok &= batch_events.is_some() && batch_bytes.is_some();
         let max_in_flight = max_in_flight.unwrap_or(1);
         let auth = self.auth(url_auth, cx, &mut ok);
         let tls = Tls {
@@ -183,8 +187,8 @@ impl Config {
             index,
             action: self.action.unwrap_or(Action::Create),
             document_id,
-            batch_events: self.batch_events.unwrap_or(1000).max(1),
-            batch_bytes: self.batch_bytes.unwrap_or(5 * 1024 * 1024).max(1),
+            batch_events: batch_events.unwrap_or(1),
+            batch_bytes: batch_bytes.unwrap_or(1),
             batch_wait: self.batch_wait.map_or(Duration::from_secs(1), |s| s.0),
             max_in_flight,
             compression: self.compression,
