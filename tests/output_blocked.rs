@@ -70,6 +70,10 @@ hosts = "127.0.0.1:{port}"
 index = "{archive}"
 batch_wait = "100ms"
 probe_interval = "1s"
+# What the archive can hold while down (a request in flight, one being
+# filled, its channel): about 400 events, well under the 3000 written.
+batch_events = 100
+max_in_flight = 1
 {settings}
 "#,
                 log = log.display(),
