@@ -423,15 +423,7 @@ def main():
             if "ship" in phases:
                 results.append(median_of(ship))
         if "index" in phases:
-            port = free_port()
-            null = subprocess.Popen([NULL_BULK, f"127.0.0.1:{port}"], stderr=subprocess.DEVNULL)
-            null_url = f"http://127.0.0.1:{port}"
-            for _ in range(100):
-                try:
-                    null_stats(null_url)
-                    break
-                except OSError:
-                    time.sleep(0.05)
+            null, null_url = start_null_bulk()
             results.append(median_of([phase_index(args.lines, work, kafka, t, null_url, i) for i, t in enumerate(topics)]))
         if "latency" in phases:
             results.append(phase_latency(work, kafka, es, args.rate, args.seconds))

@@ -5,6 +5,8 @@
 //! --measurement-time 3`). Criterion reports time per line; lines/s per core
 //! is its inverse (the throughput line shows it as elements/s).
 
+mod common;
+
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -14,30 +16,6 @@ use logpipe::Event;
 // The allocator the logpipe binary runs with, so the figures match it.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn lines() -> Vec<String> {
-    let agents = [
-        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",
-        "curl/8.4.0",
-        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
-    ];
-    (0..1000)
-        .map(|i| {
-            format!(
-                "10.{}.{}.{} - - [25/Nov/2026:10:{:02}:{:02} +0100] \"GET /static/img/{i}.png?v={i} HTTP/1.1\" {} {} \"https://example.com/page/{}\" \"{}\"",
-                i % 200,
-                i % 7,
-                i % 250,
-                i % 60,
-                (i * 7) % 60,
-                if i % 10 == 0 { 404 } else { 200 },
-                1000 + i * 13,
-                i % 17,
-                agents[i % agents.len()]
-            )
-        })
-        .collect()
-}
 
 /// The shipped access pipeline's filters, optionally without `useragent`.
 fn access_filters(useragent: bool) -> Vec<FilterSpec> {
@@ -95,7 +73,7 @@ fn events(lines: &[String]) -> Vec<Event> {
 }
 
 fn bench(c: &mut Criterion) {
-    let lines = lines();
+    let lines = common::lines();
     let mut group = c.benchmark_group("httpd_access");
     group.throughput(Throughput::Elements(lines.len() as u64));
     for (name, filters) in [

@@ -10,6 +10,8 @@
 //! Aims (issue "Speed"): ≤ 10 allocations per event on the ship half (line
 //! → event → Kafka encode), ≤ 25 through the whole index half.
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,31 +55,8 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// Lines per measured round (`common::lines()`).
 const LINES: usize = 1000;
-
-fn lines() -> Vec<String> {
-    let agents = [
-        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",
-        "curl/8.4.0",
-        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
-    ];
-    (0..LINES)
-        .map(|i| {
-            format!(
-                "10.{}.{}.{} - - [25/Nov/2026:10:{:02}:{:02} +0100] \"GET /static/img/{i}.png?v={i} HTTP/1.1\" {} {} \"https://example.com/page/{}\" \"{}\"",
-                i % 200,
-                i % 7,
-                i % 250,
-                i % 60,
-                (i * 7) % 60,
-                if i % 10 == 0 { 404 } else { 200 },
-                1000 + i * 13,
-                i % 17,
-                agents[i % agents.len()]
-            )
-        })
-        .collect()
-}
 
 /// The pipeline of `text`, loaded as `logpipe run` loads it.
 fn pipeline(text: &str) -> logpipe::pipeline::Pipeline {
@@ -96,7 +75,7 @@ fn shipped_access() -> logpipe::pipeline::Pipeline {
 
 const FILE_INPUT: &str = "[[input]]\ntype = \"file\"\npaths = [\"/var/log/httpd/access_log\"]\ntags = [\"httpd_access\"]\n";
 
-/// The events the file input makes of `lines()`.
+/// The events the file input makes of `common::lines()`.
 fn line_events(input: &logpipe::input::file::FileInput) -> Vec<Event> {
     let origin = LineOrigin {
         input,
@@ -105,7 +84,7 @@ fn line_events(input: &logpipe::input::file::FileInput) -> Vec<Event> {
         read_time: "2026-11-25T10:00:00.000Z",
     };
     let mut offset = 0u64;
-    lines()
+    common::lines()
         .into_iter()
         .map(|text| {
             let end = offset + text.len() as u64 + 1;

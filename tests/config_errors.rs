@@ -247,16 +247,7 @@ fn logpipe_check_exits_2_and_names_the_position() {
 #[test]
 fn the_shipped_pipelines_check_clean() {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
-    let out = common::logpipe()
-        .arg("check")
-        .arg(&shipped)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = common::succeeds(common::logpipe().arg("check").arg(&shipped));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("httpd-access") && stdout.contains("httpd-error"),
@@ -267,16 +258,7 @@ fn the_shipped_pipelines_check_clean() {
 #[test]
 fn the_quickstart_prints_parsed_ecs_documents_and_exits() {
     let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart.toml");
-    let out = common::logpipe()
-        .arg("run")
-        .arg(&quickstart)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = common::succeeds(common::logpipe().arg("run").arg(&quickstart));
     let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

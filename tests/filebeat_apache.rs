@@ -67,17 +67,12 @@ fn the_access_preset_parses_filebeats_test_logs_as_filebeat_does() {
             &std::fs::read_to_string(fixtures.join(format!("{name}-expected.json"))).unwrap(),
         )
         .unwrap();
-        let out = common::logpipe()
-            .arg("test")
-            .arg(&preset)
-            .arg("--input")
-            .arg(fixtures.join(name))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = common::succeeds(
+            common::logpipe()
+                .arg("test")
+                .arg(&preset)
+                .arg("--input")
+                .arg(fixtures.join(name)),
         );
         let events: Vec<Map<String, Value>> = String::from_utf8(out.stdout)
             .unwrap()

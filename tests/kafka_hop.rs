@@ -444,16 +444,7 @@ async fn topics_ensure_creates_topics_and_reports_existing_ones() {
         ),
     );
     let run = || {
-        let out = logpipe()
-            .args(["topics", "ensure"])
-            .arg(&pipeline)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = succeeds(logpipe().args(["topics", "ensure"]).arg(&pipeline));
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let first = run();

@@ -143,18 +143,13 @@ fn events_of(name: &str, lines: &[String]) -> Vec<Value> {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");
     std::fs::write(&log, lines.join("\n") + "\n").unwrap();
-    let out = common::logpipe()
-        .arg("test")
-        .arg(pipeline(name))
-        .arg("--input")
-        .arg(&log)
-        .env("TZ", "UTC")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::succeeds(
+        common::logpipe()
+            .arg("test")
+            .arg(pipeline(name))
+            .arg("--input")
+            .arg(&log)
+            .env("TZ", "UTC"),
     );
     let events: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()

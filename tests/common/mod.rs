@@ -862,3 +862,15 @@ pub fn describe_group(brokers: &str, group: &str) -> Result<GroupDescription, St
         result
     }
 }
+
+/// Runs `command` to its end; asserts it exits 0, showing its stderr if it
+/// does not.
+pub fn succeeds(command: &mut Command) -> std::process::Output {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
