@@ -25,18 +25,29 @@ fn diagnostics(text: &str, env: &[(&str, &str)]) -> Vec<String> {
         .collect()
 }
 
+/// Asserts that checking `text` (as `p.toml`) gives exactly these
+/// diagnostics, each starting as given (`"4:3: error: unknown field"`):
+/// positions and the start of each message, in order.
+fn check_fails_at(text: &str, expected: &[&str]) {
+    let d = diagnostics(text, &[]);
+    assert_eq!(d.len(), expected.len(), "{d:?}");
+    for (got, want) in d.iter().zip(expected) {
+        assert!(
+            got.starts_with(&format!("p.toml:{want}")),
+            "{got}\nwanted p.toml:{want}"
+        );
+    }
+}
+
 const OK_OUTPUT: &str = "\n[[output]]\ntype = \"stdout\"\n";
 
 #[test]
 fn a_misspelt_key_in_a_stage_points_at_the_key() {
     let text =
         format!("[[input]]\ntype = \"file\"\npaths = [\"/x\"]\n  tagz = [\"a\"]\n{OK_OUTPUT}");
-    let d = diagnostics(&text, &[]);
-    assert_eq!(d.len(), 1, "{d:?}");
-    assert!(
-        d[0].starts_with("p.toml:4:3: error: unknown field `tagz`, expected one of `paths`"),
-        "{}",
-        d[0]
+    check_fails_at(
+        &text,
+        &["4:3: error: unknown field `tagz`, expected one of `paths`"],
     );
 }
 
@@ -48,35 +59,21 @@ fn every_bad_key_of_a_table_is_reported() {
     let text = format!(
         "[[input]]\ntype = \"file\"\npaths = [\"/x\"]\ntagz = [\"a\"]\nfeilds = {{ a = 1 }}\nmax_line_bytes = \"big\"\n{OK_OUTPUT}"
     );
-    let d = diagnostics(&text, &[]);
-    assert_eq!(d.len(), 3, "{d:?}");
-    assert!(
-        d[0].starts_with("p.toml:4:1: error: unknown field `tagz`"),
-        "{}",
-        d[0]
-    );
-    assert!(
-        d[1].starts_with("p.toml:5:1: error: unknown field `feilds`"),
-        "{}",
-        d[1]
-    );
-    assert!(
-        d[2].starts_with("p.toml:6:18: error: invalid type: string \"big\""),
-        "{}",
-        d[2]
+    check_fails_at(
+        &text,
+        &[
+            "4:1: error: unknown field `tagz`",
+            "5:1: error: unknown field `feilds`",
+            "6:18: error: invalid type: string \"big\"",
+        ],
     );
     let text = format!("[[input]]\ntype = \"file\"\npaths = 3\ntagz = 1\n{OK_OUTPUT}");
-    let d = diagnostics(&text, &[]);
-    assert_eq!(d.len(), 2, "{d:?}");
-    assert!(
-        d[0].starts_with("p.toml:3:9: error: invalid type: integer `3`"),
-        "{}",
-        d[0]
-    );
-    assert!(
-        d[1].starts_with("p.toml:4:1: error: unknown field `tagz`"),
-        "{}",
-        d[1]
+    check_fails_at(
+        &text,
+        &[
+            "3:9: error: invalid type: integer `3`",
+            "4:1: error: unknown field `tagz`",
+        ],
     );
 }
 
@@ -119,17 +116,12 @@ fn an_unknown_stage_type_lists_the_known_ones() {
 #[test]
 fn unknown_top_level_keys_and_hop_keys_are_errors() {
     let text = "nmae = \"x\"\n[kafka]\nbrokers = \"k:9092\"\ntopic = \"t\"\ngroup = \"g\"\n";
-    let d = diagnostics(text, &[]);
-    assert_eq!(d.len(), 2, "both are reported: {d:?}");
-    assert!(
-        d[0].starts_with("p.toml:1:1: error: unknown field `nmae`"),
-        "{}",
-        d[0]
-    );
-    assert!(
-        d[1].starts_with("p.toml:5:1: error: unknown field `group`"),
-        "{}",
-        d[1]
+    check_fails_at(
+        text,
+        &[
+            "1:1: error: unknown field `nmae`",
+            "5:1: error: unknown field `group`",
+        ],
     );
     let text = "[kafka]\nbrokers = \"k:9092\"\ntopic = \"t\"\ngroup = \"g\"\n";
     let d = diagnostics(text, &[]);
@@ -178,24 +170,15 @@ fn variables_and_defaults_fill_in_settings() {
 #[test]
 fn template_errors_point_at_the_offending_character() {
     let text = "[[input]]\ntype = \"file\"\npaths = [\"/x\"]\n[[output]]\ntype = \"elasticsearch\"\nhosts = \"h\"\nindex = \"a-%{+YYYY.QQ}\"\n";
-    let d = diagnostics(text, &[]);
-    assert_eq!(d.len(), 1, "{d:?}");
-    assert!(
-        d[0].starts_with("p.toml:7:20: error: unsupported letter `Q`"),
-        "{}",
-        d[0]
-    );
+    check_fails_at(text, &["7:20: error: unsupported letter `Q`"]);
 }
 
 #[test]
 fn acks_below_all_with_idempotence_explains_why() {
     let text = "[kafka]\nbrokers = \"k\"\ntopic = \"t\"\nacks = 1\n";
-    let d = diagnostics(text, &[]);
-    assert_eq!(d.len(), 1, "{d:?}");
-    assert!(
-        d[0].starts_with("p.toml:4:8: error: acks = 1 cannot be combined with idempotence = true"),
-        "{}",
-        d[0]
+    check_fails_at(
+        text,
+        &["4:8: error: acks = 1 cannot be combined with idempotence = true"],
     );
 }
 
@@ -333,17 +316,12 @@ fn an_if_filter_checks_its_branches_and_needs_a_condition() {
     let text = format!(
         "{OK_INPUT}[[filter]]\ntype = \"if\"\nthen = [{{ type = \"drop\", bogus = 1 }}]\n{OK_OUTPUT}"
     );
-    let d = diagnostics(&text, &[]);
-    assert_eq!(d.len(), 2, "{d:?}");
-    assert!(
-        d[0].starts_with("p.toml:4:1: error: a filter of type \"if\" needs"),
-        "{}",
-        d[0]
-    );
-    assert!(
-        d[1].starts_with("p.toml:6:26: error: unknown field `bogus`"),
-        "{}",
-        d[1]
+    check_fails_at(
+        &text,
+        &[
+            "4:1: error: a filter of type \"if\" needs",
+            "6:26: error: unknown field `bogus`",
+        ],
     );
 }
 
@@ -379,12 +357,9 @@ fn outputs_sharing_a_dead_letter_file_must_rotate_it_alike() {
     let text = "[[input]]\ntype = \"file\"\npaths = [\"/x\"]\n\
                 [[output]]\ntype = \"stdout\"\nid = \"a\"\n\
                 [[output]]\ntype = \"null\"\ndead_letter_max_files = 2\n";
-    let d = diagnostics(text, &[]);
-    assert_eq!(d.len(), 1, "{d:?}");
-    assert!(
-        d[0].starts_with("p.toml:7:1: error: this output shares its dead-letter file with a but rotates it differently"),
-        "{}",
-        d[0]
+    check_fails_at(
+        text,
+        &["7:1: error: this output shares its dead-letter file with a but rotates it differently"],
     );
 }
 

@@ -111,8 +111,6 @@ async fn metrics_count_the_events_and_status_reads_the_daemon_and_the_checkpoint
     assert_eq!(status, 200, "{health}");
     assert!(health.contains("\"status\":\"ok\""), "{health}");
 
-    // Checkpoints are written every second.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
     let status = |args: &[&str]| {
         let out = logpipe()
             .arg("status")
@@ -124,15 +122,25 @@ async fn metrics_count_the_events_and_status_reads_the_daemon_and_the_checkpoint
         assert!(out.status.success());
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    let running = status(&["--metrics-address", &addr]);
+    // Checkpoints are written every second: wait until one covers the file.
+    let size = std::fs::metadata(&log).unwrap().len().to_string();
+    let running = eventually(
+        Duration::from_secs(20),
+        "a checkpoint at the end of the file",
+        || {
+            let running = status(&["--metrics-address", &addr]);
+            let done = running.contains(&size);
+            async move { done.then_some(running) }
+        },
+    )
+    .await;
+
     assert!(running.contains(&log.display().to_string()), "{running}");
     assert!(running.contains("healthy"), "{running}");
     assert!(running.contains("output.stdout"), "{running}");
     // Nothing was dead-lettered: that reads 0, not -0 (an empty f64 sum).
     assert!(running.contains("dead-lettered        0"), "{running}");
     assert!(!running.contains(" -0"), "{running}");
-    let size = std::fs::metadata(&log).unwrap().len().to_string();
-    assert!(running.contains(&size), "offset {size} shown:\n{running}");
 
     sigterm(&child);
     assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
