@@ -15,7 +15,11 @@ jvm=(-Xms128m -Xmx${KAFKA_HEAP:-512m} -XX:+UseSerialGC -XX:TieredStopAtLevel=1
   -Djava.awt.headless=true "-Dlog4j2.configurationFile=$(dirname "$0")/kafka-log4j2.properties"
   "-Dkafka.logs.dir=$dir")
 if [[ ! -f $dir/formatted ]]; then
-  [[ -f $dir/cluster.id ]] || head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$dir/cluster.id"
+  # 16 random bytes, base64url; never starting with '-', which the storage
+  # tool would take for an option (Kafka's own Uuid.randomUuid() avoids it
+  # the same way): one start in 64 failed with "expected one argument".
+  [[ -f $dir/cluster.id ]] || head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' \
+    | sed 's/^-/A/' >"$dir/cluster.id"
   scram=()
   if [[ -f $dir/scram-users ]]; then
     while IFS= read -r u; do [[ -n $u ]] && scram+=(--add-scram "$u"); done <"$dir/scram-users"
