@@ -387,8 +387,12 @@ def main():
                     help="default: parse,ship,index,latency (preset); read,parse,ship,index (same-work)")
     ap.add_argument("--rate", type=float, default=1000.0, help="latency phase: lines per second")
     ap.add_argument("--seconds", type=float, default=20.0, help="latency phase: how long to write")
-    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results.json"))
+    ap.add_argument("--out", default=None,
+                    help="default bench/results.json (preset), bench/results-same-work.json (same-work)")
     args = ap.parse_args()
+    if args.out is None:
+        name = "results-same-work.json" if args.profile == "same-work" else "results.json"
+        args.out = os.path.join(ROOT, "bench", name)
     default_phases = "read,parse,ship,index" if args.profile == "same-work" else "parse,ship,index,latency"
     phases = (args.phases or default_phases).split(",")
     kafka = os.environ.get("LOGPIPE_TEST_KAFKA")
