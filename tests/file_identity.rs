@@ -55,6 +55,20 @@ fn assert_no_repeats(events: &[Value]) {
     assert_eq!(ids.len(), events.len(), "origin ids repeated");
 }
 
+/// The lines of `events`, sorted: compare with [`sorted`] expectations.
+fn sorted_messages(events: &[Value]) -> Vec<String> {
+    let mut texts = messages(events);
+    texts.sort();
+    texts
+}
+
+/// `line(i)` for each `i`, sorted.
+fn sorted(lines: impl IntoIterator<Item = usize>) -> Vec<String> {
+    let mut texts: Vec<String> = lines.into_iter().map(line).collect();
+    texts.sort();
+    texts
+}
+
 fn line(i: usize) -> String {
     format!("line {i:03} {}", "x".repeat(40))
 }
@@ -108,12 +122,11 @@ fn a_short_file_is_read_at_once_and_crossing_1024_bytes_reads_nothing_twice() {
     let run = Run::start(&pipeline, &state);
     run.wait_for(29, Duration::from_secs(30));
     let third = run.stop();
-    let mut texts = messages(&third);
-    texts.sort();
-    let mut expected: Vec<String> = (102..130).map(line).collect();
-    expected.push(line(30));
-    expected.sort();
-    assert_eq!(texts, expected, "exactly the lines written while stopped");
+    assert_eq!(
+        sorted_messages(&third),
+        sorted((102..130).chain([30])),
+        "exactly the lines written while stopped"
+    );
     let all: Vec<Value> = [first, second, third].concat();
     assert_no_repeats(&all);
 }
@@ -148,9 +161,7 @@ fn rotating_short_files_loses_and_repeats_nothing() {
     let second = run.stop();
 
     let all: Vec<Value> = [first, second].concat();
-    let mut texts = messages(&all);
-    texts.sort();
-    assert_eq!(texts, (0..7).map(line).collect::<Vec<_>>());
+    assert_eq!(sorted_messages(&all), sorted(0..7));
     assert_no_repeats(&all);
 }
 
@@ -177,9 +188,7 @@ fn copytruncate_of_a_short_file_repeats_nothing() {
     write_lines(&log, [line(4)]);
     run.wait_for(5, Duration::from_secs(30));
     let events = run.stop();
-    let mut texts = messages(&events);
-    texts.sort();
-    assert_eq!(texts, (0..5).map(line).collect::<Vec<_>>());
+    assert_eq!(sorted_messages(&events), sorted(0..5));
     assert_no_repeats(&events);
 }
 
@@ -214,11 +223,11 @@ fn a_stored_offset_past_the_end_of_a_file_is_a_truncation() {
     let run = Run::start(&pipeline, &state);
     run.wait_for(26, Duration::from_secs(30));
     let second = run.stop();
-    let mut texts = messages(&second);
-    texts.sort();
-    let mut expected: Vec<String> = (0..25).map(line).collect();
-    expected.push(line(100));
-    assert_eq!(texts, expected, "both read again from their start");
+    assert_eq!(
+        sorted_messages(&second),
+        sorted((0..25).chain([100])),
+        "both read again from their start"
+    );
     // Under new identities: the repeated lines are not taken for the ones
     // shipped before (whose origin ids Elasticsearch already has).
     let before: HashSet<&str> = first.iter().map(id).collect();
@@ -264,10 +273,6 @@ fn an_inode_reused_by_a_file_of_the_same_size_is_a_new_file() {
     let run = Run::start(&pipeline, &state);
     run.wait_for(43, Duration::from_secs(30));
     let events = run.stop();
-    let mut texts = messages(&events);
-    texts.sort();
-    let mut expected: Vec<String> = (0..40).map(line).collect();
-    expected.extend((100..103).map(line));
-    assert_eq!(texts, expected);
+    assert_eq!(sorted_messages(&events), sorted((0..40).chain(100..103)));
     assert_no_repeats(&events);
 }
