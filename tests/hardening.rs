@@ -15,7 +15,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{free_port, temp_dir, write_lines};
+use common::{free_port, http_get, temp_dir, wait_metric, write_lines};
 use file_support::{message, Run};
 use serde_json::Value;
 
@@ -134,18 +134,7 @@ impl Scene {
 
 /// `GET path` on the monitoring endpoint: status and body.
 fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    let status = text.split(' ').nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n")?.1.to_owned();
-    Some((status, body))
+    http_get(&format!("127.0.0.1:{port}"), path)
 }
 
 /// Waits until `/health` answers `status` with a body containing `text`.
@@ -200,6 +189,12 @@ fn wait_checkpoint(state: &Path, offset: u64) {
     }
 }
 
+/// Waits until the checkpoint covers all of `log` as it is now: every line
+/// was read and delivered, and the daemon recorded it.
+fn wait_checkpoint_at_end(state: &Path, log: &Path) {
+    wait_checkpoint(state, std::fs::metadata(log).unwrap().len());
+}
+
 #[test]
 fn an_unreadable_checkpoint_holds_the_input_back_and_skips_nothing() {
     let scene = Scene::new(30);
@@ -223,6 +218,7 @@ fn an_unreadable_checkpoint_holds_the_input_back_and_skips_nothing() {
     let body = wait_health(port, 503, "cannot read the checkpoint registry");
     assert!(body.contains("web.json"), "{body}");
     assert!(body.contains("input.file[web]"), "{body}");
+    // A sleep, not a wait: a negative check, nothing may be read meanwhile.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
         run.count(),
@@ -236,7 +232,7 @@ fn an_unreadable_checkpoint_holds_the_input_back_and_skips_nothing() {
     restrict(&reg, false, true);
     run.wait_for(100, Duration::from_secs(30));
     wait_health(port, 200, "\"ok\"");
-    std::thread::sleep(Duration::from_millis(300));
+    wait_checkpoint_at_end(state, log);
     let second = run.stop();
     assert_eq!(numbers_once(&second), (130..230).collect::<Vec<_>>());
     // Written 230: 30 before the first start (start_position = "end"),
@@ -262,7 +258,7 @@ fn a_corrupt_checkpoint_is_kept_aside_and_its_files_are_read_from_the_start() {
     let at_end = pipeline(dir.path(), &log, "start_position = \"end\"");
     let run = Run::start(&at_end, &state);
     run.wait_for(50, Duration::from_secs(30));
-    std::thread::sleep(Duration::from_millis(300));
+    wait_checkpoint_at_end(&state, &log);
     let log_text = run.log();
     let events = run.stop();
     assert_eq!(numbers_once(&events), (0..50).collect::<Vec<_>>());
@@ -294,7 +290,7 @@ fn a_corrupt_checkpoint_is_kept_aside_and_its_files_are_read_from_the_start() {
     wait_log(&run, "Following new file.");
     lines(&log, 50..60);
     run.wait_for(10, Duration::from_secs(30));
-    std::thread::sleep(Duration::from_millis(300));
+    wait_checkpoint_at_end(&state, &log);
     let events = run.stop();
     assert_eq!(numbers_once(&events), (50..60).collect::<Vec<_>>());
 }
@@ -331,7 +327,7 @@ fn a_checkpoint_that_cannot_be_written_degrades_health_and_fails_the_stop() {
     let run = scene.start(&pipeline);
     run.wait_for(50, Duration::from_secs(30));
     wait_health(port, 200, "\"ok\"");
-    std::thread::sleep(Duration::from_millis(300));
+    wait_checkpoint_at_end(state, log);
     let second = run.stop();
     assert_eq!(numbers_once(&second), (50..100).collect::<Vec<_>>());
     let ids = |events: &[Value]| -> HashSet<String> {
@@ -365,6 +361,7 @@ fn links_fifos_and_directories_in_a_log_directory_are_not_read() {
     let run = Run::start(&tail, &state);
     run.wait_for(20, Duration::from_secs(30));
     // Several scans: each skipped path is still reported only once.
+    // A sleep, not a wait: ten scan intervals must pass, and nothing counts scans.
     std::thread::sleep(Duration::from_millis(1000));
     let log_text = run.log();
     let events = run.stop();
@@ -388,6 +385,7 @@ fn links_fifos_and_directories_in_a_log_directory_are_not_read() {
     );
     let run = Run::start(&pipeline_path, &state);
     run.wait_for(40, Duration::from_secs(30));
+    // A sleep, not a wait: a negative check, the link's target must not come twice.
     std::thread::sleep(Duration::from_millis(500));
     let log_text = run.log();
     let events = run.stop();
@@ -450,6 +448,7 @@ fn two_thousand_idle_monitoring_connections_do_not_starve_the_daemon() {
     for round in 0..5u64 {
         lines(&log, 100 + round * 100..200 + round * 100);
         run.wait_for(200 + round as usize * 100, Duration::from_secs(30));
+        // A sleep, not a wait: the writer's pace, lines keep coming while the connections idle.
         std::thread::sleep(Duration::from_millis(200));
     }
     let size = std::fs::metadata(&log).unwrap().len();
@@ -463,13 +462,7 @@ fn two_thousand_idle_monitoring_connections_do_not_starve_the_daemon() {
     );
     // Once the silent clients time out, a new one is answered, and a
     // kept-alive connection gets every one of its answers.
-    let mut health = None;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while health.is_none() {
-        assert!(Instant::now() < deadline, "/health never answered 200");
-        health = get(port, "/health").filter(|(s, _)| *s == 200);
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_health(port, 200, "");
     drop(idle);
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     stream
@@ -543,6 +536,7 @@ fn a_drain_deadline_that_passes_exits_3_whichever_stage_is_stuck() {
         std::fs::write(&daemon, "drain_timeout = \"1s\"\n").unwrap();
         let config = daemon.to_string_lossy().into_owned();
         let role = if stuck == "kafka" { "ship" } else { "all" };
+        let metrics = common::metrics_address();
         let run = Run::start_with(
             &pipeline,
             &state,
@@ -552,12 +546,19 @@ fn a_drain_deadline_that_passes_exits_3_whichever_stage_is_stuck() {
                 "--role",
                 role,
                 "--metrics-address",
-                "off",
+                &metrics,
             ],
             None,
         );
         wait_log(&run, "Following new file.");
-        std::thread::sleep(Duration::from_millis(500));
+        // All 50 lines read, so they are in flight at the stop.
+        wait_metric(
+            &metrics,
+            "logpipe_events_in_total",
+            &["pipeline=\"stuck\"", "stage=\"input.file\""],
+            Duration::from_secs(30),
+            |n| n >= 50.0,
+        );
         let (status, _) = run.stop_status();
         let text = std::fs::read_to_string(state.with_extension("log")).unwrap();
         assert_eq!(status.code(), Some(3), "{stuck}: {status}\n{text}");

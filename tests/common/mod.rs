@@ -119,6 +119,99 @@ where
     }
 }
 
+/// Polls `check` until it returns `Some`, or panics with `what` after
+/// `timeout`: [`eventually`] for tests without a runtime.
+pub fn wait_until<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `GET path` from the daemon's monitoring endpoint at `addr`
+/// (`127.0.0.1:PORT`): status and body, or `None` while nothing answers.
+/// Blocking, so that tests with and without a runtime can ask.
+pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let addr: std::net::SocketAddr = addr.parse().ok()?;
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n")?.1.to_owned();
+    Some((status, body))
+}
+
+/// The value of the first sample of metric `name` whose labels include
+/// all of `labels` (`stage="input.file"`), in a `/metrics` text.
+pub fn metric_sample(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(name) && labels.iter().all(|x| l.contains(x)))
+        .find_map(|l| l.rsplit_once(' ')?.1.parse().ok())
+}
+
+/// Waits (up to `timeout`) until the daemon at `addr` serves metric `name`
+/// with `labels` and `ok(value)` holds; returns the value. The failure
+/// names the metric and the last value seen.
+pub fn wait_metric(
+    addr: &str,
+    name: &str,
+    labels: &[&str],
+    timeout: Duration,
+    ok: impl Fn(f64) -> bool,
+) -> f64 {
+    let deadline = Instant::now() + timeout;
+    let mut last = None;
+    loop {
+        if let Some((200, text)) = http_get(addr, "/metrics") {
+            last = metric_sample(&text, name, labels);
+            if let Some(v) = last.filter(|v| ok(*v)) {
+                return v;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {name}{{{}}} at {addr}; last value: {last:?}",
+            labels.join(",")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A monitoring address on a free port, for `--metrics-address`.
+pub fn metrics_address() -> String {
+    format!("127.0.0.1:{}", free_port())
+}
+
+/// Waits until the file at `log` contains `text`, `count` times at least
+/// (a daemon's log, say); the failure shows the file.
+pub fn wait_for_text(log: &Path, text: &str, count: usize, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let content = std::fs::read_to_string(log).unwrap_or_default();
+        if content.matches(text).count() >= count {
+            return content;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {count}× {text:?} in {}:\n{content}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A small Elasticsearch client for assertions.
 pub struct Es {
     pub base: String,
