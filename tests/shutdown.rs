@@ -13,27 +13,12 @@ use common::*;
 const LINES: usize = 200_000;
 
 fn pipeline(dir: &std::path::Path, log: &std::path::Path, extra: &str) -> std::path::PathBuf {
-    let path = dir.join("drain.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-name = "drain"
-{extra}
-[[input]]
-type = "file"
-paths = ["{}"]
-exit_after_eof = true
-batch_events = 500
-
-[[output]]
-type = "stdout"
-"#,
-            log.display()
-        ),
-    )
-    .unwrap();
-    path
+    pipeline_toml("drain")
+        .with(extra)
+        .file_input(log)
+        .with("exit_after_eof = true\nbatch_events = 500")
+        .stdout_output()
+        .write_to(dir.join("drain.toml"))
 }
 
 #[test]
@@ -65,7 +50,13 @@ fn drain_and_resume(extra: &str, ordered: bool) {
     // Read stdout slowly at first: the pipe fills, the output blocks and
     // batches pile up in the channels, so SIGTERM arrives with events in
     // flight.
-    let mut child = spawn_run(&pipeline, &state, &[], Stdio::piped());
+    let metrics = metrics_address();
+    let mut child = spawn_run(
+        &pipeline,
+        &state,
+        &["--metrics-address", &metrics],
+        Stdio::piped(),
+    );
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut first_run = Vec::new();
     let mut line = String::new();
@@ -77,7 +68,21 @@ fn drain_and_resume(extra: &str, ordered: bool) {
         );
         first_run.push(line.clone());
     }
-    std::thread::sleep(Duration::from_millis(500));
+    // Wait until events are in flight: two batches at least that the input
+    // read and the output has not written (it is blocked on the full pipe).
+    let count = |text: &str, name: &str, stage: &str| {
+        metric_sample(text, name, &["pipeline=\"drain\"", stage]).unwrap_or(0.0)
+    };
+    wait_until(
+        Duration::from_secs(30),
+        "1000 events read and not yet written out, in /metrics",
+        || {
+            let (_, text) = http_get(&metrics, "/metrics")?;
+            let read = count(&text, "logpipe_events_in_total", "stage=\"input.file\"");
+            let out = count(&text, "logpipe_events_out_total", "stage=\"output.stdout\"");
+            (read - out >= 1000.0).then_some(())
+        },
+    );
     sigterm(&child);
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();

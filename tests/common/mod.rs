@@ -2,7 +2,11 @@
 //! `scripts/test.sh`, the logpipe binary, Elasticsearch queries.
 #![allow(dead_code)]
 
+mod pipeline_toml;
 pub mod proxy;
+
+#[allow(unused_imports)] // each test file uses some of common
+pub use pipeline_toml::{pipeline_toml, quote, PipelineToml};
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
