@@ -18,17 +18,16 @@ use serde_json::Value;
 
 use common::*;
 
-/// An index pipeline printing its events (with metadata) to stdout.
+/// An index pipeline printing its events to stdout, with `extra` in
+/// `[kafka]`.
 fn pipeline(dir: &Path, name: &str, kafka: &str, topic: &str, group: &str, extra: &str) -> PathBuf {
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(
-        &path,
-        format!(
-            "name = \"{name}\"\n[kafka]\nbrokers = \"{kafka}\"\ntopic = \"{topic}\"\ngroup_id = \"{group}\"\nsession_timeout = \"6s\"\nrevoke_timeout = \"5s\"\n{extra}[[output]]\ntype = \"stdout\"\n"
-        ),
-    )
-    .unwrap();
-    path
+    pipeline_toml(name)
+        .kafka(kafka, topic)
+        .group(group)
+        .with("revoke_timeout = \"5s\"")
+        .with(extra)
+        .stdout_output()
+        .write_to(dir.join(format!("{name}.toml")))
 }
 
 async fn produce(brokers: &str, topic: &str, range: std::ops::Range<usize>) {
@@ -196,6 +195,7 @@ async fn a_restarting_static_member_gets_its_partitions_back_without_a_rebalance
     // Away for longer than a heartbeat interval (2 s): a member that had
     // left would have its partitions given to b by now. Well inside the
     // session timeout (10 s), which keeps them for a static one.
+    // A sleep, not a wait: how long a is away is the scenario.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let mut a = spawn_run(&p, &a_state, &["--role", "index"], Stdio::piped());
     readers.push(count_messages(&mut a, seen.clone()));
@@ -211,6 +211,7 @@ async fn a_restarting_static_member_gets_its_partitions_back_without_a_rebalance
     );
     assert_eq!(consuming_instance(&a_log).as_deref(), Some(a_id.as_str()));
     // nothing is printed twice: give late duplicates a moment to show
+    // (a sleep, not a wait: a negative check)
     tokio::time::sleep(Duration::from_secs(2)).await;
     // b's log while it runs (stopping revokes its partitions locally)
     let b_text = std::fs::read_to_string(&b_log).unwrap();

@@ -16,12 +16,6 @@ use serde_json::Value;
 
 use common::*;
 
-fn write_pipeline(dir: &std::path::Path, name: &str, body: &str) -> std::path::PathBuf {
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, format!("name = \"{name}\"\n{body}")).unwrap();
-    path
-}
-
 async fn produce(brokers: &str, topic: &str, records: impl IntoIterator<Item = (String, Vec<u8>)>) {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -61,15 +55,11 @@ async fn shipped_events_read_back_have_the_filebeat_shape() {
     create_topic(&svc.kafka, &topic, 3).await;
     let log = dir.path().join("access_log");
     write_lines(&log, (0..300).map(|i| format!("line {i}")));
-    let pipeline = write_pipeline(
-        dir.path(),
-        "ship",
-        &format!(
-            "[[input]]\ntype = \"file\"\npaths = [\"{}\"]\ntags = [\"httpd_access\"]\nfields = {{ log_type = \"access\" }}\n[kafka]\nbrokers = \"{}\"\ntopic = \"{topic}\"\n",
-            log.display(),
-            svc.kafka
-        ),
-    );
+    let pipeline = pipeline_toml("ship")
+        .file_input(&log)
+        .with("tags = [\"httpd_access\"]\nfields = { log_type = \"access\" }")
+        .kafka(&svc.kafka, &topic)
+        .write_to(dir.path().join("ship.toml"));
     let mut child = spawn_run(
         &pipeline,
         &dir.path().join("state"),
@@ -118,6 +108,7 @@ async fn shipped_events_read_back_have_the_filebeat_shape() {
     assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
 }
 
+/// An index pipeline printing its events, with metadata, to stdout.
 fn index_pipeline(
     dir: &std::path::Path,
     name: &str,
@@ -125,13 +116,13 @@ fn index_pipeline(
     topic: &str,
     group: &str,
 ) -> std::path::PathBuf {
-    write_pipeline(
-        dir,
-        name,
-        &format!(
-            "[kafka]\nbrokers = \"{kafka}\"\ntopic = \"{topic}\"\ngroup_id = \"{group}\"\nsession_timeout = \"6s\"\nrevoke_timeout = \"5s\"\n[[output]]\ntype = \"stdout\"\nmetadata = true\n"
-        ),
-    )
+    pipeline_toml(name)
+        .kafka(kafka, topic)
+        .group(group)
+        .with("revoke_timeout = \"5s\"")
+        .stdout_output()
+        .with("metadata = true")
+        .write_to(dir.join(format!("{name}.toml")))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -331,14 +322,12 @@ async fn a_broker_outage_holds_events_until_the_broker_is_back() {
     proxy.set_up(false);
     let log = dir.path().join("access_log");
     write_lines(&log, (0..200).map(|i| format!("before {i}")));
-    let pipeline = write_pipeline(
-        dir.path(),
-        "outage",
-        &format!(
-            "[[input]]\ntype = \"file\"\npaths = [\"{}\"]\n[kafka]\nbrokers = \"{brokers}\"\ntopic = \"{topic}\"\nsession_timeout = \"6s\"\n[[output]]\ntype = \"stdout\"\n",
-            log.display()
-        ),
-    );
+    let pipeline = pipeline_toml("outage")
+        .file_input(&log)
+        .kafka(&brokers, &topic)
+        .with("session_timeout = \"6s\"")
+        .stdout_output()
+        .write_to(dir.path().join("outage.toml"));
     let state = dir.path().join("state");
     let mut child = spawn_run(&pipeline, &state, &["--role", "all"], Stdio::piped());
     let lines = lines_of(&mut child);
@@ -359,6 +348,7 @@ async fn a_broker_outage_holds_events_until_the_broker_is_back() {
     // Unreachable for a while mid-stream.
     proxy.set_up(false);
     write_lines(&log, (0..200).map(|i| format!("during {i}")));
+    // A sleep, not a wait: the outage's length is the scenario.
     tokio::time::sleep(Duration::from_secs(8)).await;
     proxy.set_up(true);
     while got.len() < 400 {
@@ -396,15 +386,16 @@ async fn producer_and_consumer_work_over_tls() {
     write_lines(&log, (0..100).map(|i| format!("tls {i}")));
     backdate(&log, QUIET);
     let topic = unique("tls");
-    let pipeline = write_pipeline(
-        dir.path(),
-        "tls",
-        &format!(
-            "[[input]]\ntype = \"file\"\npaths = [\"{}\"]\n[kafka]\nbrokers = \"{ssl}\"\ntopic = \"{topic}\"\nensure_topic = true\nsession_timeout = \"6s\"\n[kafka.tls]\nca = \"{}\"\n[[output]]\ntype = \"stdout\"\n",
-            log.display(),
-            ca.display()
-        ),
-    );
+    let pipeline = pipeline_toml("tls")
+        .file_input(&log)
+        .kafka(&ssl, &topic)
+        .with("ensure_topic = true\nsession_timeout = \"6s\"")
+        .with(&format!(
+            "[kafka.tls]\nca = {}",
+            quote(&ca.display().to_string())
+        ))
+        .stdout_output()
+        .write_to(dir.path().join("tls.toml"));
     let mut child = spawn_run(
         &pipeline,
         &dir.path().join("state"),
@@ -435,14 +426,10 @@ async fn topics_ensure_creates_topics_and_reports_existing_ones() {
     let Some(svc) = services() else { return };
     let dir = temp_dir();
     let topic = unique("ensure");
-    let pipeline = write_pipeline(
-        dir.path(),
-        "ensure",
-        &format!(
-            "[kafka]\nbrokers = \"{}\"\ntopic = \"{topic}\"\npartitions = 4\n",
-            svc.kafka
-        ),
-    );
+    let pipeline = pipeline_toml("ensure")
+        .kafka(&svc.kafka, &topic)
+        .with("partitions = 4")
+        .write_to(dir.path().join("ensure.toml"));
     let run = || {
         let out = succeeds(logpipe().args(["topics", "ensure"]).arg(&pipeline));
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -458,14 +445,10 @@ async fn topics_ensure_creates_topics_and_reports_existing_ones() {
         "{second}"
     );
 
-    let templated = write_pipeline(
-        dir.path(),
-        "templated",
-        &format!(
-            "[kafka]\nbrokers = \"{}\"\ntopic = \"%{{[fields][log_type]}}\"\ntopics = [\"{topic}\"]\n",
-            svc.kafka
-        ),
-    );
+    let templated = pipeline_toml("templated")
+        .kafka(&svc.kafka, "%{[fields][log_type]}")
+        .with(&format!("topics = [{}]", quote(&topic)))
+        .write_to(dir.path().join("templated.toml"));
     let out = logpipe()
         .args(["topics", "ensure"])
         .arg(&templated)
@@ -481,11 +464,9 @@ async fn topics_ensure_creates_topics_and_reports_existing_ones() {
 fn topics_ensure_with_an_unreachable_broker_says_so_and_names_it() {
     let dir = temp_dir();
     let broker = format!("127.0.0.1:{}", free_port());
-    let pipeline = write_pipeline(
-        dir.path(),
-        "unreachable",
-        &format!("[kafka]\nbrokers = \"{broker}\"\ntopic = \"t\"\n"),
-    );
+    let pipeline = pipeline_toml("unreachable")
+        .kafka(&broker, "t")
+        .write_to(dir.path().join("unreachable.toml"));
     let started = std::time::Instant::now();
     let mut child = logpipe()
         .args(["topics", "ensure"])
@@ -517,26 +498,20 @@ async fn ensure_topic_creates_the_topic_under_role_index() {
     let Some(svc) = services() else { return };
     let dir = temp_dir();
     let topic = unique("ensure-index");
-    let pipeline = write_pipeline(
-        dir.path(),
-        "ensureindex",
-        &format!(
-            "[kafka]\nbrokers = \"{}\"\ntopic = \"{topic}\"\npartitions = 3\nensure_topic = true\n[[output]]\ntype = \"stdout\"\n",
-            svc.kafka
-        ),
-    );
+    let pipeline = pipeline_toml("ensureindex")
+        .kafka(&svc.kafka, &topic)
+        .with("partitions = 3\nensure_topic = true")
+        .stdout_output()
+        .write_to(dir.path().join("ensureindex.toml"));
     let state = dir.path().join("state");
     let mut child = spawn_run(&pipeline, &state, &["--role", "index"], Stdio::piped());
     let lines = lines_of(&mut child);
-    let log = state.with_extension("log");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("Created Kafka topic.")
-    {
-        assert!(std::time::Instant::now() < deadline, "no topic created");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_text(
+        &state.with_extension("log"),
+        "Created Kafka topic.",
+        1,
+        Duration::from_secs(60),
+    );
     // With the partitions the pipeline asks for (a topic auto-created by a
     // producer would have the broker's default).
     let out = logpipe()
@@ -572,15 +547,12 @@ async fn a_message_too_large_for_the_broker_is_dead_lettered_and_the_rest_delive
     let mut lines: Vec<String> = (0..50).map(|i| format!("small {i}")).collect();
     lines.insert(25, format!("large {}", "x".repeat(20_000)));
     write_lines(&log, lines);
-    let pipeline = write_pipeline(
-        dir.path(),
-        "large",
-        &format!(
-            "[[input]]\ntype = \"file\"\npaths = [\"{}\"]\n[kafka]\nbrokers = \"{}\"\ntopic = \"{topic}\"\nmessage_max_bytes = 10000\nsession_timeout = \"6s\"\n[[output]]\ntype = \"stdout\"\n",
-            log.display(),
-            svc.kafka
-        ),
-    );
+    let pipeline = pipeline_toml("large")
+        .file_input(&log)
+        .kafka(&svc.kafka, &topic)
+        .with("message_max_bytes = 10000\nsession_timeout = \"6s\"")
+        .stdout_output()
+        .write_to(dir.path().join("large.toml"));
     let state = dir.path().join("state");
     let mut child = spawn_run(&pipeline, &state, &["--role", "all"], Stdio::piped());
     let lines = lines_of(&mut child);
@@ -659,6 +631,7 @@ async fn a_reload_that_changes_nothing_keeps_the_consumer_in_its_group() {
     .await;
     // longer than the session timeout (6 s classic, 10 s for the test
     // broker's KIP-848 groups): a member that left would be gone
+    // (a sleep, not a wait: the time passing is the scenario)
     tokio::time::sleep(Duration::from_secs(12)).await;
     produce(&svc.kafka, &topic, (100..200).map(json_record)).await;
     let mut after = 0;
