@@ -23,6 +23,10 @@ use common::*;
 struct Route {
     name: String,
     dir: tempfile::TempDir,
+    /// The brokers the route's processes bootstrap from.
+    brokers: String,
+    /// The index half's consumer group (named after the topic).
+    group: String,
     _broker: Option<BrokerSlot>,
     /// The proxy in front of the broker (none for a broker of the test's own).
     kafka: Option<Proxy>,
@@ -67,40 +71,25 @@ impl Route {
         let logs = dir.path().join("logs");
         std::fs::create_dir(&logs).unwrap();
         let log = logs.join("access_log");
-        let pipeline = dir.path().join("route.toml");
         let index = unique(&format!("fault-{name}"));
-        std::fs::write(
-            &pipeline,
-            format!(
-                r#"name = "fault"
-[[input]]
-type = "file"
-paths = ["{log}*"]
-tags = ["httpd_access"]
-poll_interval = "50ms"
-
-[kafka]
-brokers = "{brokers}"
-topic = "{topic}"
-group_id = "{topic}"
-session_timeout = "6s"
-revoke_timeout = "3s"
-{extra}
-
-[[output]]
-type = "elasticsearch"
-hosts = "http://127.0.0.1:{es_port}"
-index = "{index}-%{{+YYYY.MM.dd}}"
-batch_wait = "200ms"
-"#,
-                log = log.display(),
-                es_port = es_proxy.port,
-            ),
-        )
-        .unwrap();
+        let pipeline = pipeline_toml("fault")
+            .file_input(format!("{}*", log.display()))
+            .with("tags = [\"httpd_access\"]\npoll_interval = \"50ms\"")
+            .kafka(&brokers, &topic)
+            .group(&topic)
+            .with("revoke_timeout = \"3s\"")
+            .with(extra)
+            .elasticsearch_output(
+                &format!("http://127.0.0.1:{}", es_proxy.port),
+                &format!("{index}-%{{+YYYY.MM.dd}}"),
+            )
+            .with("batch_wait = \"200ms\"")
+            .write_to(dir.path().join("route.toml"));
         Route {
             name: index,
             dir,
+            brokers,
+            group: topic,
             _broker: broker,
             kafka,
             es_proxy,
@@ -173,6 +162,59 @@ batch_wait = "200ms"
         format!("{}-*", self.name)
     }
 
+    /// Waits until the route carries lines end to end: the first
+    /// documents are indexed.
+    async fn flowing(&self) {
+        let pattern = self.pattern();
+        eventually(
+            Duration::from_secs(90),
+            &format!("{}: the first documents indexed", self.name),
+            || async { (self.es.count(&pattern).await > 0).then_some(()) },
+        )
+        .await;
+    }
+
+    /// Waits until the log of the process tagged `tag` says `text`.
+    async fn logged(&self, tag: &str, text: &str) {
+        let log = self.dir.path().join(format!("{tag}.log"));
+        eventually(
+            Duration::from_secs(60),
+            &format!("{}: {text:?} in {tag}.log", self.name),
+            || {
+                let found = std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .contains(text);
+                async move { found.then_some(()) }
+            },
+        )
+        .await;
+    }
+
+    /// Waits until the index half's group is stable with `members`
+    /// members, each holding some of the topic's 3 partitions.
+    async fn group_settled(&self, members: usize) {
+        eventually(
+            Duration::from_secs(90),
+            &format!("{}: the group stable with {members} members", self.name),
+            || {
+                let (brokers, group) = (self.brokers.clone(), self.group.clone());
+                async move {
+                    let d = tokio::task::spawn_blocking(move || describe_group(&brokers, &group))
+                        .await
+                        .unwrap()
+                        .ok()?;
+                    let held: usize = d.members.iter().map(|m| m.partitions.len()).sum();
+                    (d.state == "Stable"
+                        && d.members.len() == members
+                        && held == 3
+                        && d.members.iter().all(|m| !m.partitions.is_empty()))
+                    .then_some(())
+                }
+            },
+        )
+        .await;
+    }
+
     /// Waits until `expected` documents are indexed and stay so; returns
     /// the numbers of the indexed lines and how many documents there are.
     async fn settle(&self, expected: u64) -> (BTreeMap<u64, usize>, u64) {
@@ -190,6 +232,7 @@ batch_wait = "200ms"
             );
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+        // A sleep, not a wait: a negative check, no late duplicate may arrive meanwhile.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let docs = self.es.count(&pattern).await;
         let mut seen = BTreeMap::new();
@@ -280,6 +323,7 @@ fn write_numbered(path: &Path, from: u64, to: u64, rate: u64) {
         if let Some(wait) = due.checked_sub(start.elapsed()) {
             if (n - from).is_multiple_of(50) {
                 f.flush().unwrap();
+                // A sleep, not a wait: the writer's pace (`rate` lines a second).
                 std::thread::sleep(wait);
             }
         }
@@ -317,6 +361,7 @@ async fn run_kills(role: &'static str) {
     let log = route.log.clone();
     let writer = std::thread::spawn(move || write_numbered(&log, 0, total, 800));
     for round in 0..3 {
+        // A sleep, not a wait: the kill lands at a random moment, whatever the route is doing.
         tokio::time::sleep(Duration::from_millis(800 + fastrand::u64(0..1200))).await;
         route.kill(role);
         println!(
@@ -359,13 +404,15 @@ async fn run_outage(outage: Outage) {
     let total = 3000;
     let log = route.log.clone();
     let writer = std::thread::spawn(move || write_numbered(&log, 0, total, 600));
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The outage begins mid-stream, once lines reach the index.
+    route.flowing().await;
     let proxy = match outage {
         Outage::Broker => route.kafka.as_ref().unwrap(),
         Outage::Elasticsearch => &route.es_proxy,
     };
     proxy.set_up(false);
     println!("{name}: {what} unreachable for 6 s while the writer writes");
+    // A sleep, not a wait: the outage's length is the scenario.
     tokio::time::sleep(Duration::from_secs(6)).await;
     proxy.set_up(true);
     writer.join().unwrap();
@@ -454,7 +501,10 @@ async fn memory_stays_bounded_while_elasticsearch_is_down() {
         return;
     };
     route.start();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Both halves up before Elasticsearch goes: the ship half running, the
+    // index half in its group.
+    route.logged("ship", "logpipe is running.").await;
+    route.logged("index", "Kafka partitions assigned.").await;
     route.es_proxy.set_up(false);
     let total = 40_000;
     let log = route.log.clone();
@@ -463,6 +513,7 @@ async fn memory_stays_bounded_while_elasticsearch_is_down() {
     let until = Instant::now() + Duration::from_secs(12);
     while Instant::now() < until {
         peak = route.rss_mib().into_iter().fold(peak, f64::max);
+        // A sleep, not a wait: the sampling interval of a 12 s measurement.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     writer.join().unwrap();
@@ -488,9 +539,11 @@ async fn a_broker_stopped_and_started_again_loses_and_duplicates_nothing() {
     let total = 3000;
     let log = route.log.clone();
     let writer = std::thread::spawn(move || write_numbered(&log, 0, total, 300));
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The broker stops mid-stream, once lines reach the index.
+    route.flowing().await;
     kafka.stop();
     println!("broker-restart: broker stopped (SIGTERM) while the writer writes");
+    // A sleep, not a wait: how long the broker stays down is the scenario.
     tokio::time::sleep(Duration::from_secs(3)).await;
     kafka.start();
     println!("broker-restart: broker started again on the same port and log");
@@ -542,11 +595,15 @@ async fn run_fleet(name: &str, extra: &str) {
     let total = 4000;
     let log = route.log.clone();
     let writer = std::thread::spawn(move || write_numbered(&log, 0, total, 500));
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The kill lands on a formed group (each indexer with partitions) that
+    // indexes lines.
+    route.group_settled(3).await;
+    route.flowing().await;
     let mut killed = fleet.0.remove(1);
     killed.kill().unwrap();
     killed.wait().unwrap();
     println!("{name}: kill -9 of indexer 2 of 3");
+    // A sleep, not a wait: the fourth joins a while after the kill, not with it.
     tokio::time::sleep(Duration::from_secs(2)).await;
     fleet.0.push(route.spawn_as("index", "index-4"));
     println!("{name}: indexer 4 joins");
