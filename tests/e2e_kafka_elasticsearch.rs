@@ -28,35 +28,14 @@ async fn file_to_kafka_to_elasticsearch() {
         .collect();
     write_lines(&log, lines.clone());
 
-    let pipeline = dir.path().join("e2e.toml");
-    std::fs::write(
-        &pipeline,
-        format!(
-            r#"
-name = "e2e"
-[[input]]
-type = "file"
-paths = ["{log}"]
-tags = ["httpd_access"]
-
-[kafka]
-brokers = "{kafka}"
-topic = "{topic}"
-group_id = "{topic}-group"
-session_timeout = "6s"
-
-[[output]]
-type = "elasticsearch"
-hosts = "{es}"
-index = "{prefix}-%{{+YYYY.MM.dd}}"
-batch_wait = "200ms"
-"#,
-            log = log.display(),
-            kafka = svc.kafka,
-            es = svc.es,
-        ),
-    )
-    .unwrap();
+    let pipeline = pipeline_toml("e2e")
+        .file_input(&log)
+        .with("tags = [\"httpd_access\"]")
+        .kafka(&svc.kafka, &topic)
+        .group(&format!("{topic}-group"))
+        .elasticsearch_output(&svc.es, &format!("{prefix}-%{{+YYYY.MM.dd}}"))
+        .with("batch_wait = \"200ms\"")
+        .write_to(dir.path().join("e2e.toml"));
 
     let state = dir.path().join("state");
     let mut child = spawn_run(&pipeline, &state, &["--role", "all"], Stdio::null());
@@ -68,7 +47,8 @@ batch_wait = "200ms"
         || async { (es.count(&pattern).await >= 500).then_some(()) },
     )
     .await;
-    // A moment for stragglers: the count must stay exact.
+    // A moment for stragglers: the count must stay exact (a sleep, not a
+    // wait: a negative check).
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(es.count(&pattern).await, 500);
 

@@ -138,15 +138,11 @@ async fn the_producer_recovers_by_itself_after_its_broker_restarted_and_every_li
     ensure_topic(&brokers, &topic, 1).await;
 
     let log = dir.join("access_log");
-    let pipeline = dir.join("restart.toml");
-    std::fs::write(
-        &pipeline,
-        format!(
-            "name = \"restart\"\n[[input]]\ntype = \"file\"\npaths = [\"{}\"]\n[kafka]\nbrokers = \"{brokers}\"\ntopic = \"{topic}\"\n[[output]]\ntype = \"stdout\"\n",
-            log.display()
-        ),
-    )
-    .unwrap();
+    let pipeline = pipeline_toml("restart")
+        .file_input(&log)
+        .kafka(&brokers, &topic)
+        .stdout_output()
+        .write_to(dir.join("restart.toml"));
     let state = dir.join("state");
     let addr = format!("127.0.0.1:{}", free_port());
     let base = format!("http://{addr}");
@@ -198,6 +194,7 @@ async fn the_producer_recovers_by_itself_after_its_broker_restarted_and_every_li
     })
     .await;
     assert_eq!(reason, format!("Kafka: 1/1 brokers down ({brokers})"));
+    // A sleep, not a wait: the broker stays down a while, the outage is the scenario.
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // Started again on the same port, with more lines after.

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::deliver_all;
+use common::{deliver_all, PipelineToml};
 use logpipe::dead_letter::DeadLetters;
 use logpipe::event::Event;
 use logpipe::kafka::producer::Producers;
@@ -28,12 +28,11 @@ const OUT_OF_ORDER: RDKafkaRespErr = RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_OR
 
 /// The hop of a pipeline file shipping to `topic` on `brokers`.
 fn hop(dir: &std::path::Path, brokers: &str, topic: &str) -> Hop {
-    let path = dir.join("fatal.toml");
-    std::fs::write(
-        &path,
-        format!("[[input]]\ntype = \"file\"\npaths = [\"/nonexistent\"]\n[kafka]\nbrokers = \"{brokers}\"\ntopic = \"{topic}\"\n[[output]]\ntype = \"stdout\"\n"),
-    )
-    .unwrap();
+    let path = PipelineToml::unnamed()
+        .file_input("/nonexistent")
+        .kafka(brokers, topic)
+        .stdout_output()
+        .write_to(dir.join("fatal.toml"));
     let loaded = logpipe::pipeline::load(&[path], &|_: &str| None);
     assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
     loaded.pipelines[0].hop.clone().unwrap()

@@ -18,35 +18,13 @@ fn pipeline(
     group: &str,
     prefix: &str,
 ) -> std::path::PathBuf {
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-name = "{name}"
-[[input]]
-type = "file"
-paths = ["{log}"]
-
-[kafka]
-brokers = "{kafka}"
-topic = "{topic}"
-group_id = "{group}"
-session_timeout = "6s"
-
-[[output]]
-type = "elasticsearch"
-hosts = "{es}"
-index = "{prefix}-%{{+YYYY.MM.dd}}"
-batch_wait = "100ms"
-"#,
-            log = log.display(),
-            kafka = svc.kafka,
-            es = svc.es,
-        ),
-    )
-    .unwrap();
-    path
+    pipeline_toml(name)
+        .file_input(log)
+        .kafka(&svc.kafka, topic)
+        .group(group)
+        .elasticsearch_output(&svc.es, &format!("{prefix}-%{{+YYYY.MM.dd}}"))
+        .with("batch_wait = \"100ms\"")
+        .write_to(dir.join(format!("{name}.toml")))
 }
 
 /// Sum of `duplicates=N` in the output's debug lines.

@@ -27,17 +27,13 @@ fn pipeline(dir: &Path, name: &str, brokers: &str, security: &str, n: usize) -> 
     let log = dir.join(format!("{name}.log-input"));
     write_lines(&log, (0..n).map(|i| format!("{name} line {i}")));
     backdate(&log, QUIET);
-    let topic = unique(name);
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(
-        &path,
-        format!(
-            "name = \"{name}\"\n[[input]]\ntype = \"file\"\npaths = [\"{}\"]\n[kafka]\nbrokers = \"{brokers}\"\ntopic = \"{topic}\"\nensure_topic = true\nsession_timeout = \"6s\"\n{security}\n[[output]]\ntype = \"stdout\"\n",
-            log.display()
-        ),
-    )
-    .unwrap();
-    path
+    pipeline_toml(name)
+        .file_input(&log)
+        .kafka(brokers, &unique(name))
+        .with("ensure_topic = true\nsession_timeout = \"6s\"")
+        .with(security)
+        .stdout_output()
+        .write_to(dir.join(format!("{name}.toml")))
 }
 
 fn spawn(dir: &Path, pipeline: &Path) -> (Child, std::sync::mpsc::Receiver<String>, PathBuf) {
@@ -85,7 +81,8 @@ fn deliver(dir: &Path, pipeline: &Path, n: usize) -> (BTreeMap<String, usize>, S
             }
         }
     }
-    // a moment for a duplicate to show, then a clean stop
+    // a moment for a duplicate to show, then a clean stop (a sleep, not a
+    // wait: a negative check)
     std::thread::sleep(Duration::from_millis(500));
     for line in lines.try_iter() {
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
