@@ -645,21 +645,22 @@ async fn setup_installs_a_template_that_elasticsearch_applies_and_enforces() {
     setup_template(&url, "keyword").await;
 }
 
+/// A pipeline for `logpipe setup` only: daily indices `prefix-YYYY.MM.dd`
+/// on `url`, its file input never read.
+fn setup_pipeline(url: &str, prefix: &str, path: std::path::PathBuf) -> std::path::PathBuf {
+    PipelineToml::unnamed()
+        .file_input("/nonexistent")
+        .elasticsearch_output(url, &format!("{prefix}-%{{+YYYY.MM.dd}}"))
+        .write_to(path)
+}
+
 /// `logpipe setup` (twice) installs the template; a later document with
 /// strings everywhere gets the ECS types, and one that breaks them is
 /// refused by the server.
 async fn setup_template(url: &str, url_type: &str) {
     let dir = temp_dir();
     let prefix = unique("setup");
-    let pipeline = dir.path().join("setup.toml");
-    std::fs::write(
-        &pipeline,
-        format!(
-            "[[input]]\ntype = \"file\"\npaths = [\"/nonexistent\"]\n[[output]]\ntype = \"elasticsearch\"\nhosts = \"{}\"\nindex = \"{prefix}-%{{+YYYY.MM.dd}}\"\n",
-            url
-        ),
-    )
-    .unwrap();
+    let pipeline = setup_pipeline(url, &prefix, dir.path().join("setup.toml"));
     for _ in 0..2 {
         let out = logpipe().arg("setup").arg(&pipeline).output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -799,15 +800,11 @@ async fn setup_uses_the_template_api_of_the_version_it_finds() {
         let proxy = Proxy::start(&svc.es).await;
         *proxy.root.lock().unwrap() = Some(root.clone());
         let prefix = unique("versions");
-        let pipeline = dir.path().join(format!("{prefix}.toml"));
-        std::fs::write(
-            &pipeline,
-            format!(
-                "[[input]]\ntype = \"file\"\npaths = [\"/nonexistent\"]\n[[output]]\ntype = \"elasticsearch\"\nhosts = \"{}\"\nindex = \"{prefix}-%{{+YYYY.MM.dd}}\"\n",
-                proxy.url
-            ),
-        )
-        .unwrap();
+        let pipeline = setup_pipeline(
+            &proxy.url,
+            &prefix,
+            dir.path().join(format!("{prefix}.toml")),
+        );
         let out = logpipe().arg("setup").arg(&pipeline).output().unwrap();
         assert!(
             out.status.success(),

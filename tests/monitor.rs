@@ -14,10 +14,7 @@ async fn get(url: &str) -> (u16, String) {
 }
 
 fn sample(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(name) && labels.iter().all(|x| l.contains(x)))
-        .find_map(|l| l.rsplit_once(' ')?.1.parse().ok())
+    metric_sample(metrics, name, labels)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -25,15 +22,12 @@ async fn metrics_count_the_events_and_status_reads_the_daemon_and_the_checkpoint
     let dir = temp_dir();
     let log = dir.path().join("access_log");
     write_lines(&log, (0..500).map(|i| format!("line {i}")));
-    let pipeline = dir.path().join("m.toml");
-    std::fs::write(
-        &pipeline,
-        format!(
-            "name = \"m\"\n[[input]]\ntype = \"file\"\npaths = [\"{}\"]\n[[filter]]\ntype = \"mutate\"\nadd_tag = [\"seen\"]\n[[output]]\ntype = \"stdout\"\n",
-            log.display()
-        ),
-    )
-    .unwrap();
+    let pipeline = pipeline_toml("m")
+        .file_input(&log)
+        .filter("mutate")
+        .with("add_tag = [\"seen\"]")
+        .stdout_output()
+        .write_to(dir.path().join("m.toml"));
     let state = dir.path().join("state");
     let addr = format!("127.0.0.1:{}", free_port());
     let mut child = spawn_run(
@@ -163,16 +157,12 @@ async fn health_turns_503_while_elasticsearch_is_down_and_200_when_it_is_back() 
     let log = dir.path().join("access_log");
     write_lines(&log, (0..200).map(|i| format!("before {i}")));
     let index = unique("health");
-    let pipeline = dir.path().join("h.toml");
-    std::fs::write(
-        &pipeline,
-        format!(
-            "name = \"h\"\n[[input]]\ntype = \"file\"\npaths = [\"{}\"]\npoll_interval = \"50ms\"\n[[output]]\ntype = \"elasticsearch\"\nhosts = \"http://127.0.0.1:{}\"\nindex = \"{index}\"\nbatch_wait = \"100ms\"\nprobe_interval = \"200ms\"\n",
-            log.display(),
-            proxy.port
-        ),
-    )
-    .unwrap();
+    let pipeline = pipeline_toml("h")
+        .file_input(&log)
+        .with("poll_interval = \"50ms\"")
+        .elasticsearch_output(&format!("http://127.0.0.1:{}", proxy.port), &index)
+        .with("batch_wait = \"100ms\"\nprobe_interval = \"200ms\"")
+        .write_to(dir.path().join("h.toml"));
     let addr = format!("127.0.0.1:{}", free_port());
     let base = format!("http://{addr}");
     let mut child = spawn_run(

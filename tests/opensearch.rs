@@ -206,16 +206,11 @@ async fn setup_and_index(url: &str, found: &str, dir: &std::path::Path) -> Strin
     let log = dir.join("access_log");
     write_lines(&log, (0..20).map(|i| format!("detect {i}")));
     backdate(&log, QUIET);
-    let pipeline = dir.join("detect.toml");
-    std::fs::write(
-        &pipeline,
-        format!(
-            "name = \"detect\"\n[[input]]\ntype = \"file\"\npaths = [\"{}\"]\n[[output]]\ntype = \"elasticsearch\"\nhosts = \"{}\"\nindex = \"{prefix}-%{{+YYYY.MM.dd}}\"\nbatch_wait = \"50ms\"\nsetup = true\n",
-            log.display(),
-            url
-        ),
-    )
-    .unwrap();
+    let pipeline = pipeline_toml("detect")
+        .file_input(&log)
+        .elasticsearch_output(url, &format!("{prefix}-%{{+YYYY.MM.dd}}"))
+        .with("batch_wait = \"50ms\"\nsetup = true")
+        .write_to(dir.join("detect.toml"));
     let out = logpipe().arg("setup").arg(&pipeline).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -5,7 +5,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixDatagram;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -15,31 +15,18 @@ fn file_pipeline(
     log: &std::path::Path,
     tag: &str,
 ) -> std::path::PathBuf {
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(
-        &path,
-        format!(
-            "name = \"{name}\"\n[[input]]\ntype = \"file\"\npaths = [\"{}\"]\ntags = [\"{tag}\"]\npoll_interval = \"50ms\"\n[[output]]\ntype = \"stdout\"\n",
-            log.display()
-        ),
-    )
-    .unwrap();
-    path
+    pipeline_toml(name)
+        .file_input(log)
+        .with(&format!(
+            "tags = [{}]\npoll_interval = \"50ms\"",
+            quote(tag)
+        ))
+        .stdout_output()
+        .write_to(dir.join(format!("{name}.toml")))
 }
 
 fn wait_for_log(log: &std::path::Path, needle: &str, count: usize) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if text.matches(needle).count() >= count {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {count}× `{needle}` in the log:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_text(log, needle, count, Duration::from_secs(30));
 }
 
 #[test]
