@@ -209,6 +209,7 @@ batch_wait = "200ms"
     let es = Es::new(&svc.es);
     wait_count(&es, &format!("{prefix}-access"), 20).await;
     wait_count(&es, &format!("{prefix}-error"), 5).await;
+    // A sleep, not a wait: a negative check, no duplicate may arrive meanwhile.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(es.count(&format!("{prefix}-access")).await, 20);
     assert_eq!(es.count(&format!("{prefix}-error")).await, 5);

@@ -22,6 +22,7 @@ fn spawn_writer(writer: Writer, total: u64) -> std::thread::JoinHandle<()> {
             let to = (from + 300).min(total);
             writer.write(from, to);
             from = to;
+            // A sleep, not a wait: the writer's pace, bursts with pauses.
             std::thread::sleep(Duration::from_millis(20));
         }
     })
@@ -69,6 +70,7 @@ fn clean_restarts_during_and_between_writes_lose_and_repeat_nothing() {
             assert!(Instant::now() < deadline, "no progress after a restart");
             std::thread::sleep(Duration::from_millis(10));
         }
+        // A sleep, not a wait: the run lives a while, so the stop lands mid-stream.
         std::thread::sleep(Duration::from_millis(150));
         events.extend(run.stop());
         restarts += 1;
@@ -76,6 +78,7 @@ fn clean_restarts_during_and_between_writes_lose_and_repeat_nothing() {
     writing.join().unwrap();
     // One more stop and start with the writer idle, mid-backlog or not.
     let run = Run::start(&pipeline, &state);
+    // A sleep, not a wait: the stop lands wherever the run is, mid-backlog or not.
     std::thread::sleep(Duration::from_millis(200));
     events.extend(run.stop());
     let run = Run::start(&pipeline, &state);

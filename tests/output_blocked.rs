@@ -125,9 +125,7 @@ fn upstream(url: &str) -> String {
 
 /// The value of a metric sample whose labels include all of `labels`.
 fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
-    text.lines()
-        .filter(|l| l.starts_with(name) && labels.iter().all(|want| l.contains(want)))
-        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+    metric_sample(text, name, labels)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -166,6 +164,8 @@ async fn a_blocked_output_spills_and_the_other_carries_on() {
     // everything after that was spilled, once the fan-out finished the file.
     let spilled = eventually(Duration::from_secs(30), "the spill settles", || async {
         let a = spilled_records();
+        // A sleep, not a wait: settled means unchanged for 500 ms; no counter
+        // says the fan-out spilled its last batch.
         tokio::time::sleep(Duration::from_millis(500)).await;
         (a > 0 && a == spilled_records()).then_some(a)
     })
@@ -316,6 +316,7 @@ async fn by_default_a_blocked_output_holds_the_pipeline_and_nothing_is_lost() {
     // Wait until the primary stops growing: the pipeline is held.
     let held_at = eventually(Duration::from_secs(60), "the pipeline waits", || async {
         let a = es.count(&primary).await;
+        // A sleep, not a wait: held means no growth for 3 s (a negative check).
         tokio::time::sleep(Duration::from_secs(3)).await;
         let b = es.count(&primary).await;
         (a == b).then_some(b)

@@ -119,6 +119,7 @@ async fn the_shipped_pipelines_route_access_and_error_logs_to_their_daily_indice
     let mut ship = spawn("ship", &state, &env);
     let mut index = spawn("index", &dir.path().join("indexer"), &env);
     assert_eq!(wait_counts(150, 30).await, (150, 30));
+    // A sleep, not a wait: a negative check, no duplicate may arrive meanwhile.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(es.count(&access_index).await, 150, "nothing indexed twice");
     assert_eq!(es.count(&error_index).await, 30, "nothing indexed twice");
