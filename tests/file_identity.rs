@@ -11,9 +11,9 @@ mod file_support;
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{temp_dir, write_lines};
+use common::{temp_dir, wait_until, write_lines};
 use file_support::*;
 use logpipe::input::file::fingerprint::{origin_id, Fingerprint, FINGERPRINT_BYTES};
 use serde_json::{json, Value};
@@ -32,19 +32,17 @@ fn registry_path(state: &Path) -> std::path::PathBuf {
 
 /// The registry's entries, once it was written with `n` of them.
 fn entries(state: &Path, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let read = std::fs::read(registry_path(state))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
-        if let Some(files) = read.as_ref().and_then(|r| r["files"].as_array()) {
-            if files.len() == n {
-                return files.clone();
-            }
-        }
-        assert!(Instant::now() < deadline, "registry never had {n} entries");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        Duration::from_secs(30),
+        &format!("the registry with {n} entries"),
+        || {
+            let read = std::fs::read(registry_path(state))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())?;
+            let files = read["files"].as_array()?;
+            (files.len() == n).then(|| files.clone())
+        },
+    )
 }
 
 /// Asserts that every event is a distinct line with a distinct origin id.

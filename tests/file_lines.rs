@@ -8,7 +8,7 @@ mod file_support;
 
 use std::io::Write;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{backdate, temp_dir, write_lines};
 use file_support::*;
@@ -50,11 +50,7 @@ fn try_registry(state: &Path) -> Option<Value> {
 }
 
 fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_until(Duration::from_secs(30), what, || check().then_some(()));
 }
 
 #[test]
