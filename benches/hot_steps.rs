@@ -77,12 +77,15 @@ const FILE_INPUT: &str = "[[input]]\ntype = \"file\"\npaths = [\"/var/log/httpd/
 
 /// The events the file input makes of `common::lines()`.
 fn line_events(input: &logpipe::input::file::FileInput) -> Vec<Event> {
-    let origin = LineOrigin {
+    let read_time = chrono::DateTime::parse_from_rfc3339("2026-11-25T10:00:00.000Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let origin = LineOrigin::new(
         input,
-        identity: "0123456789abcdef",
-        path: "/var/log/httpd/access_log",
-        read_time: "2026-11-25T10:00:00.000Z",
-    };
+        "0123456789abcdef",
+        "/var/log/httpd/access_log",
+        read_time,
+    );
     let mut offset = 0u64;
     common::lines()
         .into_iter()

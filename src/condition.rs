@@ -16,9 +16,8 @@
 use std::cmp::Ordering;
 
 use regex::Regex;
-use serde_json::Value;
 
-use crate::event::Event;
+use crate::event::{Event, Value};
 use crate::event::{FieldRef, SyntaxError};
 
 /// A parsed condition.
@@ -160,6 +159,7 @@ fn compare(a: &Value, op: CmpOp, b: &Value) -> bool {
             _ => None,
         },
         (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+        (Value::Time(x), Value::Time(y)) => Some(x.cmp(y)),
         _ => {
             return match op {
                 CmpOp::Eq => a == b,
@@ -488,7 +488,7 @@ impl Parser {
             Some((_, Token::Field(f))) => FieldRef::parse(&f)
                 .map(Operand::Field)
                 .map_err(|e| error(at, e.message)),
-            Some((_, Token::Str(s))) => Ok(Operand::Literal(Value::String(s))),
+            Some((_, Token::Str(s))) => Ok(Operand::Literal(Value::from(s))),
             Some((_, Token::Number(n))) => Ok(Operand::Literal(number(n))),
             Some((_, Token::Bool(b))) => Ok(Operand::Literal(Value::Bool(b))),
             Some((_, Token::ListOpen)) => {
@@ -497,7 +497,7 @@ impl Parser {
                     let at = self.offset();
                     match self.next() {
                         Some((_, Token::ListClose)) if items.is_empty() => break,
-                        Some((_, Token::Str(s))) => items.push(Value::String(s)),
+                        Some((_, Token::Str(s))) => items.push(Value::from(s)),
                         Some((_, Token::Number(n))) => items.push(number(n)),
                         Some((_, Token::Bool(b))) => items.push(Value::Bool(b)),
                         _ => {
@@ -543,14 +543,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn event(fields: Value) -> Event {
+    fn event(fields: serde_json::Value) -> Event {
         Event {
-            fields: fields.as_object().unwrap().clone(),
+            fields: fields.as_object().unwrap().clone().into(),
             ..Event::default()
         }
     }
 
-    fn holds(condition: &str, fields: Value) -> bool {
+    fn holds(condition: &str, fields: serde_json::Value) -> bool {
         Condition::parse(condition).unwrap().eval(&event(fields))
     }
 
