@@ -17,7 +17,7 @@ use std::cmp::Ordering;
 
 use regex::Regex;
 
-use crate::event::{Event, Value};
+use crate::event::{Event, TimeText, Value};
 use crate::event::{FieldRef, SyntaxError};
 
 /// A parsed condition.
@@ -116,6 +116,7 @@ fn eval(expr: &Expr, event: &Event) -> bool {
             let matched = match resolve(operand, event) {
                 Resolved::Value(Value::String(s)) => regex.is_match(s),
                 Resolved::Value(Value::Number(n)) => regex.is_match(&n.to_string()),
+                Resolved::Value(Value::Time(t)) => regex.is_match(TimeText::new(t).as_str()),
                 _ => false,
             };
             matched != *negate
@@ -552,6 +553,27 @@ mod tests {
 
     fn holds(condition: &str, fields: serde_json::Value) -> bool {
         Condition::parse(condition).unwrap().eval(&event(fields))
+    }
+
+    #[test]
+    fn a_native_time_compares_and_matches_as_its_text() {
+        let mut e = Event::default();
+        let t = chrono::DateTime::parse_from_rfc3339("2026-11-25T23:59:59.123Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        e.set_timestamp(t);
+        for (condition, want) in [
+            (r#"[@timestamp] =~ /^2026-11-25T23/"#, true),
+            (r#"[@timestamp] == "2026-11-25T23:59:59.123Z""#, true),
+            (r#"[@timestamp] != "2026-11-25T23:59:59.123Z""#, false),
+            (r#"[@timestamp] =~ /^2025/"#, false),
+        ] {
+            assert_eq!(
+                Condition::parse(condition).unwrap().eval(&e),
+                want,
+                "{condition}"
+            );
+        }
     }
 
     #[test]

@@ -155,7 +155,7 @@ pub fn run_cases(pipeline: &crate::pipeline::Pipeline) -> Report {
         let line = Line {
             offset: 0,
             end: case.input.len() as u64 + 1,
-            text: case.input.clone(),
+            text: case.input.as_str().into(),
             truncated: false,
             invalid_utf8: false,
             multiline: false,

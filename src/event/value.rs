@@ -404,6 +404,36 @@ impl Map {
         self.0.retain_mut(|(k, v)| keep(k, v));
     }
 
+    /// Removes duplicate keys: the last value of a key stays, in the place
+    /// of its first occurrence.
+    fn dedup_keys(&mut self) {
+        let mut first: std::collections::HashMap<Str, usize> =
+            std::collections::HashMap::with_capacity(self.0.len());
+        let mut moves = Vec::new();
+        for (i, (k, _)) in self.0.iter().enumerate() {
+            match first.get(k) {
+                Some(&at) => moves.push((i, at)),
+                None => {
+                    first.insert(k.clone(), i);
+                }
+            }
+        }
+        if moves.is_empty() {
+            return;
+        }
+        let mut keep = vec![true; self.0.len()];
+        for (from, to) in moves {
+            let value = std::mem::take(&mut self.0[from].1);
+            self.0[to].1 = value;
+            keep[from] = false;
+        }
+        let mut i = 0;
+        self.0.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+    }
+
     pub fn to_json(&self) -> serde_json::Map<String, serde_json::Value> {
         self.0
             .iter()
@@ -675,6 +705,11 @@ impl<'de> Deserialize<'de> for Key {
 
 struct MapVisitor;
 
+/// Up to this many keys a decoded object checks each new key by a scan;
+/// past it, duplicates are removed once at the end, so a hostile object of
+/// many thousand keys costs linear time, not quadratic.
+const SCAN_LIMIT: usize = 32;
+
 impl<'de> Visitor<'de> for MapVisitor {
     type Value = Map;
 
@@ -686,8 +721,15 @@ impl<'de> Visitor<'de> for MapVisitor {
         let mut map = Map::with_capacity(access.size_hint().unwrap_or(4).min(64));
         while let Some(Key(key)) = access.next_key()? {
             let value: Value = access.next_value()?;
-            // The last of duplicate keys wins, as serde_json's map does.
-            map.insert(key, value);
+            if map.len() < SCAN_LIMIT {
+                // The last of duplicate keys wins, as serde_json's map does.
+                map.insert(key, value);
+            } else {
+                map.0.push((key, value));
+            }
+        }
+        if map.len() > SCAN_LIMIT {
+            map.dedup_keys();
         }
         Ok(map)
     }
@@ -747,6 +789,19 @@ mod tests {
     fn duplicate_keys_keep_the_last_value_in_the_first_place() {
         let v: Value = serde_json::from_str(r#"{"a":1,"b":2,"a":3}"#).unwrap();
         assert_eq!(serde_json::to_string(&v).unwrap(), r#"{"a":3,"b":2}"#);
+        // Past the scan limit the same holds, the same way serde_json has it.
+        let mut text = String::from("{");
+        for i in 0..200 {
+            text.push_str(&format!("\"k{}\":{i},", i % 70));
+        }
+        text.push_str("\"k3\":\"last\"}");
+        let ours: Value = serde_json::from_str(&text).unwrap();
+        let theirs: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(ours.as_object().unwrap().len(), 70);
+        assert_eq!(
+            serde_json::to_string(&ours).unwrap(),
+            serde_json::to_string(&theirs).unwrap()
+        );
     }
 
     #[test]

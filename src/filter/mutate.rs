@@ -255,10 +255,7 @@ impl Mutate {
         for (field, separator) in &self.split {
             if let Some(value) = event.get_mut(field) {
                 if let Value::String(s) = value {
-                    let parts = s
-                        .split(separator.as_str())
-                        .map(Value::from)
-                        .collect();
+                    let parts = s.split(separator.as_str()).map(Value::from).collect();
                     *value = Value::Array(parts);
                 }
             }
