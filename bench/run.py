@@ -39,7 +39,9 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "bench", ".data")
-BIN = os.path.join(ROOT, "target", "release", "logpipe")
+# LOGPIPE_BENCH_BIN runs another build (an older commit's, for a before/after
+# comparison on the same machine and run) in place of this tree's.
+BIN = os.environ.get("LOGPIPE_BENCH_BIN") or os.path.join(ROOT, "target", "release", "logpipe")
 NULL_BULK = os.path.join(ROOT, "target", "release", "examples", "null_bulk")
 PRODUCE_LINES = os.path.join(ROOT, "target", "release", "examples", "produce_lines")
 SAME_WORK = os.path.join(ROOT, "bench", "same-work")

@@ -16,9 +16,8 @@
 use std::cmp::Ordering;
 
 use regex::Regex;
-use serde_json::Value;
 
-use crate::event::Event;
+use crate::event::{Event, TimeText, Value};
 use crate::event::{FieldRef, SyntaxError};
 
 /// A parsed condition.
@@ -117,6 +116,7 @@ fn eval(expr: &Expr, event: &Event) -> bool {
             let matched = match resolve(operand, event) {
                 Resolved::Value(Value::String(s)) => regex.is_match(s),
                 Resolved::Value(Value::Number(n)) => regex.is_match(&n.to_string()),
+                Resolved::Value(Value::Time(t)) => regex.is_match(TimeText::new(t).as_str()),
                 _ => false,
             };
             matched != *negate
@@ -160,6 +160,7 @@ fn compare(a: &Value, op: CmpOp, b: &Value) -> bool {
             _ => None,
         },
         (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+        (Value::Time(x), Value::Time(y)) => Some(x.cmp(y)),
         _ => {
             return match op {
                 CmpOp::Eq => a == b,
@@ -488,7 +489,7 @@ impl Parser {
             Some((_, Token::Field(f))) => FieldRef::parse(&f)
                 .map(Operand::Field)
                 .map_err(|e| error(at, e.message)),
-            Some((_, Token::Str(s))) => Ok(Operand::Literal(Value::String(s))),
+            Some((_, Token::Str(s))) => Ok(Operand::Literal(Value::from(s))),
             Some((_, Token::Number(n))) => Ok(Operand::Literal(number(n))),
             Some((_, Token::Bool(b))) => Ok(Operand::Literal(Value::Bool(b))),
             Some((_, Token::ListOpen)) => {
@@ -497,7 +498,7 @@ impl Parser {
                     let at = self.offset();
                     match self.next() {
                         Some((_, Token::ListClose)) if items.is_empty() => break,
-                        Some((_, Token::Str(s))) => items.push(Value::String(s)),
+                        Some((_, Token::Str(s))) => items.push(Value::from(s)),
                         Some((_, Token::Number(n))) => items.push(number(n)),
                         Some((_, Token::Bool(b))) => items.push(Value::Bool(b)),
                         _ => {
@@ -543,15 +544,36 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn event(fields: Value) -> Event {
+    fn event(fields: serde_json::Value) -> Event {
         Event {
-            fields: fields.as_object().unwrap().clone(),
+            fields: fields.as_object().unwrap().clone().into(),
             ..Event::default()
         }
     }
 
-    fn holds(condition: &str, fields: Value) -> bool {
+    fn holds(condition: &str, fields: serde_json::Value) -> bool {
         Condition::parse(condition).unwrap().eval(&event(fields))
+    }
+
+    #[test]
+    fn a_native_time_compares_and_matches_as_its_text() {
+        let mut e = Event::default();
+        let t = chrono::DateTime::parse_from_rfc3339("2026-11-25T23:59:59.123Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        e.set_timestamp(t);
+        for (condition, want) in [
+            (r#"[@timestamp] =~ /^2026-11-25T23/"#, true),
+            (r#"[@timestamp] == "2026-11-25T23:59:59.123Z""#, true),
+            (r#"[@timestamp] != "2026-11-25T23:59:59.123Z""#, false),
+            (r#"[@timestamp] =~ /^2025/"#, false),
+        ] {
+            assert_eq!(
+                Condition::parse(condition).unwrap().eval(&e),
+                want,
+                "{condition}"
+            );
+        }
     }
 
     #[test]

@@ -14,10 +14,10 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize};
 
-use crate::event::Event;
+use crate::event::json::WithMetadata;
+use crate::event::{Event, Map};
 
 /// One dead-lettered event and why.
 #[derive(Debug, Clone)]
@@ -33,53 +33,52 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
-    fn to_json(&self, pipeline: &str, output: Option<&str>) -> Value {
-        let mut event = self.event.fields.clone();
-        event.insert(
-            "@metadata".into(),
-            Value::Object(self.event.metadata.clone()),
-        );
-        let mut record = Map::new();
-        record.insert(
-            "@timestamp".into(),
-            Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-        );
-        record.insert("pipeline".into(), Value::String(pipeline.to_owned()));
-        record.insert("stage".into(), Value::String(self.stage.to_owned()));
-        if let Some(output) = output {
-            record.insert("output".into(), Value::String(output.to_owned()));
+    fn record<'a>(&'a self, pipeline: &'a str, output: Option<&'a str>) -> RecordOut<'a> {
+        RecordOut {
+            timestamp: crate::event::Value::Time(chrono::Utc::now()),
+            pipeline,
+            stage: self.stage,
+            output,
+            reason: &self.reason,
+            status: self.status,
+            error_type: self.error_type.as_deref(),
+            index: self.index.as_deref(),
+            event: WithMetadata(&self.event),
         }
-        record.insert("reason".into(), Value::String(self.reason.clone()));
-        if let Some(status) = self.status {
-            record.insert("status".into(), Value::from(status));
-        }
-        if let Some(t) = &self.error_type {
-            record.insert("error_type".into(), Value::String(t.clone()));
-        }
-        if let Some(index) = &self.index {
-            record.insert("index".into(), Value::String(index.clone()));
-        }
-        record.insert("event".into(), Value::Object(event));
-        Value::Object(record)
     }
+}
+
+/// A record as written, keys in the order of the format above.
+#[derive(Serialize)]
+struct RecordOut<'a> {
+    #[serde(rename = "@timestamp")]
+    timestamp: crate::event::Value,
+    pipeline: &'a str,
+    stage: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Option<&'a str>,
+    reason: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<&'a str>,
+    event: WithMetadata<'a>,
 }
 
 /// One dead-letter record, as far as replay needs it.
 #[derive(Debug, Deserialize)]
 struct Record {
-    event: Map<String, Value>,
+    event: Event,
     #[serde(flatten)]
-    why: Map<String, Value>,
+    why: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The event of one dead-letter line, or why the line is not one.
 pub fn parse_record(line: &str) -> Result<Event, String> {
     let record: Record = serde_json::from_str(line).map_err(|e| e.to_string())?;
-    let mut fields = record.event;
-    let mut metadata = match fields.remove("@metadata") {
-        Some(Value::Object(m)) => m,
-        _ => Map::new(),
-    };
+    let mut event = record.event;
     let mut why = Map::new();
     for key in [
         "reason",
@@ -90,11 +89,11 @@ pub fn parse_record(line: &str) -> Result<Event, String> {
         "stage",
     ] {
         if let Some(v) = record.why.get(key) {
-            why.insert(key.to_owned(), v.clone());
+            why.insert(key.into(), v);
         }
     }
-    metadata.insert("dead_letter".to_owned(), Value::Object(why));
-    Ok(Event { fields, metadata })
+    event.metadata.insert("dead_letter".into(), why);
+    Ok(event)
 }
 
 struct Writer {
@@ -196,7 +195,7 @@ impl DeadLetters {
         for record in &records {
             serde_json::to_writer(
                 &mut body,
-                &record.to_json(&self.pipeline, self.output.as_deref()),
+                &record.record(&self.pipeline, self.output.as_deref()),
             )?;
             body.push(b'\n');
         }
@@ -349,7 +348,7 @@ mod tests {
         assert!(cannot.write(vec![record("x")]).await.is_err());
         assert_eq!(cannot.count(), 0);
         let text = fs::read_to_string(&path).unwrap();
-        let v: Value = serde_json::from_str(text.trim()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(v["reason"], "failed to parse field [status]");
         assert_eq!(v["status"], 400);
         assert_eq!(v["error_type"], "mapper_parsing_exception");
@@ -411,7 +410,7 @@ mod tests {
             .unwrap();
         dl.write(vec![record("y")]).await.unwrap();
         let text = fs::read_to_string(&path).unwrap();
-        let lines: Vec<Value> = text
+        let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
@@ -438,7 +437,7 @@ mod tests {
         ];
         for (record, fields, id) in cases {
             let event = parse_record(&record.to_string()).unwrap();
-            assert_eq!(Value::Object(event.fields.clone()), fields);
+            assert_eq!(event.fields, *fields.as_object().unwrap());
             assert_eq!(event.id(), id);
             assert_eq!(
                 event.metadata["dead_letter"]["reason"], record["reason"],

@@ -10,9 +10,8 @@ use std::fmt::Write as _;
 
 use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 
-use crate::event::{Event, FieldRef, SyntaxError};
+use crate::event::{Event, FieldRef, SyntaxError, TimeText, Value};
 
 #[derive(Debug, Clone)]
 enum Part {
@@ -87,6 +86,7 @@ impl Template {
                 Part::Literal(text) => out.push_str(text),
                 Part::Field(field) => match event.get(field) {
                     Some(Value::String(s)) => out.push_str(s),
+                    Some(Value::Time(t)) => out.push_str(TimeText::new(t).as_str()),
                     Some(Value::Null) | None => {
                         let _ = write!(out, "%{{{}}}", field.as_str());
                     }
@@ -97,6 +97,7 @@ impl Template {
                             }
                             match item {
                                 Value::String(s) => out.push_str(s),
+                                Value::Time(t) => out.push_str(TimeText::new(t).as_str()),
                                 other => out.push_str(&other.to_string()),
                             }
                         }

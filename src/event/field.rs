@@ -5,6 +5,8 @@
 //! `log.level` is the field called `log.level`, not a path), brackets name a
 //! path, and `[@metadata]` addresses the never-indexed metadata.
 
+use super::Str;
+
 /// A template or field reference that does not parse. `offset` is the byte
 /// offset of the problem inside the text, so config errors can point at it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,11 +32,12 @@ pub enum Root {
     Metadata,
 }
 
-/// A parsed field reference.
+/// A parsed field reference. Its keys are [`Str`]s, so putting a value at a
+/// new key shares the key instead of allocating one per event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldRef {
     root: Root,
-    path: Vec<String>,
+    path: Vec<Str>,
     text: String,
 }
 
@@ -68,7 +71,7 @@ impl FieldRef {
                         format!("empty or nested key in field reference `{text}`"),
                     ));
                 }
-                path.push(key.to_owned());
+                path.push(Str::new(key));
                 rest = &inner[end + 1..];
                 offset += end + 2;
             }
@@ -79,9 +82,9 @@ impl FieldRef {
                     format!("unexpected bracket in field reference `{text}` (write `[a][b]` for a path)"),
                 ));
             }
-            path.push(trimmed.to_owned());
+            path.push(Str::new(trimmed));
         }
-        let root = if path.first().map(String::as_str) == Some("@metadata") {
+        let root = if path.first().map(Str::as_str) == Some("@metadata") {
             path.remove(0);
             Root::Metadata
         } else {
@@ -105,7 +108,7 @@ impl FieldRef {
     }
 
     /// The keys from the root down (without `@metadata`).
-    pub fn path(&self) -> &[String] {
+    pub fn path(&self) -> &[Str] {
         &self.path
     }
 
@@ -118,7 +121,7 @@ impl FieldRef {
     /// `[user_agent][os][name]`, in the same root.
     pub fn child<'a>(&self, keys: impl IntoIterator<Item = &'a str>) -> FieldRef {
         let mut path = self.path.clone();
-        path.extend(keys.into_iter().map(str::to_owned));
+        path.extend(keys.into_iter().map(Str::new));
         let mut text = match self.root {
             Root::Metadata => "[@metadata]".to_owned(),
             Root::Fields => String::new(),

@@ -4,15 +4,23 @@
 //! An [`Event`] is a JSON object (the document that ends up in Elasticsearch)
 //! plus `@metadata`, which travels with the event inside logpipe and inside the
 //! Kafka hop (as Filebeat's Kafka output does) but is never indexed.
-//! `@timestamp` and `tags` are ordinary fields, as in Logstash.
+//! `@timestamp` and `tags` are ordinary fields, as in Logstash; the event
+//! time is a native [`Value::Time`] from the moment it is set to the moment
+//! an encoder writes it.
+//!
+//! - `value.rs`: [`Value`], [`Map`], [`Str`], the value type of events;
+//! - `field.rs`: [`FieldRef`], the address of a value;
+//! - `json.rs`: the one JSON codec (document, Kafka message, decoding).
 
 mod field;
+pub mod json;
+mod value;
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{Map, Value};
+use chrono::{DateTime, Utc};
 
 use crate::ack::AckToken;
 pub use field::{FieldRef, Root, SyntaxError};
+pub use value::{Map, Number, Str, TimeText, Value};
 
 /// The field that holds the event time.
 pub const TIMESTAMP: &str = "@timestamp";
@@ -25,9 +33,9 @@ pub const ID: &str = "_id";
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Event {
     /// The document: what an output writes.
-    pub fields: Map<String, Value>,
+    pub fields: Map,
     /// `[@metadata]`: never written to Elasticsearch.
-    pub metadata: Map<String, Value>,
+    pub metadata: Map,
 }
 
 impl Event {
@@ -37,7 +45,7 @@ impl Event {
         event.set_timestamp(Utc::now());
         event
             .fields
-            .insert("message".to_owned(), Value::String(message.into()));
+            .insert(Str::new_inline("message"), Value::from(message.into()));
         event
     }
 
@@ -63,15 +71,13 @@ impl Event {
 
     /// Sets a field, creating the objects on its path. A non-object value in
     /// the way is replaced, as Logstash does.
-    pub fn insert(&mut self, field: &FieldRef, value: Value) {
+    pub fn insert(&mut self, field: &FieldRef, value: impl Into<Value>) {
         let Some((last, parents)) = field.path().split_last() else {
             return;
         };
         let mut map = self.root_mut(field.root());
         for key in parents {
-            let slot = map
-                .entry(key.clone())
-                .or_insert_with(|| Value::Object(Map::new()));
+            let slot = map.get_or_insert_with(key, || Value::Object(Map::new()));
             if !slot.is_object() {
                 *slot = Value::Object(Map::new());
             }
@@ -94,42 +100,39 @@ impl Event {
         map.remove(last)
     }
 
-    fn root(&self, root: Root) -> &Map<String, Value> {
+    fn root(&self, root: Root) -> &Map {
         match root {
             Root::Fields => &self.fields,
             Root::Metadata => &self.metadata,
         }
     }
 
-    fn root_mut(&mut self, root: Root) -> &mut Map<String, Value> {
+    fn root_mut(&mut self, root: Root) -> &mut Map {
         match root {
             Root::Fields => &mut self.fields,
             Root::Metadata => &mut self.metadata,
         }
     }
 
-    /// The event time, if `@timestamp` holds a valid RFC 3339 time.
+    /// The event time: `@timestamp` as a native time, or as a string in
+    /// RFC 3339.
     pub fn timestamp(&self) -> Option<DateTime<Utc>> {
-        let text = self.fields.get(TIMESTAMP)?.as_str()?;
-        DateTime::parse_from_rfc3339(text)
-            .ok()
-            .map(|t| t.with_timezone(&Utc))
+        self.fields.get(TIMESTAMP)?.as_time()
     }
 
-    /// Sets `@timestamp` in the form Filebeat and Logstash write it
-    /// (UTC, millisecond precision).
+    /// Sets `@timestamp` to `time` at millisecond precision, the precision
+    /// Filebeat and Logstash write it with, so that an event read back from
+    /// its message is the event that was written.
     pub fn set_timestamp(&mut self, time: DateTime<Utc>) {
-        self.fields.insert(
-            TIMESTAMP.to_owned(),
-            Value::String(time.to_rfc3339_opts(SecondsFormat::Millis, true)),
-        );
+        self.fields
+            .insert(Str::new_inline(TIMESTAMP), Value::Time(millis(time)));
     }
 
     /// Whether `tags` contains `tag`.
     pub fn has_tag(&self, tag: &str) -> bool {
         match self.fields.get(TAGS) {
             Some(Value::Array(tags)) => tags.iter().any(|t| t.as_str() == Some(tag)),
-            Some(Value::String(single)) => single == tag,
+            Some(Value::String(single)) => single.as_str() == tag,
             _ => false,
         }
     }
@@ -141,13 +144,12 @@ impl Event {
         }
         let slot = self
             .fields
-            .entry(TAGS.to_owned())
-            .or_insert_with(|| Value::Array(Vec::new()));
+            .get_or_insert_with(TAGS, || Value::Array(Vec::new()));
         match slot {
-            Value::Array(tags) => tags.push(Value::String(tag.to_owned())),
+            Value::Array(tags) => tags.push(Value::from(tag)),
             other => {
                 let previous = std::mem::take(other);
-                *other = Value::Array(vec![previous, Value::String(tag.to_owned())]);
+                *other = Value::Array(vec![previous, Value::from(tag)]);
             }
         }
     }
@@ -163,6 +165,12 @@ impl Event {
     pub fn id(&self) -> Option<&str> {
         self.metadata.get(ID)?.as_str()
     }
+}
+
+/// `time` cut to whole milliseconds.
+pub fn millis(time: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    time.trunc_subsecs(3)
 }
 
 /// Events travelling together between two stages, with the token that tells
@@ -191,7 +199,7 @@ mod tests {
     #[test]
     fn insert_creates_nested_objects_and_get_reads_them_back() {
         let mut event = Event::default();
-        event.insert(&field("[log][file][path]"), json!("/var/log/x"));
+        event.insert(&field("[log][file][path]"), "/var/log/x");
         assert_eq!(
             event.fields,
             *json!({"log": {"file": {"path": "/var/log/x"}}})
@@ -200,7 +208,7 @@ mod tests {
         );
         assert_eq!(
             event.get(&field("[log][file][path]")),
-            Some(&json!("/var/log/x"))
+            Some(&Value::from("/var/log/x"))
         );
         assert_eq!(event.get(&field("[log][nope]")), None);
     }
@@ -211,7 +219,10 @@ mod tests {
         event.insert(&field("[@metadata][_id]"), json!("abc"));
         assert_eq!(event.id(), Some("abc"));
         assert!(!event.fields.contains_key("@metadata"));
-        assert_eq!(event.remove(&field("[@metadata][_id]")), Some(json!("abc")));
+        assert_eq!(
+            event.remove(&field("[@metadata][_id]")),
+            Some(Value::from("abc"))
+        );
         assert_eq!(event.id(), None);
     }
 
@@ -220,7 +231,7 @@ mod tests {
         let mut event = Event::default();
         event.insert(&field("a"), json!(1));
         event.insert(&field("[a][b]"), json!(2));
-        assert_eq!(event.get(&field("[a][b]")), Some(&json!(2)));
+        assert_eq!(event.get(&field("[a][b]")), Some(&Value::from(2)));
     }
 
     #[test]

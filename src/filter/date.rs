@@ -14,15 +14,14 @@
 //! `_dateparsefailure` and the event goes on.
 
 use chrono::format::{parse, Item, Parsed};
-use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, TimeZone, Utc};
 use serde::Deserialize;
-use serde_json::Value;
 use toml::Spanned;
 
 use super::Verdict;
 use crate::config::ConfigCx;
 use crate::event::FieldRef;
-use crate::event::{Event, TIMESTAMP};
+use crate::event::{Event, Value, TIMESTAMP};
 use crate::template::joda_to_chrono;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -207,6 +206,9 @@ impl Date {
                     .iter()
                     .find_map(|f| parse_with(f, text.trim(), zone))
             }
+            // Already a time (`@timestamp` read from a message): nothing to
+            // parse, whatever the formats.
+            Some(Value::Time(t)) => Some(*t),
             Some(Value::Number(n)) => self.formats.iter().find_map(|f| match f {
                 Format::Unix => n.as_f64().and_then(from_unix_seconds),
                 Format::UnixMs => n.as_i64().and_then(DateTime::from_timestamp_millis),
@@ -225,10 +227,7 @@ impl Date {
         };
         match &self.target {
             None => event.set_timestamp(time),
-            Some(target) => event.insert(
-                target,
-                Value::String(time.to_rfc3339_opts(SecondsFormat::Millis, true)),
-            ),
+            Some(target) => event.insert(target, Value::Time(crate::event::millis(time))),
         }
         for field in &self.remove_field {
             event.remove(field);
@@ -331,7 +330,7 @@ mod tests {
         d.unwrap()
     }
 
-    fn stamp(filter: &Date, value: Value, event_tz: Option<&str>) -> Event {
+    fn stamp(filter: &Date, value: serde_json::Value, event_tz: Option<&str>) -> Event {
         let mut event = Event::default();
         event.fields.insert("t".into(), value);
         if let Some(tz) = event_tz {

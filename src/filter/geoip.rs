@@ -94,7 +94,7 @@ impl Config {
 impl GeoIp {
     pub fn apply(&self, event: &mut Event) -> Verdict {
         let address = match event.get(&self.source) {
-            Some(Value::String(text)) => text.parse::<IpAddr>().ok(),
+            Some(crate::event::Value::String(text)) => text.parse::<IpAddr>().ok(),
             None => return Verdict::Keep,
             _ => None,
         };
@@ -114,10 +114,10 @@ impl GeoIp {
         };
         let (geo, asn) = ecs(&record);
         if !geo.is_empty() {
-            event.insert(&self.geo, Value::Object(geo));
+            event.insert(&self.geo, crate::event::Map::from(geo));
         }
         if !asn.is_empty() {
-            event.insert(&self.asn, Value::Object(asn));
+            event.insert(&self.asn, crate::event::Map::from(asn));
         }
         Verdict::Keep
     }

@@ -8,8 +8,8 @@
 //! target = "[app]"       # optional; default: the top level of the event
 //! ```
 
+use crate::event::Value;
 use serde::Deserialize;
-use serde_json::Value;
 use toml::Spanned;
 
 use super::Verdict;

@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::event::{Number, TimeText, Value};
 use regex::Regex;
 use serde::Deserialize;
-use serde_json::Value;
 use toml::Spanned;
 
 use super::Verdict;
@@ -222,7 +222,7 @@ impl Mutate {
         }
         for (field, value) in &self.replace {
             let rendered = value.render(event);
-            event.insert(field, Value::String(rendered));
+            event.insert(field, Value::from(rendered));
         }
         for (field, conversion) in &self.convert {
             if let Some(value) = event.get_mut(field) {
@@ -255,10 +255,7 @@ impl Mutate {
         for (field, separator) in &self.split {
             if let Some(value) = event.get_mut(field) {
                 if let Value::String(s) = value {
-                    let parts = s
-                        .split(separator.as_str())
-                        .map(|p| Value::String(p.to_owned()))
-                        .collect();
+                    let parts = s.split(separator.as_str()).map(Value::from).collect();
                     *value = Value::Array(parts);
                 }
             }
@@ -291,7 +288,7 @@ impl Mutate {
             event.remove(field);
         }
         for (field, value) in &self.add_field {
-            let rendered = Value::String(value.render(event));
+            let rendered = Value::from(value.render(event));
             match event.get_mut(field) {
                 // Logstash turns an existing field into a list.
                 Some(Value::Array(items)) => items.push(rendered),
@@ -329,7 +326,8 @@ impl Conversion {
         let converted = match (self, &*value) {
             (Conversion::String, Value::String(_)) => None,
             (Conversion::String, Value::Null) => None,
-            (Conversion::String, other) => Some(Value::String(other.to_string())),
+            (Conversion::String, Value::Time(t)) => Some(Value::from(TimeText::new(t).as_str())),
+            (Conversion::String, other) => Some(Value::from(other.to_string())),
             (Conversion::Integer, Value::String(s)) => {
                 let s = s.trim();
                 s.parse::<i64>()
@@ -350,12 +348,11 @@ impl Conversion {
                 .trim()
                 .parse::<f64>()
                 .ok()
-                .and_then(serde_json::Number::from_f64)
+                .and_then(Number::from_f64)
                 .map(Value::Number),
-            (Conversion::Float, Value::Number(n)) => n
-                .as_f64()
-                .and_then(serde_json::Number::from_f64)
-                .map(Value::Number),
+            (Conversion::Float, Value::Number(n)) => {
+                n.as_f64().and_then(Number::from_f64).map(Value::Number)
+            }
             (Conversion::Float, Value::Bool(b)) => Some(Value::from(if *b { 1.0 } else { 0.0 })),
             (Conversion::Boolean, Value::String(s)) => {
                 match s.trim().to_ascii_lowercase().as_str() {
@@ -383,14 +380,14 @@ fn map_strings(event: &mut Event, field: &FieldRef, f: impl Fn(&str) -> Option<S
     match event.get_mut(field) {
         Some(Value::String(s)) => {
             if let Some(changed) = f(s) {
-                *s = changed;
+                *s = changed.into();
             }
         }
         Some(Value::Array(items)) => {
             for item in items {
                 if let Value::String(s) = item {
                     if let Some(changed) = f(s) {
-                        *s = changed;
+                        *s = changed.into();
                     }
                 }
             }
@@ -438,9 +435,9 @@ mod tests {
         m.unwrap()
     }
 
-    fn apply(text: &str, fields: Value) -> Value {
+    fn apply(text: &str, fields: serde_json::Value) -> Value {
         let mut event = Event {
-            fields: fields.as_object().unwrap().clone(),
+            fields: fields.as_object().unwrap().clone().into(),
             ..Event::default()
         };
         mutate(text).apply(&mut event);

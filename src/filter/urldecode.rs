@@ -10,8 +10,8 @@
 
 use std::borrow::Cow;
 
+use crate::event::Value;
 use serde::Deserialize;
-use serde_json::Value;
 use toml::Spanned;
 
 use super::Verdict;
@@ -102,7 +102,7 @@ impl UrlDecode {
         match value {
             Value::String(text) => match decode(text, self.plus_as_space) {
                 Some(Cow::Owned(decoded)) => {
-                    *text = decoded;
+                    *text = decoded.into();
                     true
                 }
                 Some(Cow::Borrowed(_)) => true,

@@ -3,75 +3,19 @@
 //! `_id`). A Logstash indexer reading the topic keeps working, and the index
 //! half reads Filebeat-produced messages too.
 
-use serde::ser::{SerializeMap, Serializer};
-use serde::Serialize;
-use serde_json::{Map, Value};
-
 use super::Codec;
-use crate::event::{Event, ID};
-
-struct Wire<'a>(&'a Event);
-
-impl Serialize for Wire<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let event = self.0;
-        let mut map = serializer.serialize_map(Some(event.fields.len() + 1))?;
-        if let Some(ts) = event.fields.get("@timestamp") {
-            map.serialize_entry("@timestamp", ts)?;
-        }
-        map.serialize_entry("@metadata", &Metadata(&event.metadata))?;
-        for (k, v) in &event.fields {
-            if k != "@timestamp" {
-                map.serialize_entry(k, v)?;
-            }
-        }
-        map.end()
-    }
-}
-
-struct Metadata<'a>(&'a Map<String, Value>);
-
-impl Serialize for Metadata<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        for (k, v) in [
-            ("beat", "logpipe"),
-            ("type", "_doc"),
-            ("version", env!("CARGO_PKG_VERSION")),
-        ] {
-            if !self.0.contains_key(k) {
-                map.serialize_entry(k, v)?;
-            }
-        }
-        for (k, v) in self.0 {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
-    }
-}
+use crate::event::json::{read_event, write_kafka_message};
+use crate::event::{Event, Map, Value, ID};
 
 /// Appends the JSON body of `event` to `out`.
 pub fn encode_into(event: &Event, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
-    serde_json::to_writer(out, &Wire(event))
+    write_kafka_message(event, out)
 }
 
 /// The event a message produced by [`encode_into`] holds: for a message
 /// the broker refused after it left, so that the dead letter shows it.
 pub fn decode_sent(payload: &[u8]) -> Event {
-    object(payload).unwrap_or_else(|| Event::from_message(String::from_utf8_lossy(payload)))
-}
-
-/// The event of a JSON object body, `@metadata` taken out of its fields;
-/// `None` when the body is not a JSON object.
-fn object(bytes: &[u8]) -> Option<Event> {
-    let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(bytes) else {
-        return None;
-    };
-    let metadata = match fields.remove("@metadata") {
-        Some(Value::Object(m)) => m,
-        _ => Map::new(),
-    };
-    Some(Event { fields, metadata })
+    read_event(payload).unwrap_or_else(|| Event::from_message(String::from_utf8_lossy(payload)))
 }
 
 /// Where a record came from, for ids and `decorate_events`.
@@ -90,7 +34,7 @@ pub struct Origin<'a> {
 pub fn decode(payload: Option<&[u8]>, origin: &Origin<'_>, codec: Codec, decorate: bool) -> Event {
     let bytes = payload.unwrap_or_default();
     let mut event = match codec {
-        Codec::Json => match object(bytes) {
+        Codec::Json => match read_event(bytes) {
             Some(mut event) => {
                 if event.timestamp().is_none() {
                     event.set_timestamp(chrono::Utc::now());
@@ -107,29 +51,26 @@ pub fn decode(payload: Option<&[u8]>, origin: &Origin<'_>, codec: Codec, decorat
     };
     if !matches!(event.metadata.get(ID), Some(Value::String(id)) if !id.is_empty()) {
         event.metadata.insert(
-            ID.to_owned(),
-            Value::String(format!(
-                "{}-{}-{}",
-                origin.topic, origin.partition, origin.offset
-            )),
+            ID.into(),
+            format!("{}-{}-{}", origin.topic, origin.partition, origin.offset),
         );
     }
     if decorate {
-        let mut kafka = Map::new();
-        kafka.insert("topic".into(), Value::String(origin.topic.to_owned()));
-        kafka.insert("partition".into(), Value::from(origin.partition));
-        kafka.insert("offset".into(), Value::from(origin.offset));
-        kafka.insert(
+        let mut kafka = Map::with_capacity(5);
+        kafka.push_new("topic".into(), origin.topic);
+        kafka.push_new("partition".into(), origin.partition);
+        kafka.push_new("offset".into(), origin.offset);
+        kafka.push_new(
             "key".into(),
             origin.key.map_or(Value::Null, |k| {
-                Value::String(String::from_utf8_lossy(k).into_owned())
+                Value::from(String::from_utf8_lossy(k).as_ref())
             }),
         );
-        kafka.insert(
+        kafka.push_new(
             "timestamp".into(),
             origin.timestamp.map_or(Value::Null, Value::from),
         );
-        event.metadata.insert("kafka".into(), Value::Object(kafka));
+        event.metadata.insert("kafka".into(), kafka);
     }
     event
 }
@@ -142,7 +83,7 @@ mod tests {
     #[test]
     fn a_sent_body_decodes_back_to_its_event() {
         let mut event = Event::from_message("GET / HTTP/1.1");
-        event.metadata.insert(ID.into(), json!("abc"));
+        event.metadata.insert(ID.into(), "abc");
         event.add_tag("httpd_access");
         let mut body = Vec::new();
         encode_into(&event, &mut body).unwrap();
@@ -165,11 +106,11 @@ mod tests {
     #[test]
     fn encoded_events_look_like_filebeat_and_round_trip() {
         let mut event = Event::from_message("GET /");
-        event.metadata.insert("_id".into(), json!("abc"));
+        event.metadata.insert("_id".into(), "abc");
         event.add_tag("httpd_access");
         let mut body = Vec::new();
         encode_into(&event, &mut body).unwrap();
-        let wire: Value = serde_json::from_slice(&body).unwrap();
+        let wire: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(wire["@metadata"]["beat"], "logpipe");
         assert_eq!(wire["@metadata"]["type"], "_doc");
         assert_eq!(wire["@metadata"]["_id"], "abc");

@@ -5,10 +5,10 @@
 use std::io::Write;
 
 use serde::Deserialize;
-use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::error::StageError;
+use crate::event::json::{Document, WithMetadata};
 use crate::event::{Batch, Event};
 use crate::shutdown::RunCx;
 
@@ -37,11 +37,9 @@ impl Config {
 /// The line printed for an event.
 pub fn render(event: &Event, metadata: bool, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
     if metadata && !event.metadata.is_empty() {
-        let mut fields = event.fields.clone();
-        fields.insert("@metadata".into(), Value::Object(event.metadata.clone()));
-        serde_json::to_writer(&mut *out, &fields)?;
+        serde_json::to_writer(&mut *out, &WithMetadata(event))?;
     } else {
-        serde_json::to_writer(&mut *out, &event.fields)?;
+        serde_json::to_writer(&mut *out, &Document(event))?;
     }
     out.push(b'\n');
     Ok(())

@@ -40,7 +40,7 @@ pub struct CaseConfig {
 pub struct Case {
     pub name: String,
     pub input: String,
-    pub expect: Vec<(FieldRef, Value)>,
+    pub expect: Vec<(FieldRef, crate::event::Value)>,
     pub absent: Vec<FieldRef>,
     pub dropped: bool,
 }
@@ -55,7 +55,7 @@ pub fn cases(configs: Vec<Spanned<CaseConfig>>, cx: &mut ConfigCx<'_>) -> Vec<Ca
         let mut expect = Vec::new();
         for (key, value) in config.expect {
             match FieldRef::parse(&key) {
-                Ok(field) => expect.push((field, value)),
+                Ok(field) => expect.push((field, value.into())),
                 Err(e) => {
                     cx.error(&span, format!("invalid field `{key}` in expect: {e}"));
                     ok = false;

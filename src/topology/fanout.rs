@@ -161,33 +161,40 @@ pub async fn run(
             deliver(route, batch).await?;
             continue;
         }
-        let shares = split(&routes, &batch.events);
+        let Batch { events, ack } = batch;
+        let shares = split(&routes, events);
         for (route, events) in routes.iter_mut().zip(shares) {
             if events.is_empty() {
                 continue;
             }
-            deliver(route, Batch::new(events, batch.ack.clone())).await?;
+            deliver(route, Batch::new(events, ack.clone())).await?;
         }
         // The clones now decide the outcome; this share is done. When no
         // output took an event the batch is delivered: nothing was meant to go.
-        batch.ack.ack();
+        ack.ack();
     }
     Ok(())
 }
 
-/// The events of a batch each route accepts, in order.
-fn split(routes: &[Route], events: &[Event]) -> Vec<Vec<Event>> {
-    routes
-        .iter()
-        .map(|route| match &route.condition {
-            None => events.to_vec(),
-            Some(condition) => events
-                .iter()
-                .filter(|e| condition.eval(e))
-                .cloned()
-                .collect(),
-        })
-        .collect()
+/// The events of a batch each route accepts, in order. An event is moved
+/// into the last route that takes it and cloned only for the ones before.
+fn split(routes: &[Route], events: Vec<Event>) -> Vec<Vec<Event>> {
+    let mut shares: Vec<Vec<Event>> = routes.iter().map(|_| Vec::new()).collect();
+    for event in events {
+        let mut taker: Option<usize> = None;
+        for (i, route) in routes.iter().enumerate() {
+            if route.condition.as_ref().is_none_or(|c| c.eval(&event)) {
+                if let Some(before) = taker {
+                    shares[before].push(event.clone());
+                }
+                taker = Some(i);
+            }
+        }
+        if let Some(last) = taker {
+            shares[last].push(event);
+        }
+    }
+    shares
 }
 
 #[cfg(test)]

@@ -21,14 +21,13 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use serde::Deserialize;
-use serde_json::Value;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::Verdict;
 use crate::config::{take, ConfigCx};
-use crate::event::Event;
 use crate::event::FieldRef;
+use crate::event::{Event, Number, Str, Value};
 use library::{Capture, Conversion, Library};
 
 /// The `match` table: field → patterns, with their positions. Read by hand
@@ -356,17 +355,17 @@ impl Pattern {
 
 /// A captured slice as a string; an ASCII-mode match may split a character
 /// (`.` matches single bytes), which is then replaced rather than lost.
-fn slice(text: &str, (start, end): (usize, usize)) -> String {
+fn slice(text: &str, (start, end): (usize, usize)) -> Str {
     match text.get(start..end) {
-        Some(s) => s.to_owned(),
-        None => String::from_utf8_lossy(&text.as_bytes()[start..end]).into_owned(),
+        Some(s) => Str::new(s),
+        None => Str::new(String::from_utf8_lossy(&text.as_bytes()[start..end])),
     }
 }
 
 impl Grok {
     pub fn apply(&self, event: &mut Event) -> Verdict {
         let mut matched = false;
-        let mut found: Vec<(&Capture, String)> = Vec::new();
+        let mut found: Vec<(&Capture, Str)> = Vec::new();
         'fields: for (field, patterns) in &self.matches {
             let Some(Value::String(text)) = event.get(field) else {
                 continue;
@@ -419,7 +418,7 @@ impl Grok {
 }
 
 /// A conversion that fails keeps the text, so nothing is lost.
-fn convert(text: String, conversion: Conversion) -> Value {
+fn convert(text: Str, conversion: Conversion) -> Value {
     match conversion {
         Conversion::None => Value::String(text),
         Conversion::Int => text
@@ -428,7 +427,7 @@ fn convert(text: String, conversion: Conversion) -> Value {
             .map(Value::from)
             .unwrap_or(Value::String(text)),
         Conversion::Float => match text.trim().parse::<f64>() {
-            Ok(f) => serde_json::Number::from_f64(f).map_or(Value::String(text), Value::Number),
+            Ok(f) => Number::from_f64(f).map_or(Value::String(text), Value::Number),
             Err(_) => Value::String(text),
         },
     }

@@ -24,13 +24,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
 use toml::Spanned;
 
 use super::Verdict;
 use crate::config::ConfigCx;
-use crate::event::Event;
 use crate::event::FieldRef;
+use crate::event::{Event, Map, Value};
 
 /// uap-core's rules, embedded at build time.
 const REGEXES: &str = include_str!("regexes.yaml");
@@ -55,7 +54,7 @@ pub struct Config {
 pub struct UserAgent {
     source: FieldRef,
     cache_size: usize,
-    cache: Arc<Mutex<HashMap<String, Map<String, Value>>>>,
+    cache: Arc<Mutex<HashMap<String, Map>>>,
     /// Where each key of a result goes under `target`, resolved once.
     fields: Arc<[(&'static str, FieldRef)]>,
 }
@@ -103,28 +102,26 @@ impl UserAgent {
         if agent.is_empty() || agent == "-" {
             return Verdict::Keep;
         }
-        let parsed = {
-            // A poisoned lock only means another thread panicked mid-insert;
-            // the map is still usable.
-            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            match cache.get(agent.as_str()) {
-                Some(parsed) => parsed.clone(),
-                None => {
-                    let Some(rules) = rules() else {
-                        return Verdict::Keep;
-                    };
-                    let parsed = parse(rules, agent);
-                    if cache.len() >= self.cache_size {
-                        cache.clear();
-                    }
-                    cache.insert(agent.clone(), parsed.clone());
-                    parsed
-                }
+        // A clone of the text is a reference count, not a copy.
+        let agent = agent.clone();
+        // A poisoned lock only means another thread panicked mid-insert; the
+        // map is still usable.
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if !cache.contains_key(agent.as_str()) {
+            let Some(rules) = rules() else {
+                return Verdict::Keep;
+            };
+            if cache.len() >= self.cache_size {
+                cache.clear();
             }
+            cache.insert(agent.to_string(), parse(rules, &agent));
+        }
+        let Some(parsed) = cache.get(agent.as_str()) else {
+            return Verdict::Keep;
         };
         for (key, value) in parsed {
-            if let Some((_, field)) = self.fields.iter().find(|(k, _)| *k == key) {
-                event.insert(field, value);
+            if let Some((_, field)) = self.fields.iter().find(|(k, _)| *k == key.as_str()) {
+                event.insert(field, value.clone());
             }
         }
         Verdict::Keep
@@ -160,7 +157,7 @@ fn rules() -> Option<&'static uap::Uap> {
 /// Elasticsearch's processor sets them: `name` and `device.name` always
 /// ("Other" when no rule matched), `version` and the `os` fields only when
 /// known.
-fn parse(rules: &uap::Uap, agent: &str) -> Map<String, Value> {
+fn parse(rules: &uap::Uap, agent: &str) -> Map {
     let mut out = Map::new();
     let (ua, os, device) = (
         rules.user_agent(agent),
@@ -168,26 +165,23 @@ fn parse(rules: &uap::Uap, agent: &str) -> Map<String, Value> {
         rules.device(agent),
     );
     let name = ua.as_ref().map(|ua| ua.family.as_ref());
-    out.insert("name".into(), Value::String(or_other(name).to_owned()));
+    out.insert("name".into(), Value::from(or_other(name)));
     if let Some(ua) = &ua {
         if let Some(version) = join_version([ua.major, ua.minor, ua.patch, ua.patch_minor]) {
-            out.insert("version".into(), Value::String(version));
+            out.insert("version".into(), Value::from(version));
         }
     }
     if let Some(os) = os.filter(|os| !os.os.is_empty()) {
-        out.insert("os.name".into(), Value::String(os.os.to_string()));
+        out.insert("os.name".into(), Value::from(os.os.as_ref()));
         let parts = [&os.major, &os.minor, &os.patch, &os.patch_minor].map(|p| p.as_deref());
         if let Some(version) = join_version(parts) {
             let full = format!("{} {version}", os.os);
-            out.insert("os.version".into(), Value::String(version));
-            out.insert("os.full".into(), Value::String(full));
+            out.insert("os.version".into(), Value::from(version));
+            out.insert("os.full".into(), Value::from(full));
         }
     }
     let device = device.as_ref().map(|d| d.device.as_ref());
-    out.insert(
-        "device.name".into(),
-        Value::String(or_other(device).to_owned()),
-    );
+    out.insert("device.name".into(), Value::from(or_other(device)));
     out
 }
 

@@ -80,14 +80,23 @@ impl Inode {
 /// The origin id of the line at `offset` of the file identified by
 /// `identity` on `host`: the same however often the line is read, so it can
 /// serve as the document id downstream.
-pub fn origin_id(host: &str, identity: &str, offset: u64) -> String {
+pub fn origin_id(host: &str, identity: &str, offset: u64) -> crate::event::Str {
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     hasher.update(host.as_bytes());
     hasher.update(&[0]);
     hasher.update(identity.as_bytes());
     hasher.update(&[0]);
     hasher.update(&offset.to_le_bytes());
-    format!("{:032x}", hasher.digest128())
+    // `{:032x}` without the String in between: one allocation per line
+    // fewer on the hottest path.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut digest = hasher.digest128();
+    let mut text = [0u8; 32];
+    for slot in text.iter_mut().rev() {
+        *slot = HEX[(digest & 0xf) as usize];
+        digest >>= 4;
+    }
+    crate::event::Str::new(std::str::from_utf8(&text).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -117,6 +126,11 @@ mod tests {
         let id = origin_id("web1", "abc", 42);
         assert_eq!(id, origin_id("web1", "abc", 42));
         assert_eq!(id.len(), 32);
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        for part in [&b"web1"[..], &[0], b"abc", &[0], &42u64.to_le_bytes()] {
+            hasher.update(part);
+        }
+        assert_eq!(id, format!("{:032x}", hasher.digest128()));
         assert_ne!(id, origin_id("web2", "abc", 42));
         assert_ne!(id, origin_id("web1", "abd", 42));
         assert_ne!(id, origin_id("web1", "abc", 43));

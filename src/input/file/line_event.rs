@@ -1,97 +1,106 @@
 //! The event made of one line (or one multiline record): Filebeat's field
 //! names, so a Logstash tier reading the same topic sees familiar ones, and
 //! the origin id in `[@metadata][_id]`.
+//!
+//! What is the same for every line of a batch (host, agent, input, the
+//! input's tags and fields, the file's path, the read time) is built once
+//! per batch in [`LineOrigin::new`]; a line then costs its message, its
+//! origin id and the small objects that hold them.
 
-use serde_json::{Map, Value};
+use chrono::{DateTime, Utc};
 
 use super::fingerprint;
 use super::reader::Line;
 use super::FileInput;
-use crate::event::{Event, ID};
+use crate::event::{Event, Map, Str, Value, ID};
 
-/// What is the same for every line of one batch.
+/// What is the same for every line of one batch, built once.
 pub struct LineOrigin<'a> {
-    pub input: &'a FileInput,
     /// The file's stable identity (origin ids derive from it).
-    pub identity: &'a str,
-    pub path: &'a str,
-    /// Read time, already formatted.
-    pub read_time: &'a str,
+    identity: &'a str,
+    host: &'static str,
+    read_time: DateTime<Utc>,
+    path: Str,
+    tags: Vec<Value>,
+    fields: Option<Value>,
+    host_object: Value,
+    input_object: Value,
+    event_object: Value,
+    agent_object: Value,
 }
 
-impl LineOrigin<'_> {
-    pub fn event(&self, line: Line) -> Event {
+fn object<const N: usize>(pairs: [(&'static str, Value); N]) -> Value {
+    let mut map = Map::with_capacity(N);
+    for (k, v) in pairs {
+        map.push_new(Str::new_static(k), v);
+    }
+    Value::Object(map)
+}
+
+impl<'a> LineOrigin<'a> {
+    pub fn new(input: &FileInput, identity: &'a str, path: &str, read_time: DateTime<Utc>) -> Self {
         let host = crate::host::name();
-        let mut fields = Map::with_capacity(10);
-        fields.insert(
-            "@timestamp".into(),
-            Value::String(self.read_time.to_owned()),
-        );
-        fields.insert("message".into(), Value::String(line.text));
-        let mut tags: Vec<Value> = self
-            .input
-            .tags
-            .iter()
-            .map(|t| Value::String(t.clone()))
-            .collect();
+        LineOrigin {
+            identity,
+            host,
+            read_time: crate::event::millis(read_time),
+            path: Str::new(path),
+            tags: input.tags.iter().map(Value::from).collect(),
+            fields: input.fields.clone().map(Value::Object),
+            host_object: object([("name", Value::from(host))]),
+            input_object: object([("type", Value::from("log"))]),
+            event_object: object([("timezone", Value::from(crate::host::timezone()))]),
+            agent_object: object([
+                ("type", Value::from("logpipe")),
+                ("version", Value::from(env!("CARGO_PKG_VERSION"))),
+            ]),
+        }
+    }
+
+    pub fn event(&self, line: Line) -> Event {
+        let mut fields = Map::with_capacity(9);
+        fields.push_new(Str::new_static("@timestamp"), Value::Time(self.read_time));
+        fields.push_new(Str::new_static("message"), Value::from(line.text));
         let mut flags = Vec::new();
         if line.multiline {
-            flags.push(Value::String("multiline".into()));
+            flags.push(Value::from("multiline"));
         }
+        let mut extra_tags = Vec::new();
         if line.truncated {
-            tags.push(Value::String("_truncated".into()));
-            flags.push(Value::String("truncated".into()));
+            extra_tags.push(Value::from("_truncated"));
+            flags.push(Value::from("truncated"));
         }
         if line.invalid_utf8 {
-            tags.push(Value::String("_invalid_utf8".into()));
+            extra_tags.push(Value::from("_invalid_utf8"));
         }
-        if !tags.is_empty() {
-            fields.insert("tags".into(), Value::Array(tags));
+        if !self.tags.is_empty() || !extra_tags.is_empty() {
+            let mut tags = Vec::with_capacity(self.tags.len() + extra_tags.len());
+            tags.extend(self.tags.iter().cloned());
+            tags.extend(extra_tags);
+            fields.push_new(Str::new_static("tags"), Value::Array(tags));
         }
-        if let Some(extra) = &self.input.fields {
-            fields.insert("fields".into(), Value::Object(extra.clone()));
+        if let Some(extra) = &self.fields {
+            fields.push_new(Str::new_static("fields"), extra.clone());
         }
-        fields.insert(
-            "host".into(),
-            object([("name", Value::String(host.to_owned()))]),
+        fields.push_new(Str::new_static("host"), self.host_object.clone());
+        let mut log = Map::with_capacity(3);
+        log.push_new(
+            Str::new_static("file"),
+            object([("path", Value::String(self.path.clone()))]),
         );
-        let mut log = Map::new();
-        log.insert(
-            "file".into(),
-            object([("path", Value::String(self.path.to_owned()))]),
-        );
-        log.insert("offset".into(), Value::from(line.offset));
+        log.push_new(Str::new_static("offset"), line.offset);
         if !flags.is_empty() {
-            log.insert("flags".into(), Value::Array(flags));
+            log.push_new(Str::new_static("flags"), Value::Array(flags));
         }
-        fields.insert("log".into(), Value::Object(log));
-        fields.insert(
-            "input".into(),
-            object([("type", Value::String("log".into()))]),
-        );
-        fields.insert(
-            "event".into(),
-            object([(
-                "timezone",
-                Value::String(crate::host::timezone().to_owned()),
-            )]),
-        );
-        fields.insert(
-            "agent".into(),
-            object([
-                ("type", Value::String("logpipe".into())),
-                ("version", Value::String(env!("CARGO_PKG_VERSION").into())),
-            ]),
-        );
-        let mut metadata = Map::new();
-        metadata.insert(
-            ID.into(),
-            Value::String(fingerprint::origin_id(host, self.identity, line.offset)),
+        fields.push_new(Str::new_static("log"), log);
+        fields.push_new(Str::new_static("input"), self.input_object.clone());
+        fields.push_new(Str::new_static("event"), self.event_object.clone());
+        fields.push_new(Str::new_static("agent"), self.agent_object.clone());
+        let mut metadata = Map::with_capacity(1);
+        metadata.push_new(
+            Str::new_static(ID),
+            fingerprint::origin_id(self.host, self.identity, line.offset),
         );
         Event { fields, metadata }
     }
-}
-
-fn object<const N: usize>(pairs: [(&str, Value); N]) -> Value {
-    Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
 }

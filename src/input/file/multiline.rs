@@ -38,6 +38,8 @@ pub struct Multiline {
 #[derive(Debug)]
 struct Pending {
     line: Line,
+    /// The joined text, grown in place; it becomes `line.text` on flush.
+    text: String,
     lines: usize,
     /// When its last line arrived.
     touched: Instant,
@@ -90,7 +92,10 @@ impl Joiner {
 
     /// The unfinished event, whatever its age.
     pub fn flush(&mut self) -> Option<Line> {
-        self.pending.take().map(|p| p.line)
+        self.pending.take().map(|mut p| {
+            p.line.text = p.text.into();
+            p.line
+        })
     }
 
     /// Whether an unfinished event is held.
@@ -100,6 +105,7 @@ impl Joiner {
 
     fn start(&mut self, line: Line, now: Instant) {
         self.pending = Some(Pending {
+            text: line.text.to_string(),
             line,
             lines: 1,
             touched: now,
@@ -119,19 +125,19 @@ impl Joiner {
             return;
         }
         p.lines += 1;
-        let room = rules.max_bytes.saturating_sub(p.line.text.len() + 1);
+        let room = rules.max_bytes.saturating_sub(p.text.len() + 1);
         if line.text.len() > room || line.truncated {
             p.line.truncated = true;
         }
         if room == 0 {
             return;
         }
-        p.line.text.push('\n');
+        p.text.push('\n');
         let mut take = line.text.len().min(room - 1);
         while !line.text.is_char_boundary(take) {
             take -= 1;
         }
-        p.line.text.push_str(&line.text[..take]);
+        p.text.push_str(&line.text[..take]);
     }
 }
 
@@ -158,7 +164,7 @@ mod tests {
                 let line = Line {
                     offset,
                     end: offset + t.len() as u64 + 1,
-                    text: t.to_owned(),
+                    text: t.into(),
                     truncated: false,
                     invalid_utf8: false,
                     multiline: false,

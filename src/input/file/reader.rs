@@ -19,7 +19,9 @@ pub struct Line {
     pub offset: u64,
     /// Byte offset just past its newline: where to resume after it.
     pub end: u64,
-    pub text: String,
+    /// Made straight from the read buffer: one allocation for a line longer
+    /// than an inline string, none for a short one.
+    pub text: crate::event::Str,
     /// The line was longer than `max_line_bytes`; `text` holds its start.
     pub truncated: bool,
     /// The line was not valid UTF-8; bad bytes were replaced with U+FFFD.
@@ -223,8 +225,8 @@ impl LineReader {
 
 fn make_line(offset: u64, end: u64, raw: &[u8], truncated: bool) -> Line {
     let (text, invalid_utf8) = match std::str::from_utf8(raw) {
-        Ok(text) => (text.to_owned(), false),
-        Err(_) => (String::from_utf8_lossy(raw).into_owned(), true),
+        Ok(text) => (crate::event::Str::new(text), false),
+        Err(_) => (crate::event::Str::new(String::from_utf8_lossy(raw)), true),
     };
     Line {
         offset,

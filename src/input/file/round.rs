@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
-use chrono::{SecondsFormat, Utc};
+use chrono::Utc;
 use tokio::sync::mpsc;
 
 use super::exclude::Exclude;
@@ -288,15 +288,9 @@ impl Tail {
             permit = out.reserve() => permit.map_err(|_| StageError::Fatal("the next stage stopped".into()))?,
             _ = self.cx.shutdown.stop.cancelled() => return Ok(()),
         };
-        let read_time = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
         let file = &self.files.open[index];
         let path = file.path.to_string_lossy();
-        let source = LineOrigin {
-            input: &self.input,
-            identity: &file.identity,
-            path: &path,
-            read_time: &read_time,
-        };
+        let source = LineOrigin::new(&self.input, &file.identity, &path, Utc::now());
         let events: Vec<Event> = lines.into_iter().map(|l| source.event(l)).collect();
         let lane = file.lane;
         if let Some(entry) = self.files.known.get_mut(&file.identity) {

@@ -9,7 +9,8 @@
 use std::io::Write;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+
+use crate::event::Map;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -77,7 +78,7 @@ impl Body {
         action: Action,
         index: &str,
         id: Option<&str>,
-        source: &Map<String, Value>,
+        source: &Map,
     ) -> Result<(), serde_json::Error> {
         let start = self.bytes.len();
         let result = encode_item(action, index, id, source, &mut self.bytes);
@@ -125,7 +126,7 @@ pub fn encode_item(
     action: Action,
     index: &str,
     id: Option<&str>,
-    source: &Map<String, Value>,
+    source: &Map,
     body: &mut Vec<u8>,
 ) -> Result<(), serde_json::Error> {
     write!(body, "{{\"{}\":", action.as_str()).map_err(serde_json::Error::io)?;
@@ -159,7 +160,7 @@ mod tests {
     #[test]
     fn items_are_an_action_line_and_a_source_line() {
         let mut event = Event::from_message("GET / \"quoted\"");
-        event.metadata.insert("_id".into(), "never-indexed".into());
+        event.metadata.insert("_id".into(), "never-indexed");
         let cases: &[(Action, &str, Option<&str>, Value)] = &[
             (
                 Action::Create,
