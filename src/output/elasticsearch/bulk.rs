@@ -138,7 +138,7 @@ pub fn encode_item(
         },
     )?;
     body.extend_from_slice(b"}\n");
-    crate::event::json::write_map(body, source);
+    serde_json::to_writer(&mut *body, source)?;
     body.push(b'\n');
     Ok(())
 }
