@@ -21,7 +21,7 @@
 //! - Core: [`event`], [`ack`], [`condition`] (the `if` language),
 //!   [`template`], [`shutdown`], [`retry`], [`error`], [`host`],
 //!   [`telemetry`], [`dead_letter`] (the record format, both ways, and the
-//!   file), [`monitor`] (`/metrics`, `/health`).
+//!   file), [`monitor`] (`/metrics`, `/health`, stage heartbeats for the watchdog).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 

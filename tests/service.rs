@@ -75,6 +75,115 @@ fn systemd_hears_ready_watchdog_pings_and_stopping() {
     );
 }
 
+/// A stage stuck in one step (the test-only `LOGPIPE_TEST_WEDGE` hook
+/// blocks a filter worker for good) stops the watchdog pings, so systemd
+/// would restart the service; the daemon says which stage.
+#[test]
+fn a_wedged_stage_stops_the_watchdog_pings() {
+    let dir = temp_dir();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    let log = dir.path().join("access_log");
+    write_lines(&log, (0..10).map(|i| format!("line {i}")));
+    let pipeline = file_pipeline(dir.path(), "wedged", &log, "t");
+    let daemon_log = dir.path().join("daemon.log");
+    let mut child = logpipe()
+        .arg("run")
+        .arg(&pipeline)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "200000")
+        .env("LOGPIPE_TEST_WEDGE", "filter")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&daemon_log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let started = std::time::Instant::now();
+    let mut pings = 0;
+    // Pings every 100 ms while healthy; a 2 s silence means they stopped.
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the pings went on for 30 s with a wedged stage ({pings} pings)"
+        );
+        match socket.recv(&mut buf) {
+            Ok(n) => {
+                if String::from_utf8_lossy(&buf[..n]).contains("WATCHDOG=1") {
+                    pings += 1;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    wait_for_log(&daemon_log, "no longer pinging the systemd watchdog", 1);
+    let text = std::fs::read_to_string(&daemon_log).unwrap();
+    assert!(
+        text.contains("stage=\"filter\"") || text.contains("stage=filter"),
+        "{text}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    // The healthy daemon pinged before the wedge was old enough to count.
+    assert!(pings > 0, "no ping at all before the wedge");
+}
+
+/// A pipeline held back by an Elasticsearch that does not answer is
+/// retrying, not wedged: the pings go on.
+#[test]
+fn a_stage_waiting_for_an_unreachable_elasticsearch_keeps_the_pings_going() {
+    let dir = temp_dir();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let log = dir.path().join("access_log");
+    write_lines(&log, (0..100).map(|i| format!("line {i}")));
+    // Port 9 (discard) on loopback: nothing listens, every request fails.
+    let pipeline = pipeline_toml("held")
+        .file_input(&log)
+        .with("poll_interval = \"50ms\"")
+        .elasticsearch_output("http://127.0.0.1:9", "held")
+        .write_to(dir.path().join("held.toml"));
+    let mut child = logpipe()
+        .arg("run")
+        .arg(&pipeline)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "200000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let mut ready = false;
+    while !ready {
+        let n = socket.recv(&mut buf).expect("READY=1");
+        ready = String::from_utf8_lossy(&buf[..n]).contains("READY=1");
+    }
+    // 3 s of retrying at one ping per 100 ms: well over 15 pings, none
+    // missing for more than the threshold of one second.
+    let started = std::time::Instant::now();
+    let mut pings = 0;
+    while started.elapsed() < Duration::from_secs(3) {
+        let n = socket
+            .recv(&mut buf)
+            .expect("a ping within 5 s while retrying");
+        if String::from_utf8_lossy(&buf[..n]).contains("WATCHDOG=1") {
+            pings += 1;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(pings >= 15, "{pings} pings in 3 s while retrying");
+}
+
 #[test]
 fn sighup_applies_a_changed_file_keeps_the_old_version_of_a_broken_one_and_loses_nothing() {
     let dir = temp_dir();

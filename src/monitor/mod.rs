@@ -6,6 +6,7 @@
 //! `pipeline` and `stage` labels.
 
 pub mod health;
+pub mod heartbeat;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};

@@ -34,12 +34,18 @@ pub async fn run(
     let input = Arc::new(Mutex::new(input));
     let mut running = JoinSet::new();
     for _ in 0..workers {
+        // Each worker is watched on its own: the stage task only waits for
+        // them, and a worker stuck in a filter must stop the watchdog.
         running.spawn(
-            worker(
-                Arc::clone(&filters),
-                Arc::clone(&input),
-                output.clone(),
-                Arc::clone(&pipeline),
+            crate::monitor::heartbeat::watch(
+                &pipeline,
+                "filter",
+                worker(
+                    Arc::clone(&filters),
+                    Arc::clone(&input),
+                    output.clone(),
+                    Arc::clone(&pipeline),
+                ),
             )
             .instrument(tracing::Span::current()),
         );
@@ -79,6 +85,7 @@ async fn worker(
         events_in.increment(before as u64);
         batch_size.record(before as f64);
         filter::apply_all(&filters, &mut batch.events);
+        crate::monitor::heartbeat::test_wedge("filter");
         events_out.increment(batch.events.len() as u64);
         filtered.increment((before - batch.events.len()) as u64);
         if batch.events.is_empty() {

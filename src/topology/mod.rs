@@ -260,9 +260,10 @@ fn spawn_stage(
     let span = tracing::info_span!("stage", pipeline = %cx.pipeline, stage);
     let pipeline = cx.pipeline.clone();
     crate::monitor::health::running(&pipeline, stage);
+    let watched = crate::monitor::heartbeat::watch(&pipeline, stage, future);
     tasks.spawn(
         async move {
-            let result = future.await;
+            let result = watched.await;
             match &result {
                 Ok(()) => crate::monitor::health::ended(&pipeline, stage),
                 Err(e) => crate::monitor::health::failed(&pipeline, stage, e.to_string()),
