@@ -68,6 +68,12 @@ pub enum Command {
         /// Pipeline files or directories of them.
         #[arg(default_value = DEFAULT_PIPELINE_DIR)]
         paths: Vec<PathBuf>,
+        /// Also try what the files point at (brokers reachable and
+        /// authenticated, topics present, Elasticsearch hosts answering with
+        /// the credentials, template installed): one line per target, exit 2
+        /// when one fails. Changes nothing.
+        #[arg(long)]
+        connect: bool,
     },
     /// Run a pipeline's filters on log lines and print the resulting events,
     /// one JSON object per line; without --input, check the pipeline's

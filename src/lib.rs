@@ -10,7 +10,8 @@
 //! - Commands: [`cli`] (arguments, exit codes), [`app`] (`run`'s lifecycle;
 //!   [`app::supervisor`]: pipelines of `run`, reload, drain;
 //!   [`app::status`]: `logpipe status`; [`app::test`](mod@app::test): `logpipe test`;
-//!   [`app::service`]: systemd notify, watchdog).
+//!   [`app::connect`]: `logpipe check --connect`; [`app::service`]: systemd
+//!   notify, watchdog).
 //! - Loader: [`pipeline`]: pipeline files and their `[[test]]` cases; the
 //!   one place that knows every stage registry.
 //! - Wiring: [`topology`]: pipelines to tasks and channels, by role.

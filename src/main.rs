@@ -14,7 +14,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse_args();
     logpipe::telemetry::init(cli.log_level.as_deref());
     match cli.command {
-        Command::Check { paths } => app::check(&paths),
+        Command::Check {
+            paths,
+            connect: false,
+        } => app::check(&paths),
+        Command::Check {
+            paths,
+            connect: true,
+        } => block_on(async move { Ok(app::check_connect(&paths).await) }),
         Command::Test { pipeline, input } => app::test(&pipeline, input.as_deref()),
         Command::Setup { paths } => block_on(async move { Ok(app::setup(&paths).await) }),
         Command::Run {

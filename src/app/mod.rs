@@ -15,6 +15,7 @@ use crate::config::{self, Severity};
 use crate::pipeline::{self, Loaded};
 use crate::topology::Role;
 
+pub mod connect;
 pub mod service;
 pub mod status;
 pub mod supervisor;
@@ -52,6 +53,29 @@ pub fn check(paths: &[PathBuf]) -> ExitCode {
             p.filters.len(),
             p.outputs.len()
         );
+    }
+    ExitCode::SUCCESS
+}
+
+/// `logpipe check --connect`: the checks of [`check`], then every target
+/// tried ([`connect`]); exit 2 when one fails.
+pub async fn check_connect(paths: &[PathBuf]) -> ExitCode {
+    let loaded = pipeline::load(paths, &config::process_env);
+    let code = check(paths);
+    if code != ExitCode::SUCCESS {
+        return code;
+    }
+    let probes = connect::probe_all(&loaded.pipelines).await;
+    let failed = probes.iter().filter(|p| p.outcome.is_err()).count();
+    for probe in &probes {
+        println!("{probe}");
+    }
+    if probes.is_empty() {
+        println!("Nothing to connect to: no Kafka hop and no Elasticsearch output.");
+    }
+    if failed > 0 {
+        eprintln!("{failed} of {} target(s) failed.", probes.len());
+        return ExitCode::from(EXIT_CONFIG);
     }
     ExitCode::SUCCESS
 }

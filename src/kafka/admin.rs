@@ -96,6 +96,46 @@ async fn reach(hop: &Hop) -> Result<(), String> {
     .map_err(|e| format!("metadata thread failed: {e}"))?
 }
 
+/// The brokers as one metadata request sees them: how many answer, and the
+/// partition count of each of `topics` (`None`: the topic does not exist).
+/// All topics are listed rather than the named ones, because a metadata
+/// request for a missing topic may create it (librdkafka's producer
+/// default), and a check must change nothing.
+pub async fn describe(hop: &Hop, topics: &[String]) -> Result<(usize, Vec<Option<usize>>), String> {
+    let config = hop.producer_config();
+    let topics = topics.to_vec();
+    let result = tokio::task::spawn_blocking(move || {
+        let producer: BaseProducer<FirstError> = config
+            .create_with_context(FirstError::default())
+            .map_err(|e| e.to_string())?;
+        match producer.client().fetch_metadata(None, REACH_TIMEOUT) {
+            Ok(metadata) => {
+                let counts = topics
+                    .iter()
+                    .map(|name| {
+                        metadata
+                            .topics()
+                            .iter()
+                            .find(|t| t.name() == name && t.error().is_none())
+                            .map(|t| t.partitions().len())
+                    })
+                    .collect();
+                Ok((metadata.brokers().len(), counts))
+            }
+            Err(e) => {
+                for _ in 0..5 {
+                    producer.poll(Duration::from_millis(100));
+                }
+                let first = producer.context().first.lock().ok().and_then(|f| f.clone());
+                Err(first.unwrap_or_else(|| e.to_string()))
+            }
+        }
+    })
+    .await
+    .map_err(|e| format!("metadata thread failed: {e}"))?;
+    result.map_err(|reason| explain(hop, &reason))
+}
+
 /// `reason`, with the configured SASL mechanism when an authentication
 /// failure does not name it.
 fn explain(hop: &Hop, reason: &str) -> String {
