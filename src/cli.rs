@@ -51,6 +51,25 @@ pub enum Command {
         #[command(flatten)]
         daemon: DaemonArgs,
     },
+    /// Print live events of a running daemon as JSON lines, as they leave a
+    /// stage; a bounded, lossy sample that never slows the pipeline (what is
+    /// skipped is counted on stderr).
+    Tap {
+        /// The pipeline's name.
+        pipeline: String,
+        /// Where to look: input (what enters the filters), filters (what
+        /// leaves them), output (what the outputs receive).
+        #[arg(long, default_value = "filters")]
+        stage: String,
+        /// Stop after this many events.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// The share of events to show, in (0, 1].
+        #[arg(long, value_name = "RATE", default_value_t = 1.0)]
+        sample: f64,
+        #[command(flatten)]
+        daemon: DaemonArgs,
+    },
     /// Kafka topic management.
     Topics {
         #[command(subcommand)]

@@ -10,8 +10,8 @@
 //! - Commands: [`cli`] (arguments, exit codes), [`app`] (`run`'s lifecycle;
 //!   [`app::supervisor`]: pipelines of `run`, reload, drain;
 //!   [`app::status`]: `logpipe status`; [`app::test`](mod@app::test): `logpipe test`;
-//!   [`app::connect`]: `logpipe check --connect`; [`app::service`]: systemd
-//!   notify, watchdog).
+//!   [`app::connect`]: `logpipe check --connect`; [`app::tap`]: `logpipe tap`;
+//!   [`app::service`]: systemd notify, watchdog).
 //! - Loader: [`pipeline`]: pipeline files and their `[[test]]` cases; the
 //!   one place that knows every stage registry.
 //! - Wiring: [`topology`]: pipelines to tasks and channels, by role.
@@ -22,7 +22,7 @@
 //! - Core: [`event`], [`ack`], [`condition`] (the `if` language),
 //!   [`template`], [`shutdown`], [`retry`], [`error`], [`host`],
 //!   [`telemetry`], [`dead_letter`] (the record format, both ways, and the
-//!   file), [`monitor`] (`/metrics`, `/health`, stage heartbeats for the watchdog).
+//!   file), [`monitor`] (`/metrics`, `/health`, `/tap`, stage heartbeats for the watchdog).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 

@@ -30,6 +30,21 @@ fn main() -> ExitCode {
             daemon,
         } => block_on(async move { app::run(&paths, role, daemon).await }),
         Command::Status { daemon } => block_on(async move { Ok(app::status::print(daemon).await) }),
+        Command::Tap {
+            pipeline,
+            stage,
+            limit,
+            sample,
+            daemon,
+        } => block_on(async move {
+            let request = app::tap::Request {
+                pipeline,
+                stage,
+                limit,
+                sample,
+            };
+            Ok(app::tap::run(request, daemon).await)
+        }),
         Command::Topics {
             action: TopicsAction::Ensure { paths },
         } => block_on(async move { Ok(app::topics_ensure(&paths).await) }),

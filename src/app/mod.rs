@@ -19,6 +19,7 @@ pub mod connect;
 pub mod service;
 pub mod status;
 pub mod supervisor;
+pub mod tap;
 pub mod test;
 
 pub use crate::cli::{EXIT_CONFIG, EXIT_FAILURE, EXIT_UNDELIVERED};

@@ -7,6 +7,7 @@
 
 pub mod health;
 pub mod heartbeat;
+pub mod tap;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -135,6 +136,27 @@ async fn connection(mut stream: tokio::net::TcpStream, handle: &PrometheusHandle
         };
         let request = Request::parse(&buf[..head_end]);
         buf.drain(..head_end);
+        if request.method == "GET" && request.path.split('?').next() == Some("/tap") {
+            // A tap streams until its reader goes away; the connection ends
+            // with it.
+            match tap::Query::parse(&request.path) {
+                Ok(query) => {
+                    let _ = tap::stream(&mut stream, query).await;
+                }
+                Err(why) => {
+                    let _ = write_response(
+                        &mut stream,
+                        "400 Bad Request",
+                        "text/plain",
+                        &format!("{why}\n"),
+                        false,
+                    )
+                    .await;
+                }
+            }
+            let _ = stream.shutdown().await;
+            return;
+        }
         let (status, content_type, body) = respond(&request, handle);
         // A body would have to be read and skipped; no endpoint takes one,
         // so the connection ends after this answer instead.
@@ -237,7 +259,7 @@ fn respond(request: &Request, handle: &PrometheusHandle) -> (&'static str, &'sta
         _ => (
             "404 Not Found",
             "text/plain",
-            "try /metrics or /health\n".into(),
+            "try /metrics, /health or /tap?pipeline=NAME\n".into(),
         ),
     }
 }

@@ -65,6 +65,11 @@ pub async fn run(
             p = Arc::clone(&slots).acquire_owned() => p.map_err(|_| StageError::Fatal("producer slots closed".into()))?,
             _ = abort.cancelled() => break,
         };
+        crate::monitor::tap::offer(
+            &cx.pipeline,
+            crate::monitor::tap::Point::Output,
+            &batch.events,
+        );
         let mut deliveries = Vec::with_capacity(batch.events.len());
         let mut rejected = Vec::new();
         for (index, event) in batch.events.iter().enumerate() {

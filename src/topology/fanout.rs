@@ -150,6 +150,7 @@ async fn deliver(route: &mut Route, batch: Batch) -> Result<(), StageError> {
 }
 
 pub async fn run(
+    pipeline: std::sync::Arc<str>,
     mut input: mpsc::Receiver<Batch>,
     mut routes: Vec<Route>,
 ) -> Result<(), StageError> {
@@ -158,6 +159,11 @@ pub async fn run(
             condition: None, ..
         }] = routes.as_mut_slice()
         {
+            crate::monitor::tap::offer(
+                &pipeline,
+                crate::monitor::tap::Point::Output,
+                &batch.events,
+            );
             deliver(route, batch).await?;
             continue;
         }
@@ -167,6 +173,7 @@ pub async fn run(
             if events.is_empty() {
                 continue;
             }
+            crate::monitor::tap::offer(&pipeline, crate::monitor::tap::Point::Output, &events);
             deliver(route, Batch::new(events, ack.clone())).await?;
         }
         // The clones now decide the outcome; this share is done. When no
@@ -227,7 +234,7 @@ mod tests {
         let (a, mut rx_a) = route(Some(r#""access" in [tags]"#));
         let (b, mut rx_b) = route(Some(r#""error" in [tags]"#));
         let (tx, rx) = mpsc::channel(4);
-        let fanout = tokio::spawn(run(rx, vec![a, b]));
+        let fanout = tokio::spawn(run("t".into(), rx, vec![a, b]));
         let mut tracker = AckTracker::new();
         let lane = tracker.open_lane();
         let events = vec![tagged("access"), tagged("error"), tagged("access")];
@@ -257,7 +264,7 @@ mod tests {
         let (a, mut rx_a) = route(Some(r#""access" in [tags]"#));
         let (b, mut rx_b) = route(Some(r#""error" in [tags]"#));
         let (tx, rx) = mpsc::channel(4);
-        let fanout = tokio::spawn(run(rx, vec![a, b]));
+        let fanout = tokio::spawn(run("t".into(), rx, vec![a, b]));
         let mut tracker = AckTracker::new();
         let lane = tracker.open_lane();
         tx.send(Batch::new(
@@ -302,7 +309,7 @@ mod tests {
             )),
         };
         let (tx, rx) = mpsc::channel(1);
-        let fanout = tokio::spawn(run(rx, vec![a, b]));
+        let fanout = tokio::spawn(run("t".into(), rx, vec![a, b]));
         let mut tracker = AckTracker::new();
         let lane = tracker.open_lane();
         let started = tokio::time::Instant::now();
@@ -373,7 +380,7 @@ mod tests {
             )
         };
         let (tx, rx) = mpsc::channel(1);
-        let _fanout = tokio::spawn(run(rx, vec![a, b]));
+        let _fanout = tokio::spawn(run("t".into(), rx, vec![a, b]));
         let mut tracker = AckTracker::new();
         let lane = tracker.open_lane();
         for n in 1..=3u64 {

@@ -16,6 +16,7 @@ use tracing::Instrument;
 use crate::error::StageError;
 use crate::event::Batch;
 use crate::filter::{self, FilterSpec};
+use crate::monitor::tap;
 
 pub async fn run(
     filters: Vec<FilterSpec>,
@@ -84,8 +85,10 @@ async fn worker(
         let before = batch.events.len();
         events_in.increment(before as u64);
         batch_size.record(before as f64);
+        tap::offer(&pipeline, tap::Point::Input, &batch.events);
         filter::apply_all(&filters, &mut batch.events);
         crate::monitor::heartbeat::test_wedge("filter");
+        tap::offer(&pipeline, tap::Point::Filters, &batch.events);
         events_out.increment(batch.events.len() as u64);
         filtered.increment((before - batch.events.len()) as u64);
         if batch.events.is_empty() {

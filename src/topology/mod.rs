@@ -215,7 +215,12 @@ fn spawn_index_half(
             output.spec.run(rx, cx.clone(), dead_letters),
         );
     }
-    spawn_stage(tasks, cx, "fanout", fanout::run(filtered_rx, routes));
+    spawn_stage(
+        tasks,
+        cx,
+        "fanout",
+        fanout::run(cx.pipeline.clone(), filtered_rx, routes),
+    );
 }
 
 /// The dead-letter files of one pipeline: outputs naming the same file (or
