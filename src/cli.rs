@@ -70,6 +70,20 @@ pub enum Command {
         #[command(flatten)]
         daemon: DaemonArgs,
     },
+    /// A live view of a running daemon: per pipeline and stage, events and
+    /// bytes per second, dead letters, retries, failures, health, a plot of
+    /// the last readings; Kafka lag and files behind of the picked pipeline.
+    /// Plain tables when not on a terminal.
+    Top {
+        /// Seconds between readings.
+        #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+        interval: f64,
+        /// Print this many plain tables and stop (also on a terminal).
+        #[arg(long, value_name = "N")]
+        iterations: Option<usize>,
+        #[command(flatten)]
+        daemon: DaemonArgs,
+    },
     /// Kafka topic management.
     Topics {
         #[command(subcommand)]

@@ -10,7 +10,7 @@
 //! - Commands: [`cli`] (arguments, exit codes), [`app`] (`run`'s lifecycle;
 //!   [`app::supervisor`]: pipelines of `run`, reload, drain;
 //!   [`app::status`]: `logpipe status`; [`app::test`](mod@app::test): `logpipe test`;
-//!   [`app::connect`]: `logpipe check --connect`; [`app::tap`]: `logpipe tap`;
+//!   [`app::connect`]: `logpipe check --connect`; [`app::tap`]: `logpipe tap`; [`app::top`]: `logpipe top`;
 //!   [`app::service`]: systemd notify, watchdog).
 //! - Loader: [`pipeline`]: pipeline files and their `[[test]]` cases; the
 //!   one place that knows every stage registry.

@@ -45,6 +45,15 @@ fn main() -> ExitCode {
             };
             Ok(app::tap::run(request, daemon).await)
         }),
+        Command::Top {
+            interval,
+            iterations,
+            daemon,
+        } => block_on(async move {
+            let interval = std::time::Duration::try_from_secs_f64(interval.max(0.1))
+                .unwrap_or(std::time::Duration::from_secs(1));
+            Ok(app::top::run(daemon, interval, iterations).await)
+        }),
         Command::Topics {
             action: TopicsAction::Ensure { paths },
         } => block_on(async move { Ok(app::topics_ensure(&paths).await) }),

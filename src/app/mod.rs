@@ -21,6 +21,7 @@ pub mod status;
 pub mod supervisor;
 pub mod tap;
 pub mod test;
+pub mod top;
 
 pub use crate::cli::{EXIT_CONFIG, EXIT_FAILURE, EXIT_UNDELIVERED};
 

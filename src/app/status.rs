@@ -177,7 +177,7 @@ async fn print_daemon(base: &str) {
 
 /// A metric value as a person reads it: whole numbers without a fraction,
 /// and never `-0` (an empty `f64` sum is negative zero).
-fn number(value: f64) -> String {
+pub(crate) fn number(value: f64) -> String {
     let value = if value == 0.0 { 0.0 } else { value };
     if value.fract() == 0.0 && value.abs() < 1e15 {
         format!("{}", value as i64)
@@ -186,14 +186,14 @@ fn number(value: f64) -> String {
     }
 }
 
-struct Sample {
-    name: String,
-    labels: Vec<(String, String)>,
-    value: f64,
+pub(crate) struct Sample {
+    pub(crate) name: String,
+    pub(crate) labels: Vec<(String, String)>,
+    pub(crate) value: f64,
 }
 
 impl Sample {
-    fn label(&self, key: &str) -> &str {
+    pub(crate) fn label(&self, key: &str) -> &str {
         self.labels
             .iter()
             .find(|(k, _)| k == key)
@@ -202,7 +202,7 @@ impl Sample {
 }
 
 /// Parses the Prometheus text format (enough of it for our own metrics).
-fn parse(text: &str) -> Vec<Sample> {
+pub(crate) fn parse(text: &str) -> Vec<Sample> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .filter_map(|line| {

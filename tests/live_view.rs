@@ -1,5 +1,6 @@
-//! `logpipe tap`: live events of a running daemon as they leave a stage, and
-//! a tap that is never read does not hold the pipeline back.
+//! The live views of a running daemon: `logpipe tap` (events as they leave
+//! a stage; a tap that is never read does not hold the pipeline back) and
+//! `logpipe top` (rates per stage, as plain tables off a terminal).
 
 mod common;
 
@@ -160,6 +161,71 @@ fn a_tap_nobody_reads_skips_events_and_never_holds_the_pipeline() {
     );
     assert!(skipped > 0.0);
     drop(stuck);
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
+}
+
+#[test]
+fn top_off_a_terminal_prints_a_table_of_every_stage_with_its_rates() {
+    let dir = temp_dir();
+    let log = dir.path().join("access_log");
+    write_lines(&log, ["first".to_owned()]);
+    let addr = metrics_address();
+    let mut child = daemon(dir.path(), &log, &addr);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writing = writer(&log, Arc::clone(&stop));
+    let out = logpipe()
+        .args([
+            "top",
+            "--iterations",
+            "2",
+            "--interval",
+            "0.5",
+            "--metrics-address",
+            &addr,
+        ])
+        .output()
+        .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    writing.join().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.matches("PIPELINE").count(), 2, "two tables:\n{text}");
+    assert!(
+        text.contains(&format!("logpipe at http://{addr}: healthy")),
+        "{text}"
+    );
+    for stage in ["input.file", "filter", "output.null"] {
+        let row = text
+            .lines()
+            .rfind(|l| l.starts_with("tapped") && l.contains(stage))
+            .unwrap_or_else(|| panic!("no row for {stage}:\n{text}"));
+        assert!(row.ends_with("running"), "{row}");
+    }
+    // Lines arrive every 5 ms: the file input's rate is not zero.
+    let input = text
+        .lines()
+        .rfind(|l| l.starts_with("tapped") && l.contains("input.file"))
+        .unwrap();
+    let in_rate = input.split_whitespace().nth(2).unwrap();
+    assert_ne!(in_rate, "0", "{input}");
+    assert!(text.contains("tapped: 1 open file(s)"), "{text}");
+    let down = logpipe()
+        .args([
+            "top",
+            "--iterations",
+            "1",
+            "--metrics-address",
+            &metrics_address(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("not reachable"));
     sigterm(&child);
     assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
 }
