@@ -25,6 +25,35 @@ fn file_pipeline(
         .write_to(dir.join(format!("{name}.toml")))
 }
 
+/// `logpipe run PIPELINE` as systemd starts it: notifications to a socket
+/// this test reads (`timeout` for each read), a 200 ms watchdog, `env` on
+/// top, stderr to `stderr`.
+fn run_notified(
+    dir: &std::path::Path,
+    pipeline: &std::path::Path,
+    timeout: Duration,
+    env: &[(&str, &str)],
+    stderr: Stdio,
+) -> (std::process::Child, UnixDatagram) {
+    let socket_path = dir.join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(timeout)).unwrap();
+    let mut command = logpipe();
+    command
+        .arg("run")
+        .arg(pipeline)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "200000")
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    (command.spawn().unwrap(), socket)
+}
+
 fn wait_for_log(log: &std::path::Path, needle: &str, count: usize) {
     wait_for_text(log, needle, count, Duration::from_secs(30));
 }
@@ -32,25 +61,16 @@ fn wait_for_log(log: &std::path::Path, needle: &str, count: usize) {
 #[test]
 fn systemd_hears_ready_watchdog_pings_and_stopping() {
     let dir = temp_dir();
-    let socket_path = dir.path().join("notify.sock");
-    let socket = UnixDatagram::bind(&socket_path).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
     let log = dir.path().join("access_log");
     write_lines(&log, (0..10).map(|i| format!("line {i}")));
     let pipeline = file_pipeline(dir.path(), "notify", &log, "t");
-    let mut child = logpipe()
-        .arg("run")
-        .arg(&pipeline)
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .env("NOTIFY_SOCKET", &socket_path)
-        .env("WATCHDOG_USEC", "200000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut child, socket) = run_notified(
+        dir.path(),
+        &pipeline,
+        Duration::from_secs(10),
+        &[],
+        Stdio::null(),
+    );
     let mut buf = [0u8; 512];
     let mut seen: Vec<String> = Vec::new();
     let mut read = |seen: &mut Vec<String>| {
@@ -81,31 +101,21 @@ fn systemd_hears_ready_watchdog_pings_and_stopping() {
 #[test]
 fn a_wedged_stage_stops_the_watchdog_pings() {
     let dir = temp_dir();
-    let socket_path = dir.path().join("notify.sock");
-    let socket = UnixDatagram::bind(&socket_path).unwrap();
     let log = dir.path().join("access_log");
     write_lines(&log, (0..10).map(|i| format!("line {i}")));
     let pipeline = file_pipeline(dir.path(), "wedged", &log, "t");
     let daemon_log = dir.path().join("daemon.log");
-    let mut child = logpipe()
-        .arg("run")
-        .arg(&pipeline)
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .env("NOTIFY_SOCKET", &socket_path)
-        .env("WATCHDOG_USEC", "200000")
-        .env("LOGPIPE_TEST_WEDGE", "filter")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&daemon_log).unwrap())
-        .spawn()
-        .unwrap();
+    // Pings every 100 ms while healthy; a 2 s silence means they stopped.
+    let (mut child, socket) = run_notified(
+        dir.path(),
+        &pipeline,
+        Duration::from_secs(2),
+        &[("LOGPIPE_TEST_WEDGE", "filter")],
+        std::fs::File::create(&daemon_log).unwrap().into(),
+    );
     let mut buf = [0u8; 512];
     let started = std::time::Instant::now();
     let mut pings = 0;
-    // Pings every 100 ms while healthy; a 2 s silence means they stopped.
-    socket
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .unwrap();
     loop {
         assert!(
             started.elapsed() < Duration::from_secs(30),
@@ -137,11 +147,6 @@ fn a_wedged_stage_stops_the_watchdog_pings() {
 #[test]
 fn a_stage_waiting_for_an_unreachable_elasticsearch_keeps_the_pings_going() {
     let dir = temp_dir();
-    let socket_path = dir.path().join("notify.sock");
-    let socket = UnixDatagram::bind(&socket_path).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
     let log = dir.path().join("access_log");
     write_lines(&log, (0..100).map(|i| format!("line {i}")));
     // Port 9 (discard) on loopback: nothing listens, every request fails.
@@ -150,17 +155,13 @@ fn a_stage_waiting_for_an_unreachable_elasticsearch_keeps_the_pings_going() {
         .with("poll_interval = \"50ms\"")
         .elasticsearch_output("http://127.0.0.1:9", "held")
         .write_to(dir.path().join("held.toml"));
-    let mut child = logpipe()
-        .arg("run")
-        .arg(&pipeline)
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .env("NOTIFY_SOCKET", &socket_path)
-        .env("WATCHDOG_USEC", "200000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut child, socket) = run_notified(
+        dir.path(),
+        &pipeline,
+        Duration::from_secs(5),
+        &[],
+        Stdio::null(),
+    );
     let mut buf = [0u8; 512];
     let mut ready = false;
     while !ready {

@@ -265,6 +265,26 @@ impl Daemon {
     }
 }
 
+/// The base URL of the running daemon's monitoring endpoint, for the
+/// commands that read it live (`tap`, `top`), found as `status` finds it;
+/// the exit code when there is none, said on stderr.
+pub(crate) fn daemon_endpoint(args: DaemonArgs, command: &str) -> Result<String, ExitCode> {
+    let daemon = Daemon::resolve(args).map_err(|()| ExitCode::from(EXIT_CONFIG))?;
+    match daemon.metrics_address {
+        Ok(Some(addr)) => Ok(format!("http://{addr}")),
+        Ok(None) => {
+            eprintln!(
+                "The daemon's metrics endpoint is switched off; {command} needs it (metrics_address)."
+            );
+            Err(ExitCode::from(EXIT_CONFIG))
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Err(ExitCode::from(EXIT_CONFIG))
+        }
+    }
+}
+
 /// `logpipe run`.
 pub async fn run(paths: &[PathBuf], role: Role, args: DaemonArgs) -> anyhow::Result<ExitCode> {
     let Ok(Daemon {

@@ -8,7 +8,6 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::Daemon;
 use crate::cli::{DaemonArgs, EXIT_CONFIG, EXIT_FAILURE};
 use crate::monitor::tap::Point;
 
@@ -32,23 +31,10 @@ pub async fn run(request: Request, daemon: DaemonArgs) -> ExitCode {
         eprintln!("--sample {}: expected a share in (0, 1]", request.sample);
         return ExitCode::from(EXIT_CONFIG);
     }
-    let Ok(daemon) = Daemon::resolve(daemon) else {
-        return ExitCode::from(EXIT_CONFIG);
+    let base = match super::daemon_endpoint(daemon, "tap") {
+        Ok(base) => base,
+        Err(code) => return code,
     };
-    let addr = match daemon.metrics_address {
-        Ok(Some(addr)) => addr,
-        Ok(None) => {
-            eprintln!(
-                "The daemon's metrics endpoint is switched off; tap needs it (metrics_address)."
-            );
-            return ExitCode::from(EXIT_CONFIG);
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    let base = format!("http://{addr}");
     let Ok(client) = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(3))
         .build()

@@ -20,8 +20,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row as TableRow, Table};
 
 use super::status::{number, parse, Sample};
-use super::Daemon;
-use crate::cli::{DaemonArgs, EXIT_CONFIG, EXIT_FAILURE};
+use crate::cli::{DaemonArgs, EXIT_FAILURE};
 
 /// How many readings a row's plot shows.
 const HISTORY: usize = 40;
@@ -268,23 +267,10 @@ async fn read(client: &reqwest::Client, base: &str) -> Result<Reading, String> {
 
 /// `logpipe top`.
 pub async fn run(daemon: DaemonArgs, interval: Duration, iterations: Option<usize>) -> ExitCode {
-    let Ok(daemon) = Daemon::resolve(daemon) else {
-        return ExitCode::from(EXIT_CONFIG);
+    let base = match super::daemon_endpoint(daemon, "top") {
+        Ok(base) => base,
+        Err(code) => return code,
     };
-    let addr = match daemon.metrics_address {
-        Ok(Some(addr)) => addr,
-        Ok(None) => {
-            eprintln!(
-                "The daemon's metrics endpoint is switched off; top needs it (metrics_address)."
-            );
-            return ExitCode::from(EXIT_CONFIG);
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    let base = format!("http://{addr}");
     let Ok(client) = reqwest::Client::builder()
         .timeout(Duration::from_secs(3))
         .build()
