@@ -282,6 +282,34 @@ fn bench(c: &mut Criterion) {
                 .collect::<Vec<_>>()
         })
     });
+    let date = pipeline(&format!(
+        "name = \"b\"\n{FILE_INPUT}[[filter]]\ntype = \"date\"\nfield = \"timestamp\"\nformats = [\"dd/MMM/yyyy:HH:mm:ss Z\"]\n[[output]]\ntype = \"null\"\n"
+    ));
+    let mut parsed = events.clone();
+    apply(&parse.filters, &mut parsed);
+    group.bench_function("date", |b| {
+        b.iter_batched(
+            || parsed.clone(),
+            |mut e| {
+                apply(&date.filters, &mut e);
+                e
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.bench_function("bulk_encode", |b| {
+        let mut body = Body::default();
+        b.iter(|| {
+            body = Body::reuse(
+                std::mem::take(&mut body.bytes),
+                std::mem::take(&mut body.starts),
+            );
+            for e in &parsed {
+                body.push(Action::Create, "httpd_access-2026.11.25", e.id(), &e.fields)
+                    .unwrap();
+            }
+        })
+    });
     group.bench_function("grok_combined", |b| {
         b.iter_batched(
             || events.clone(),
