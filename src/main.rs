@@ -16,7 +16,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { paths } => app::check(&paths),
         Command::Test { pipeline, input } => app::test(&pipeline, input.as_deref()),
-        Command::Setup { paths } => block_on(async move { Ok(app::setup(&paths).await) }),
+        Command::Setup { check, paths } => {
+            block_on(async move { Ok(app::setup(&paths, check).await) })
+        }
         Command::Run {
             paths,
             role,
