@@ -204,6 +204,12 @@ pub fn template_request(
             }),
         )
     } else {
+        // before 7.0 a template's mappings are those of a type (`_doc`)
+        let mappings = if version.major < 7 {
+            json!({ "_doc": mappings })
+        } else {
+            mappings
+        };
         (
             format!("_template/{name}"),
             json!({
@@ -414,7 +420,7 @@ async fn install_policy(
         Found::Present { policy: held, .. }
             if lifecycle::policy_difference(policy.api, &policy.body, held).is_none() =>
         {
-            return Ok(format!("{what} already in place at {host}: {deletes}"));
+            return Ok(format!("{what} at {host} already in place: {deletes}"));
         }
         Found::Present {
             version: Some((seq_no, primary_term)),
@@ -426,7 +432,8 @@ async fn install_policy(
             ),
             "updated",
         ),
-        _ => (policy.path.clone(), "installed"),
+        Found::Present { version: None, .. } => (policy.path.clone(), "updated"),
+        Found::Missing | Found::NoApi => (policy.path.clone(), "installed"),
     };
     let answer = request(es, client, reqwest::Method::PUT, &path, Some(&policy.body)).await?;
     if !(200..300).contains(&answer.status) {
@@ -635,6 +642,13 @@ mod tests {
         assert_eq!(
             body["mappings"]["properties"]["url"]["properties"]["original"]["type"],
             "keyword"
+        );
+        let six = version(json!({"version": {"number": "6.8.23", "build_flavor": "default"}}));
+        let (path, body) = template_request("httpd_access-*", &six, None);
+        assert_eq!(path, "_template/logpipe-httpd_access");
+        assert_eq!(
+            body["mappings"]["_doc"]["properties"]["source"]["properties"]["ip"]["type"],
+            "ip"
         );
     }
 
