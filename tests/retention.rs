@@ -1,18 +1,25 @@
-//! `logpipe setup` and `logpipe setup --check` against the real OpenSearch
-//! 2.19 and Elasticsearch 7.17 of the test command.
+//! `logpipe setup` and `logpipe setup --check` against real servers.
 //!
-//! Neither server has its lifecycle plugin there: OpenSearch's Index
-//! Management plugin and Elasticsearch's x-pack-ilm module are published
-//! on no registry the test command can reach (README, "Retention"). So
-//! what runs here is the template drift check and what `retention` does on
-//! a server without the API: a clear error naming host and policy, and
-//! nothing installed. The policy bodies and the reading of the policy APIs'
-//! answers are unit tests (`src/output/elasticsearch/setup/lifecycle.rs`).
+//! ILM for real: an Elasticsearch 6.8.23 node of the test's own, the
+//! default distribution with its x-pack-ilm module (the newest one Maven
+//! Central has; ILM is in no integ-test-zip), its ILM clock at 1 s: the
+//! policy installed, attached to a new daily index, drift reported, and an
+//! index deleted by it.
+//!
+//! ISM is not run: OpenSearch's Index Management plugin is published on no
+//! registry the test command can reach (README, "Retention"); its policy
+//! bodies and the reading of its answers are unit tests
+//! (`src/output/elasticsearch/setup/lifecycle.rs`). What runs against the
+//! test command's OpenSearch 2.19 and Elasticsearch 7.17 (neither with a
+//! lifecycle plugin) is the template drift check and what `retention` does
+//! on a server without the API: a clear error naming host and policy, and
+//! nothing installed.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::time::Duration;
 
 use common::*;
 use serde_json::json;
@@ -205,4 +212,171 @@ async fn retention_without_the_api(url: &str, api: &str, needs: &str) {
         )),
         "{stdout}"
     );
+}
+
+/// On a real ILM (Elasticsearch 6.8.23 with x-pack-ilm, `_template` and
+/// `index.lifecycle.name`): `--check` reports each target missing, `setup`
+/// installs policy and template (again: already in place), a new daily
+/// index is managed by the policy, a policy changed or removed by hand is
+/// drift until `setup` puts it back, and with `retention = "1s"` the index,
+/// now older than that, is deleted by ILM.
+#[tokio::test(flavor = "multi_thread")]
+async fn ilm_policy_is_installed_attached_checked_and_deletes_old_indices() {
+    let Some(_) = elasticsearch() else { return };
+    let dir = temp_dir();
+    let (mut node, url) =
+        own_elasticsearch_ilm(dir.path(), &["-Eindices.lifecycle.poll_interval=1s"]).await;
+    let es = Es::new(&url);
+    let prefix = unique("ilm");
+    let path = pipeline(
+        &url,
+        &prefix,
+        "retention = \"30d\"",
+        dir.path().join("ilm.toml"),
+    );
+    let host = format!("{url}/");
+    let name = format!("logpipe-{prefix}");
+    let policy = format!("lifecycle policy _ilm/policy/{name} at {host}");
+    let template = format!("template _template/{name} at {host}");
+    let check_says = |want: &[String], code: i32| {
+        let out = setup(&path, true);
+        assert_eq!(out.status.code(), Some(code), "{}", text(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), want.len(), "one line per target: {stdout}");
+        for (line, want) in lines.iter().zip(want) {
+            assert!(line.ends_with(want.as_str()), "{line}\nwanted …{want}");
+        }
+    };
+
+    check_says(
+        &[
+            format!("{policy}: DRIFT: missing"),
+            format!("{template}: DRIFT: missing"),
+        ],
+        1,
+    );
+    let deletes = format!("deletes the indices `{prefix}-*` 30d after their creation");
+    let out = setup(&path, false);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Elasticsearch 6.8.23 found"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("installed {policy}: {deletes}")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("installed template _template/{name}")),
+        "{stdout}"
+    );
+    let again = setup(&path, false);
+    assert!(
+        String::from_utf8_lossy(&again.stdout)
+            .contains(&format!("{policy} already in place: {deletes}")),
+        "{}",
+        text(&again)
+    );
+    let in_place = [
+        format!("{policy}: in place"),
+        format!("{template}: in place"),
+    ];
+    check_says(&in_place, 0);
+    let (status, held) = es.get(&format!("_ilm/policy/{name}")).await;
+    assert_eq!(status, 200, "{held}");
+    assert_eq!(held[&name]["policy"]["phases"]["delete"]["min_age"], "30d");
+
+    // Changed by hand: drift until setup puts it back.
+    let seven_days =
+        json!({"policy": {"phases": {"delete": {"min_age": "7d", "actions": {"delete": {}}}}}});
+    assert_eq!(
+        es.put(&format!("_ilm/policy/{name}"), seven_days).await.0,
+        200
+    );
+    check_says(
+        &[
+            format!(
+                "{policy}: DRIFT: `policy.phases.delete.min_age` is \"7d\" on the server, logpipe's is \"30d\""
+            ),
+            format!("{template}: in place"),
+        ],
+        1,
+    );
+    let out = setup(&path, false);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("updated {policy}: {deletes}")),
+        "{}",
+        text(&out)
+    );
+    check_says(&in_place, 0);
+
+    // Removed by hand (no index uses it yet: ILM refuses to delete a policy in use).
+    let removed = reqwest::Client::new()
+        .delete(format!("{url}/_ilm/policy/{name}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(removed.status().is_success());
+    check_says(
+        &[
+            format!("{policy}: DRIFT: missing"),
+            format!("{template}: in place"),
+        ],
+        1,
+    );
+    assert!(setup(&path, false).status.success());
+    check_says(&in_place, 0);
+
+    // A new daily index gets the policy through the template.
+    let index = format!("{prefix}-2026.12.02");
+    let (status, body) = es
+        .post(
+            &format!("{index}/_doc"),
+            json!({"@timestamp": "2026-12-02T10:00:00Z", "message": "kept 30d"}),
+        )
+        .await;
+    assert!(status == 200 || status == 201, "{body}");
+    let (_, settings) = es.get(&format!("{index}/_settings")).await;
+    assert_eq!(
+        settings[&index]["settings"]["index"]["lifecycle"]["name"],
+        name.as_str()
+    );
+    let explain = eventually(Duration::from_secs(30), "the index managed by ILM", || {
+        let (es, index) = (&es, &index);
+        async move {
+            let (_, body) = es.get(&format!("{index}/_ilm/explain")).await;
+            let managed = &body["indices"][index.as_str()];
+            (managed["managed"] == true).then(|| managed.clone())
+        }
+    })
+    .await;
+    assert_eq!(explain["policy"], name.as_str(), "{explain}");
+
+    // Retention of one second: the index, older than that, is deleted.
+    let short = pipeline(
+        &url,
+        &prefix,
+        "retention = \"1s\"",
+        dir.path().join("ilm-1s.toml"),
+    );
+    let out = setup(&short, false);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!(
+            "updated {policy}: deletes the indices `{prefix}-*` 1s after their creation"
+        )),
+        "{}",
+        text(&out)
+    );
+    let started = std::time::Instant::now();
+    eventually(Duration::from_secs(60), "the index deleted by ILM", || {
+        let (es, index) = (&es, &index);
+        async move { (es.get(index.as_str()).await.0 == 404).then_some(()) }
+    })
+    .await;
+    println!(
+        "ILM deleted {index} {:?} after the 1s policy",
+        started.elapsed()
+    );
+    assert!(es.indices(&format!("{prefix}-*")).await.is_empty());
+    node.stop(Duration::from_secs(30));
 }
