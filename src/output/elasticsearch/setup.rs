@@ -178,9 +178,13 @@ pub fn mappings(version: &Version) -> Value {
 }
 
 /// The request that installs the template for `pattern`: path and body.
-/// `index_settings` go under `settings.index` beside logpipe's own (the
-/// ILM policy's name).
-pub fn template_request(
+pub fn template_request(pattern: &str, version: &Version) -> (String, Value) {
+    template_request_with(pattern, version, None)
+}
+
+/// [`template_request`] with `index_settings` under `settings.index`
+/// beside logpipe's own (the ILM policy's name).
+pub fn template_request_with(
     pattern: &str,
     version: &Version,
     index_settings: Option<Value>,
@@ -268,7 +272,7 @@ impl Plan {
             .and_then(|p| lifecycle::template_settings(p.api, &p.name));
         Ok(Plan {
             pattern: pattern.to_owned(),
-            template: template_request(pattern, version, index_settings),
+            template: template_request_with(pattern, version, index_settings),
             policy,
         })
     }
@@ -627,13 +631,13 @@ mod tests {
     fn old_servers_get_the_legacy_template_api() {
         let new = version(json!({"version": {"number": "8.15.3"}}));
         let old = version(json!({"version": {"number": "7.4.0"}}));
-        let (path, body) = template_request("httpd_access-*", &new, None);
+        let (path, body) = template_request("httpd_access-*", &new);
         assert_eq!(path, "_index_template/logpipe-httpd_access");
         assert_eq!(
             body["template"]["mappings"]["properties"]["url"]["properties"]["original"]["type"],
             "wildcard"
         );
-        let (path, body) = template_request("httpd_access-*", &old, None);
+        let (path, body) = template_request("httpd_access-*", &old);
         assert_eq!(path, "_template/logpipe-httpd_access");
         assert_eq!(
             body["mappings"]["properties"]["source"]["properties"]["ip"]["type"],
@@ -644,7 +648,7 @@ mod tests {
             "keyword"
         );
         let six = version(json!({"version": {"number": "6.8.23", "build_flavor": "default"}}));
-        let (path, body) = template_request("httpd_access-*", &six, None);
+        let (path, body) = template_request("httpd_access-*", &six);
         assert_eq!(path, "_template/logpipe-httpd_access");
         assert_eq!(
             body["mappings"]["_doc"]["properties"]["source"]["properties"]["ip"]["type"],
