@@ -81,6 +81,19 @@ if [[ ! -f $ES_HOME/.done ]]; then
   chmod +x "$ES_HOME"/bin/*   # zipfile keeps no modes
   touch "$ES_HOME/.done"
 fi
+# Elasticsearch 6.8 with ILM, for tests/retention.rs to start as a node of
+# its own: the default distribution, unpacked once, less x-pack-ml.
+ES_ILM_ZIP_DIR=$(fetch elasticsearch-ilm)
+ES_ILM_HOME=$ES_ILM_ZIP_DIR/home
+if [[ ! -f $ES_ILM_HOME/.done ]]; then
+  rm -rf "$ES_ILM_HOME" "$ES_ILM_HOME.tmp"; mkdir -p "$ES_ILM_HOME.tmp"
+  python3 -m zipfile -e "$(ls "$ES_ILM_ZIP_DIR"/lib/elasticsearch-*.zip)" "$ES_ILM_HOME.tmp" \
+    || die "cannot unpack $ES_ILM_ZIP_DIR/lib/elasticsearch-*.zip"
+  mv "$ES_ILM_HOME.tmp"/elasticsearch-* "$ES_ILM_HOME"; rm -rf "$ES_ILM_HOME.tmp"
+  rm -rf "$ES_ILM_HOME/modules/x-pack-ml"
+  chmod +x "$ES_ILM_HOME"/bin/*
+  touch "$ES_ILM_HOME/.done"
+fi
 # OpenSearch laid out as its distribution is: the server in lib/, each module
 # in modules/NAME/ with its descriptor (what the distribution's build writes).
 OS_HOME=$OS_JARS/home
@@ -315,6 +328,7 @@ export LOGPIPE_TEST_RUN_DIR=$RUN
 export LOGPIPE_TEST_ES=http://127.0.0.1:$ES_PORT
 export LOGPIPE_TEST_ELASTICSEARCH=http://127.0.0.1:$ELASTIC_PORT
 export LOGPIPE_TEST_ELASTICSEARCH_SH=$SVC/elasticsearch-node.sh LOGPIPE_TEST_ELASTICSEARCH_HOME=$ES_HOME
+export LOGPIPE_TEST_ELASTICSEARCH_ILM_SH=$SVC/elasticsearch-node.sh LOGPIPE_TEST_ELASTICSEARCH_ILM_HOME=$ES_ILM_HOME
 export LOGPIPE_TEST_REQUIRE_SERVICES=1
 mkdir -p "$RUN/pids"
 log "LOGPIPE_TEST_KAFKA=$LOGPIPE_TEST_KAFKA LOGPIPE_TEST_ES=$LOGPIPE_TEST_ES LOGPIPE_TEST_ELASTICSEARCH=$LOGPIPE_TEST_ELASTICSEARCH"

@@ -90,8 +90,14 @@ pub enum Command {
         action: TopicsAction,
     },
     /// Install the index templates of the pipelines' Elasticsearch outputs
-    /// (ECS types for the httpd fields); safe to run again.
+    /// (ECS types for the httpd fields) and, for outputs with `retention`,
+    /// their lifecycle policies (ISM on OpenSearch, ILM on Elasticsearch);
+    /// safe to run again.
     Setup {
+        /// Change nothing: print one line per template and policy, in place
+        /// or drifted (missing or different), and exit 1 on any drift.
+        #[arg(long)]
+        check: bool,
         /// Pipeline files or directories of them.
         #[arg(default_value = DEFAULT_PIPELINE_DIR)]
         paths: Vec<PathBuf>,

@@ -16,7 +16,10 @@
 //!   one place that knows every stage registry.
 //! - Wiring: [`topology`]: pipelines to tasks and channels, by role.
 //! - Stages: [`input`], [`filter`], [`output`], and [`kafka`] (the hop both
-//!   halves share).
+//!   halves share). `logpipe setup` lives with its output:
+//!   [`output::elasticsearch::setup`] (index templates, `--check`) and
+//!   [`output::elasticsearch::setup::lifecycle`] (`retention`: ISM and ILM
+//!   policies, pure).
 //! - Toolkit: [`config`]: how a stage reads its table (positions, `${VAR}`),
 //!   the daemon config.
 //! - Core: [`event`], [`ack`], [`condition`] (the `if` language),

@@ -23,7 +23,9 @@ fn main() -> ExitCode {
             connect: true,
         } => block_on(async move { Ok(app::check_connect(&paths).await) }),
         Command::Test { pipeline, input } => app::test(&pipeline, input.as_deref()),
-        Command::Setup { paths } => block_on(async move { Ok(app::setup(&paths).await) }),
+        Command::Setup { check, paths } => {
+            block_on(async move { Ok(app::setup(&paths, check).await) })
+        }
         Command::Run {
             paths,
             role,

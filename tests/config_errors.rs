@@ -489,3 +489,36 @@ fn zero_sizes_of_outputs_filters_and_the_hop_point_at_the_value() {
         ]
     );
 }
+
+#[test]
+fn retention_is_whole_seconds_and_warns_on_an_index_without_a_date() {
+    let output = |index: &str, retention: &str| {
+        format!(
+            "[[input]]\ntype = \"file\"\npaths = [\"/x\"]\n[[output]]\ntype = \"elasticsearch\"\n\
+             hosts = \"h:9200\"\nindex = \"{index}\"\nretention = {retention}\n"
+        )
+    };
+    assert_eq!(
+        diagnostics(&output("a-%{+YYYY.MM.dd}", "\"30d\""), &[]),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        diagnostics(&output("a-%{+YYYY.MM.dd}", "\"500ms\""), &[]),
+        ["p.toml:8:13: error: `retention` must be a whole number of seconds, at least 1s (e.g. \"30d\")"]
+    );
+    assert_eq!(
+        diagnostics(&output("a-%{+YYYY.MM.dd}", "0"), &[]),
+        ["p.toml:8:13: error: `retention` must be a whole number of seconds, at least 1s (e.g. \"30d\")"]
+    );
+    let d = diagnostics(&output("static", "\"7d\""), &[]);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert!(
+        d[0].starts_with("p.toml:8:13: warning: `retention` deletes whole indices by age")
+            && d[0].contains("7days after it was created"),
+        "{d:?}"
+    );
+    check_fails_at(
+        &output("a-%{+YYYY.MM.dd}", "\"thirty days\""),
+        &["8:13: error: invalid duration `thirty days`"],
+    );
+}

@@ -168,9 +168,11 @@ pub fn test(pipeline: &std::path::Path, input: Option<&std::path::Path>) -> Exit
     }
 }
 
-/// `logpipe setup`: installs the index template of every Elasticsearch
-/// output, printing each step.
-pub async fn setup(paths: &[PathBuf]) -> ExitCode {
+/// `logpipe setup`: installs the index template (and, with `retention`,
+/// the lifecycle policy) of every Elasticsearch output, printing each step.
+/// With `check`, changes nothing: prints one line per template and policy
+/// and fails when one has drifted or cannot be read.
+pub async fn setup(paths: &[PathBuf], check: bool) -> ExitCode {
     use crate::output::elasticsearch::{client::Client, setup};
     use crate::output::OutputSpec;
     let loaded = pipeline::load(paths, &config::process_env);
@@ -185,22 +187,31 @@ pub async fn setup(paths: &[PathBuf]) -> ExitCode {
                 continue;
             };
             any = true;
+            let at = format!("{} ({})", p.path.display(), p.name);
             let client = match Client::new(es, p.name.as_str().into()) {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("{} ({}): {e}", p.path.display(), p.name);
+                    eprintln!("{at}: {e}");
                     failed = true;
                     continue;
                 }
             };
-            match setup::install(es, &client).await {
-                Ok(steps) => {
-                    for step in steps {
-                        println!("{} ({}): {step}", p.path.display(), p.name);
+            let lines = if check {
+                setup::check(es, &client).await.map(|checked| {
+                    failed |= checked.iter().any(|c| c.drift.is_some());
+                    checked.iter().map(ToString::to_string).collect()
+                })
+            } else {
+                setup::install(es, &client).await
+            };
+            match lines {
+                Ok(lines) => {
+                    for line in lines {
+                        println!("{at}: {line}");
                     }
                 }
                 Err(e) => {
-                    eprintln!("{} ({}): {e}", p.path.display(), p.name);
+                    eprintln!("{at}: {e}");
                     failed = true;
                 }
             }

@@ -696,6 +696,12 @@ pub async fn own_elasticsearch(dir: &Path, settings: &[&str]) -> (OwnServer, Str
     own_search_node("ELASTICSEARCH", dir, settings).await
 }
 
+/// An Elasticsearch 6.8 node with ILM (the default distribution with
+/// x-pack-ilm) of the test's own, as [`own_opensearch`].
+pub async fn own_elasticsearch_ilm(dir: &Path, settings: &[&str]) -> (OwnServer, String) {
+    own_search_node("ELASTICSEARCH_ILM", dir, settings).await
+}
+
 /// A node started by the script the test command names in
 /// `LOGPIPE_TEST_{KIND}_SH`, with `LOGPIPE_TEST_{KIND}_HOME`.
 async fn own_search_node(kind: &str, dir: &Path, settings: &[&str]) -> (OwnServer, String) {

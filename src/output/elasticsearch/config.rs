@@ -79,6 +79,10 @@ pub struct Config {
     /// starts (default false).
     #[serde(default)]
     pub setup: bool,
+    /// Delete each index this long after it was created (`"30d"`), by a
+    /// lifecycle policy `logpipe setup` installs: ISM on OpenSearch, ILM on
+    /// Elasticsearch. Default: indices are kept.
+    pub retention: Option<Spanned<Seconds>>,
 }
 
 /// How requests authenticate.
@@ -123,6 +127,8 @@ pub struct Elasticsearch {
     pub auth: Auth,
     pub tls: Tls,
     pub setup: bool,
+    /// `retention`, whole seconds of at least 1.
+    pub retention: Option<Duration>,
     /// Shared by every clone: what this output did so far.
     pub counters: Arc<Counters>,
 }
@@ -180,6 +186,7 @@ impl Config {
             );
             ok = false;
         }
+        let retention = self.retention(cx, &mut ok);
         let (index, document_id) = (index?, document_id?);
         let timeout = self.timeout.map_or(Duration::from_secs(60), |s| s.0);
         ok.then(|| Elasticsearch {
@@ -201,8 +208,36 @@ impl Config {
             auth,
             tls,
             setup: self.setup,
+            retention,
             counters: Arc::default(),
         })
+    }
+
+    /// `retention`: whole seconds, at least one; a warning when `index`
+    /// has no date, since the policy deletes whole indices.
+    fn retention(&self, cx: &mut ConfigCx<'_>, ok: &mut bool) -> Option<Duration> {
+        let retention = self.retention.as_ref()?;
+        let value = retention.get_ref().0;
+        if value < Duration::from_secs(1) || value.subsec_nanos() != 0 {
+            cx.error(
+                &retention.span(),
+                "`retention` must be a whole number of seconds, at least 1s (e.g. \"30d\")",
+            );
+            *ok = false;
+            return None;
+        }
+        if !self.index.get_ref().contains("%{+") {
+            cx.warn(
+                &retention.span(),
+                format!(
+                    "`retention` deletes whole indices by age, and `index` has no date \
+                     (`%{{+YYYY.MM.dd}}`): each index it names is deleted, with all its \
+                     events, {} after it was created",
+                    humantime::format_duration(value)
+                ),
+            );
+        }
+        Some(value)
     }
 
     fn auth(

@@ -5,12 +5,20 @@
 //!
 //! Which API to use depends on the server, read from `GET /`: composable
 //! `_index_template` on Elasticsearch 7.8+ and OpenSearch, the legacy
-//! `_template` before. The parts that decide are pure and tested here.
+//! `_template` before. With `retention`, a lifecycle policy too
+//! ([`lifecycle`]: ISM on OpenSearch, ILM on Elasticsearch). `check`
+//! compares what the server holds with what `install` would put there. The
+//! parts that decide are pure and tested here.
+
+pub mod lifecycle;
+
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use super::client::Client;
 use super::config::Elasticsearch;
+use lifecycle::{Api, Found};
 
 /// Which server answers, from `GET /`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,9 +179,24 @@ pub fn mappings(version: &Version) -> Value {
 
 /// The request that installs the template for `pattern`: path and body.
 pub fn template_request(pattern: &str, version: &Version) -> (String, Value) {
+    template_request_with(pattern, version, None)
+}
+
+/// [`template_request`] with `index_settings` under `settings.index`
+/// beside logpipe's own (the ILM policy's name).
+pub fn template_request_with(
+    pattern: &str,
+    version: &Version,
+    index_settings: Option<Value>,
+) -> (String, Value) {
     let name = template_name(pattern);
     let mappings = mappings(version);
-    let settings = json!({"index": {"refresh_interval": "5s"}});
+    let mut settings = json!({"index": {"refresh_interval": "5s"}});
+    if let (Some(Value::Object(extra)), Some(index)) =
+        (index_settings, settings["index"].as_object_mut())
+    {
+        index.extend(extra);
+    }
     if version.composable_templates() {
         (
             format!("_index_template/{name}"),
@@ -185,6 +208,12 @@ pub fn template_request(pattern: &str, version: &Version) -> (String, Value) {
             }),
         )
     } else {
+        // before 7.0 a template's mappings are those of a type (`_doc`)
+        let mappings = if version.major < 7 {
+            json!({ "_doc": mappings })
+        } else {
+            mappings
+        };
         (
             format!("_template/{name}"),
             json!({
@@ -197,55 +226,335 @@ pub fn template_request(pattern: &str, version: &Version) -> (String, Value) {
     }
 }
 
-/// Why setup failed.
+/// What `logpipe setup` installs for one output on one server: pure, from
+/// the output's index pattern, its `retention` and the server's version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub pattern: String,
+    /// The index template: path and body.
+    pub template: (String, Value),
+    pub policy: Option<PolicyPlan>,
+}
+
+/// The lifecycle policy of an output with `retention`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyPlan {
+    pub api: Api,
+    pub name: String,
+    pub path: String,
+    pub body: Value,
+    /// The retention as the policy writes it (`30d`).
+    pub age: String,
+}
+
+impl Plan {
+    pub fn new(
+        pattern: &str,
+        retention: Option<Duration>,
+        version: &Version,
+    ) -> Result<Plan, String> {
+        let name = template_name(pattern);
+        let policy = match retention {
+            None => None,
+            Some(retention) => {
+                let api = Api::of(version)?;
+                Some(PolicyPlan {
+                    api,
+                    path: api.path(&name),
+                    body: lifecycle::policy_body(api, pattern, retention, version),
+                    age: lifecycle::age(retention),
+                    name,
+                })
+            }
+        };
+        let index_settings = policy
+            .as_ref()
+            .and_then(|p| lifecycle::template_settings(p.api, &p.name));
+        Ok(Plan {
+            pattern: pattern.to_owned(),
+            template: template_request_with(pattern, version, index_settings),
+            policy,
+        })
+    }
+}
+
+/// Why setup (or its check) failed. Each names the host and what was
+/// being installed or read.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
     #[error("cannot reach Elasticsearch: {0}")]
     Unreachable(String),
     #[error("{0}")]
     Version(String),
-    #[error("installing {what} failed: {message}")]
-    Install { what: String, message: String },
+    #[error("installing {what} at {host} failed: {message}")]
+    Install {
+        host: String,
+        what: String,
+        message: String,
+    },
+    #[error("reading {what} at {host} failed: {message}")]
+    Read {
+        host: String,
+        what: String,
+        message: String,
+    },
+    #[error(
+        "cannot install lifecycle policy {what} at {host} for `retention`: the server has no \
+         such API; it needs {needs}"
+    )]
+    NoLifecycle {
+        host: String,
+        what: String,
+        needs: &'static str,
+    },
 }
 
-/// What setup did, one line per step, for `logpipe setup` to print.
-pub async fn install(es: &Elasticsearch, client: &Client) -> Result<Vec<String>, SetupError> {
+/// One answer: the host that gave it, its status and its JSON body (null
+/// when there is none).
+struct Answer {
+    host: reqwest::Url,
+    status: u16,
+    body: Value,
+}
+
+/// Sends one request to the first host that answers (any status); a host
+/// that cannot be reached passes it to the next.
+async fn request(
+    es: &Elasticsearch,
+    client: &Client,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<Answer, SetupError> {
+    let mut last = String::from("no host");
+    for host in &es.hosts {
+        let url = match host.join(path) {
+            Ok(url) => url,
+            Err(e) => {
+                last = format!("{host}: {e}");
+                continue;
+            }
+        };
+        let mut builder = client.http().request(method.clone(), url);
+        if let Some(body) = body {
+            builder = builder.json(body);
+        }
+        match builder.send().await {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let text = r.text().await.unwrap_or_default();
+                let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                return Ok(Answer {
+                    host: host.clone(),
+                    status,
+                    body,
+                });
+            }
+            Err(e) => last = format!("{host}: {e}"),
+        }
+    }
+    Err(SetupError::Unreachable(last))
+}
+
+/// The server's version and what to install there for `es`.
+async fn plan(es: &Elasticsearch, client: &Client) -> Result<(Version, Plan), SetupError> {
     let root = client.root().await.map_err(SetupError::Unreachable)?;
     let version = Version::parse(&root).map_err(SetupError::Version)?;
     let pattern = index_pattern(es.index.as_str());
-    let (path, body) = template_request(&pattern, &version);
+    let plan = Plan::new(&pattern, es.retention, &version).map_err(SetupError::Version)?;
+    Ok((version, plan))
+}
+
+/// What setup did, one line per step, for `logpipe setup` to print: the
+/// lifecycle policy first (when `retention` is set), so that the indices
+/// the template shapes never exist without it, then the template.
+pub async fn install(es: &Elasticsearch, client: &Client) -> Result<Vec<String>, SetupError> {
+    let (version, plan) = plan(es, client).await?;
+    let pattern = &plan.pattern;
     let mut done = vec![format!(
         "{:?} {} found; index pattern `{pattern}`",
         version.distribution, version.number
     )];
-    let mut last = String::from("no host");
-    for host in es.hosts.iter() {
-        let Ok(url) = host.join(&path) else { continue };
-        match client.http().put(url).json(&body).send().await {
-            Ok(r) if r.status().is_success() => {
-                done.push(format!("installed template {path} for `{pattern}`"));
-                return Ok(done);
-            }
-            Ok(r) => {
-                let status = r.status();
-                let text: String = r
-                    .text()
-                    .await
-                    .unwrap_or_default()
-                    .chars()
-                    .take(300)
-                    .collect();
-                last = format!("HTTP {status}: {text}");
-                // A refusal is the server's answer, not the host's fault.
-                break;
-            }
-            Err(e) => last = e.to_string(),
+    if let Some(policy) = &plan.policy {
+        done.push(install_policy(es, client, pattern, policy).await?);
+    }
+    let (path, body) = &plan.template;
+    let answer = request(es, client, reqwest::Method::PUT, path, Some(body)).await?;
+    if !(200..300).contains(&answer.status) {
+        return Err(SetupError::Install {
+            host: answer.host.to_string(),
+            what: format!("template {path}"),
+            message: format!(
+                "HTTP {}: {}",
+                answer.status,
+                lifecycle::excerpt(&answer.body)
+            ),
+        });
+    }
+    done.push(format!("installed template {path} for `{pattern}`"));
+    Ok(done)
+}
+
+/// Installs the policy unless the server holds it as logpipe writes it;
+/// an ISM update names the version it replaces (ISM refuses a blind
+/// overwrite).
+async fn install_policy(
+    es: &Elasticsearch,
+    client: &Client,
+    pattern: &str,
+    policy: &PolicyPlan,
+) -> Result<String, SetupError> {
+    let what = format!("lifecycle policy {}", policy.path);
+    let found = read_policy(es, client, policy).await?;
+    let (host, found) = match found {
+        (host, Found::NoApi) => {
+            return Err(SetupError::NoLifecycle {
+                host,
+                what: policy.path.clone(),
+                needs: policy.api.needs(),
+            })
+        }
+        other => other,
+    };
+    let deletes = format!(
+        "deletes the indices `{pattern}` {} after their creation",
+        policy.age
+    );
+    let (path, verb) = match &found {
+        Found::Present { policy: held, .. }
+            if lifecycle::policy_difference(policy.api, &policy.body, held).is_none() =>
+        {
+            return Ok(format!("{what} at {host} already in place: {deletes}"));
+        }
+        Found::Present {
+            version: Some((seq_no, primary_term)),
+            ..
+        } => (
+            format!(
+                "{}?if_seq_no={seq_no}&if_primary_term={primary_term}",
+                policy.path
+            ),
+            "updated",
+        ),
+        Found::Present { version: None, .. } => (policy.path.clone(), "updated"),
+        Found::Missing | Found::NoApi => (policy.path.clone(), "installed"),
+    };
+    let answer = request(es, client, reqwest::Method::PUT, &path, Some(&policy.body)).await?;
+    if !(200..300).contains(&answer.status) {
+        return Err(SetupError::Install {
+            host: answer.host.to_string(),
+            what,
+            message: format!(
+                "HTTP {}: {}",
+                answer.status,
+                lifecycle::excerpt(&answer.body)
+            ),
+        });
+    }
+    Ok(format!("{verb} {what} at {}: {deletes}", answer.host))
+}
+
+/// `GET` of the policy: the host that answered and what it holds.
+async fn read_policy(
+    es: &Elasticsearch,
+    client: &Client,
+    policy: &PolicyPlan,
+) -> Result<(String, Found), SetupError> {
+    let answer = request(es, client, reqwest::Method::GET, &policy.path, None).await?;
+    let host = answer.host.to_string();
+    let found = lifecycle::read_get(policy.api, &policy.name, answer.status, &answer.body)
+        .map_err(|message| SetupError::Read {
+            host: host.clone(),
+            what: format!("lifecycle policy {}", policy.path),
+            message,
+        })?;
+    Ok((host, found))
+}
+
+/// One thing `logpipe setup --check` compared: a template or a policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// `template _index_template/logpipe-x` or `lifecycle policy …`.
+    pub what: String,
+    /// The host that answered.
+    pub host: String,
+    /// Why it is not as `logpipe setup` would leave it; `None` when it is.
+    pub drift: Option<String>,
+}
+
+impl std::fmt::Display for Checked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.drift {
+            None => write!(f, "{} at {}: in place", self.what, self.host),
+            Some(why) => write!(f, "{} at {}: DRIFT: {why}", self.what, self.host),
         }
     }
-    Err(SetupError::Install {
-        what: path,
-        message: last,
-    })
+}
+
+/// `logpipe setup --check`: compares what the server holds with what
+/// `install` would put there, changing nothing. One entry per target.
+pub async fn check(es: &Elasticsearch, client: &Client) -> Result<Vec<Checked>, SetupError> {
+    let (_, plan) = plan(es, client).await?;
+    let mut out = Vec::new();
+    if let Some(policy) = &plan.policy {
+        let (host, found) = read_policy(es, client, policy).await?;
+        let drift = match found {
+            Found::NoApi => Some(format!(
+                "the server has no lifecycle API for `retention`; it needs {}",
+                policy.api.needs()
+            )),
+            Found::Missing => Some("missing".to_owned()),
+            Found::Present { policy: held, .. } => {
+                lifecycle::policy_difference(policy.api, &policy.body, &held)
+            }
+        };
+        out.push(Checked {
+            what: format!("lifecycle policy {}", policy.path),
+            host,
+            drift,
+        });
+    }
+    let (path, wanted) = &plan.template;
+    let what = format!("template {path}");
+    let answer = request(es, client, reqwest::Method::GET, path, None).await?;
+    let host = answer.host.to_string();
+    let drift = match answer.status {
+        404 => Some("missing".to_owned()),
+        200 => {
+            let name = template_name(&plan.pattern);
+            let held =
+                held_template(path, &name, &answer.body).ok_or_else(|| SetupError::Read {
+                    host: host.clone(),
+                    what: what.clone(),
+                    message: format!("unreadable answer: {}", lifecycle::excerpt(&answer.body)),
+                })?;
+            lifecycle::difference("template", wanted, held)
+        }
+        status => {
+            return Err(SetupError::Read {
+                host,
+                what,
+                message: format!("HTTP {status}: {}", lifecycle::excerpt(&answer.body)),
+            })
+        }
+    };
+    out.push(Checked { what, host, drift });
+    Ok(out)
+}
+
+/// The template in the answer to its `GET`: `_index_template` answers
+/// `{"index_templates": [{"name", "index_template"}]}`, `_template`
+/// answers `{"<name>": {...}}`.
+fn held_template<'a>(path: &str, name: &str, body: &'a Value) -> Option<&'a Value> {
+    if path.starts_with("_index_template/") {
+        body["index_templates"]
+            .as_array()?
+            .iter()
+            .find(|t| t["name"] == name)
+            .map(|t| &t["index_template"])
+    } else {
+        body.get(name)
+    }
 }
 
 #[cfg(test)]
@@ -337,6 +646,101 @@ mod tests {
         assert_eq!(
             body["mappings"]["properties"]["url"]["properties"]["original"]["type"],
             "keyword"
+        );
+        let six = version(json!({"version": {"number": "6.8.23", "build_flavor": "default"}}));
+        let (path, body) = template_request("httpd_access-*", &six);
+        assert_eq!(path, "_template/logpipe-httpd_access");
+        assert_eq!(
+            body["mappings"]["_doc"]["properties"]["source"]["properties"]["ip"]["type"],
+            "ip"
+        );
+    }
+
+    /// `retention` adds a policy of the server's API and, for ILM, its name
+    /// in the template's settings (composable and legacy alike); without
+    /// it, the template alone, as before.
+    #[test]
+    fn retention_plans_a_policy_of_the_servers_api() {
+        let day30 = Some(Duration::from_secs(30 * 86_400));
+        let es = version(json!({"version": {"number": "7.17.29", "build_flavor": "oss"}}));
+        let plan = Plan::new("httpd_access-*", day30, &es).unwrap();
+        let policy = plan.policy.as_ref().unwrap();
+        assert_eq!(policy.api, Api::Ilm);
+        assert_eq!(policy.path, "_ilm/policy/logpipe-httpd_access");
+        assert_eq!(policy.age, "30d");
+        assert_eq!(policy.body["policy"]["phases"]["delete"]["min_age"], "30d");
+        let (path, body) = &plan.template;
+        assert_eq!(path, "_index_template/logpipe-httpd_access");
+        assert_eq!(
+            body["template"]["settings"],
+            json!({"index": {"refresh_interval": "5s",
+                             "lifecycle": {"name": "logpipe-httpd_access"}}})
+        );
+
+        let legacy = version(json!({"version": {"number": "7.4.0"}}));
+        let plan = Plan::new("httpd_access-*", day30, &legacy).unwrap();
+        assert_eq!(
+            plan.template.1["settings"]["index"]["lifecycle"]["name"],
+            "logpipe-httpd_access"
+        );
+
+        let os = version(json!({"version": {"number": "2.19.6", "distribution": "opensearch"}}));
+        let plan = Plan::new("httpd_access-*", day30, &os).unwrap();
+        let policy = plan.policy.as_ref().unwrap();
+        assert_eq!(policy.api, Api::Ism);
+        assert_eq!(policy.path, "_plugins/_ism/policies/logpipe-httpd_access");
+        assert_eq!(
+            policy.body["policy"]["ism_template"][0]["index_patterns"],
+            json!(["httpd_access-*"])
+        );
+        // ISM attaches itself: the template is the one without retention
+        let without = Plan::new("httpd_access-*", None, &os).unwrap();
+        assert_eq!(without.policy, None);
+        assert_eq!(plan.template, without.template);
+
+        let too_old = version(json!({"version": {"number": "6.4.0"}}));
+        assert!(Plan::new("a-*", day30, &too_old).is_err());
+        assert!(Plan::new("a-*", None, &too_old).is_ok());
+    }
+
+    #[test]
+    fn the_held_template_is_found_in_either_answer() {
+        let composable = json!({"index_templates": [
+            {"name": "logpipe-a", "index_template": {"priority": 200}}
+        ]});
+        assert_eq!(
+            held_template("_index_template/logpipe-a", "logpipe-a", &composable),
+            Some(&json!({"priority": 200}))
+        );
+        let legacy = json!({"logpipe-a": {"order": 200}});
+        assert_eq!(
+            held_template("_template/logpipe-a", "logpipe-a", &legacy),
+            Some(&json!({"order": 200}))
+        );
+        assert_eq!(
+            held_template("_template/logpipe-a", "logpipe-a", &json!({})),
+            None
+        );
+    }
+
+    #[test]
+    fn check_lines_say_in_place_or_why_not() {
+        let ok = Checked {
+            what: "template _index_template/logpipe-a".into(),
+            host: "http://127.0.0.1:9200/".into(),
+            drift: None,
+        };
+        assert_eq!(
+            ok.to_string(),
+            "template _index_template/logpipe-a at http://127.0.0.1:9200/: in place"
+        );
+        let drift = Checked {
+            drift: Some("missing".into()),
+            ..ok
+        };
+        assert_eq!(
+            drift.to_string(),
+            "template _index_template/logpipe-a at http://127.0.0.1:9200/: DRIFT: missing"
         );
     }
 }
