@@ -18,6 +18,7 @@
 
 pub mod bulk;
 pub mod client;
+pub mod concurrency;
 pub mod config;
 pub mod delivery;
 pub mod response;
