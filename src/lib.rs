@@ -14,8 +14,9 @@
 //! - Loader: [`pipeline`]: pipeline files and their `[[test]]` cases; the
 //!   one place that knows every stage registry.
 //! - Wiring: [`topology`]: pipelines to tasks and channels, by role.
-//! - Stages: [`input`], [`filter`], [`output`], and [`kafka`] (the hop both
-//!   halves share).
+//! - Stages: [`input`], [`filter`], [`output`] (with
+//!   [`output::elasticsearch::concurrency`]: the adaptive limit of bulk
+//!   requests in flight), and [`kafka`] (the hop both halves share).
 //! - Toolkit: [`config`]: how a stage reads its table (positions, `${VAR}`),
 //!   the daemon config.
 //! - Core: [`event`], [`ack`], [`condition`] (the `if` language),
