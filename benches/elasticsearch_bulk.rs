@@ -34,7 +34,7 @@ fn main() {
     std::fs::write(
         &path,
         format!(
-            "[[input]]\ntype = \"file\"\npaths = [\"/x\"]\n[[output]]\ntype = \"elasticsearch\"\nhosts = \"{addr}\"\nindex = \"httpd_access-%{{+YYYY.MM.dd}}\"\nbatch_events = 1000\nmax_in_flight = 2\n"
+            "[[input]]\ntype = \"file\"\npaths = [\"/x\"]\n[[output]]\ntype = \"elasticsearch\"\nhosts = \"{addr}\"\nindex = \"httpd_access-%{{+YYYY.MM.dd}}\"\nbatch_events = 1000\nrequest_concurrency = 2\n"
         ),
     )
     .unwrap();

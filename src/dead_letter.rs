@@ -144,6 +144,11 @@ impl DeadLetters {
         }
     }
 
+    /// The output these records are written for, if named.
+    pub fn output(&self) -> Option<&str> {
+        self.output.as_deref()
+    }
+
     pub fn path(&self) -> PathBuf {
         self.writer
             .lock()

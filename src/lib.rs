@@ -15,9 +15,11 @@
 //! - Loader: [`pipeline`]: pipeline files and their `[[test]]` cases; the
 //!   one place that knows every stage registry.
 //! - Wiring: [`topology`]: pipelines to tasks and channels, by role.
-//! - Stages: [`input`], [`filter`], [`output`], and [`kafka`] (the hop both
-//!   halves share). `logpipe setup` lives with its output:
-//!   [`output::elasticsearch::setup`] (index templates, `--check`) and
+//! - Stages: [`input`], [`filter`], [`output`] (with
+//!   [`output::elasticsearch::concurrency`]: the adaptive limit of bulk
+//!   requests in flight), and [`kafka`] (the hop both halves share).
+//!   `logpipe setup` lives with its output: [`output::elasticsearch::setup`]
+//!   (index templates, `--check`) and
 //!   [`output::elasticsearch::setup::lifecycle`] (`retention`: ISM and ILM
 //!   policies, pure).
 //! - Toolkit: [`config`]: how a stage reads its table (positions, `${VAR}`),

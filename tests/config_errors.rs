@@ -103,6 +103,43 @@ fn a_zero_count_points_at_the_value() {
     );
 }
 
+/// `request_concurrency` is "adaptive" or a number of requests, never
+/// more than `max_in_flight`; each mistake points at its value.
+#[test]
+fn request_concurrency_is_adaptive_or_a_number_within_max_in_flight() {
+    let es = |settings: &str| {
+        format!(
+            "[[input]]\ntype = \"file\"\npaths = [\"/x\"]\n[[output]]\ntype = \"elasticsearch\"\n\
+             hosts = \"h:9200\"\nindex = \"i\"\n{settings}\n"
+        )
+    };
+    for ok in [
+        "request_concurrency = \"adaptive\"",
+        "request_concurrency = 4",
+        "request_concurrency = 20",
+        "request_concurrency = 4\nmax_in_flight = 4",
+        "max_in_flight = 32",
+    ] {
+        assert_eq!(diagnostics(&es(ok), &[]), Vec::<String>::new(), "{ok}");
+    }
+    assert_eq!(
+        diagnostics(&es("request_concurrency = \"auto\""), &[]),
+        ["p.toml:8:23: error: invalid request_concurrency `auto`: expected \"adaptive\" or a number of requests (at least 1)"]
+    );
+    assert_eq!(
+        diagnostics(&es("request_concurrency = 0"), &[]),
+        ["p.toml:8:23: error: request_concurrency must be \"adaptive\" or at least 1"]
+    );
+    assert_eq!(
+        diagnostics(&es("request_concurrency = true"), &[]),
+        ["p.toml:8:23: error: invalid type: boolean `true`, expected \"adaptive\" or a number of requests (at least 1)"]
+    );
+    assert_eq!(
+        diagnostics(&es("max_in_flight = 4\nrequest_concurrency = 6"), &[]),
+        ["p.toml:9:23: error: request_concurrency = 6 is more than max_in_flight = 4"]
+    );
+}
+
 #[test]
 fn an_unknown_stage_type_lists_the_known_ones() {
     let text = format!("[[input]]\ntype = \"flie\"\n{OK_OUTPUT}");

@@ -39,6 +39,9 @@ pub struct Proxy {
     faults: Mutex<VecDeque<Fault>>,
     /// `_bulk` requests that reached the server through this proxy.
     pub forwarded: AtomicUsize,
+    /// 429s the server answered through this proxy: whole `_bulk`
+    /// requests, and items inside a 200 (`es_rejected_execution_exception`).
+    pub server_429s: AtomicUsize,
     /// While set, every connection is closed at once (a dead host).
     pub down: AtomicBool,
     /// `Authorization` value required, if any.
@@ -77,6 +80,7 @@ impl Proxy {
             http: reqwest::Client::new(),
             faults: Mutex::new(VecDeque::new()),
             forwarded: AtomicUsize::new(0),
+            server_429s: AtomicUsize::new(0),
             down: AtomicBool::new(false),
             auth,
             heads: Mutex::new(Vec::new()),
@@ -305,7 +309,12 @@ impl Proxy {
                     self.forwarded.fetch_add(1, Ordering::SeqCst);
                 }
                 let status = r.status().as_u16();
-                (status, r.bytes().await.unwrap_or_default().to_vec())
+                let body = r.bytes().await.unwrap_or_default().to_vec();
+                if is_bulk {
+                    self.server_429s
+                        .fetch_add(count_429s(status, &body), Ordering::SeqCst);
+                }
+                (status, body)
             }
             Err(_) => (502, b"{}".to_vec()),
         }
@@ -352,6 +361,21 @@ impl Proxy {
                 .into_bytes(),
         )
     }
+}
+
+/// 429s in one `_bulk` answer: the whole request, or its items.
+fn count_429s(status: u16, body: &[u8]) -> usize {
+    if status == 429 {
+        return 1;
+    }
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    v["items"].as_array().map_or(0, |items| {
+        items
+            .iter()
+            .filter_map(|i| i.as_object()?.values().next()?["status"].as_u64())
+            .filter(|s| *s == 429)
+            .count()
+    })
 }
 
 async fn write_response<S: AsyncWrite + Unpin>(

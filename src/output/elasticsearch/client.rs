@@ -22,6 +22,7 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, C
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::concurrency::{self, Controller, Signal};
 use super::config::{Auth, Elasticsearch, Password};
 use super::response;
 use super::stats::Counters;
@@ -157,6 +158,10 @@ pub struct Client {
     probe_interval: Duration,
     /// How long a probe waits for the answer.
     probe_timeout: Duration,
+    /// How many requests may be in flight, fed by every answer.
+    concurrency: Mutex<Controller>,
+    /// The output's label (`id`, else `output.elasticsearch#N`), in metrics.
+    output: Arc<str>,
 }
 
 /// The stage name in metrics and health.
@@ -164,8 +169,9 @@ const STAGE: &str = "output.elasticsearch";
 
 /// How a bulk request ended.
 pub enum Sent {
-    /// 200: the per-item response body.
-    Answered(bytes::Bytes),
+    /// 200: the per-item response body, and how long it took since the
+    /// request was sent (for [`Client::answered`]).
+    Answered { body: bytes::Bytes, rtt: Duration },
     /// Refused for its content (400, 413): sending it again cannot help, but
     /// its halves may pass; see [`response::split_request`].
     Unfit { status: u16, message: String },
@@ -199,7 +205,63 @@ impl Client {
             degraded: AtomicBool::new(false),
             probe_interval: es.probe_interval,
             probe_timeout: es.probe_timeout,
+            concurrency: Mutex::new(Controller::new(es.concurrency)),
+            output: Arc::from(STAGE),
         })
+    }
+
+    /// Names the output in its metrics (by default the stage name).
+    pub fn for_output(mut self, label: &str) -> Self {
+        self.output = Arc::from(label);
+        self
+    }
+
+    /// How many requests may be in flight now.
+    pub fn concurrency_limit(&self) -> usize {
+        // A panic while holding the lock cannot happen (the controller is
+        // plain arithmetic); if it did, one at a time is safe.
+        self.concurrency.lock().map_or(1, |c| c.limit())
+    }
+
+    /// A request is sent, or ready and waiting for a slot, with
+    /// `in_flight` requests holding one.
+    pub fn sending(&self, in_flight: usize) {
+        if let Ok(mut c) = self.concurrency.lock() {
+            c.sending(in_flight);
+        }
+    }
+
+    /// Feeds one answer to the concurrency limit; publishes the limit and
+    /// the RTT average when the limit moved.
+    pub fn answered(&self, rtt: Duration, signal: Signal) {
+        let changed = match self.concurrency.lock() {
+            Ok(mut c) => c.answered(tokio::time::Instant::now(), rtt, signal),
+            Err(_) => false,
+        };
+        if changed {
+            tracing::debug!(
+                limit = self.concurrency_limit(),
+                ?signal,
+                "Bulk request concurrency changed."
+            );
+            self.export_concurrency();
+        }
+    }
+
+    /// Publishes the concurrency limit and the RTT average as gauges.
+    fn export_concurrency(&self) {
+        let Ok((limit, rtt)) = self.concurrency.lock().map(|c| (c.limit(), c.rtt())) else {
+            return;
+        };
+        let labels = [
+            ("pipeline", self.pipeline.to_string()),
+            ("stage", STAGE.to_owned()),
+            ("output", self.output.to_string()),
+        ];
+        metrics::gauge!("logpipe_es_concurrency_limit", &labels).set(limit as f64);
+        if let Some(rtt) = rtt {
+            metrics::gauge!("logpipe_es_rtt_seconds", &labels).set(rtt.as_secs_f64());
+        }
     }
 
     /// Tells `/health` that requests fail (events are held).
@@ -252,6 +314,7 @@ impl Client {
             .absolute(s.failed_requests);
         metrics::counter!("logpipe_events_out_total", &out_labels)
             .absolute(s.indexed + s.already_indexed + s.dead_lettered);
+        self.export_concurrency();
     }
 
     pub fn http(&self) -> &reqwest::Client {
@@ -324,7 +387,7 @@ impl Client {
             if self.compression {
                 request = request.header(CONTENT_ENCODING, "gzip");
             }
-            let started = std::time::Instant::now();
+            let started = tokio::time::Instant::now();
             let sent = tokio::select! {
                 sent = request.send() => sent,
                 _ = abort.cancelled() => return Sent::Aborted,
@@ -348,12 +411,19 @@ impl Client {
                             "pipeline" => self.pipeline.to_string()
                         )
                         .record(started.elapsed().as_secs_f64());
-                        return Sent::Answered(bytes);
+                        return Sent::Answered {
+                            body: bytes,
+                            rtt: started.elapsed(),
+                        };
                     }
-                    Err(e) => Failure::HostDown(format!("reading the response: {e}")),
+                    Err(e) => {
+                        self.answered(started.elapsed(), error_signal(&e));
+                        Failure::HostDown(format!("reading the response: {e}"))
+                    }
                 },
                 Ok(r) => {
                     let status = r.status().as_u16();
+                    self.answered(started.elapsed(), concurrency::status_signal(status));
                     let text = r.text().await.unwrap_or_default();
                     let snippet: String = text.chars().take(300).collect();
                     let message = format!("HTTP {status}: {snippet}");
@@ -371,7 +441,10 @@ impl Client {
                         Failure::Refused(message)
                     }
                 }
-                Err(e) => Failure::HostDown(error_chain(&e)),
+                Err(e) => {
+                    self.answered(started.elapsed(), error_signal(&e));
+                    Failure::HostDown(error_chain(&e))
+                }
             };
             Counters::add(&self.counters.failed_requests, 1);
             match &failure {
@@ -466,6 +539,16 @@ impl Client {
             }
         }
         Err(last)
+    }
+}
+
+/// A timeout is back-pressure (the cluster is too slow for the request
+/// now); a refused or reset connection says nothing about load.
+fn error_signal(e: &reqwest::Error) -> Signal {
+    if e.is_timeout() {
+        Signal::BackPressure
+    } else {
+        Signal::Other
     }
 }
 

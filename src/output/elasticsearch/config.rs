@@ -13,6 +13,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::bulk::Action;
+use super::concurrency::Mode;
 use super::stats::Counters;
 use crate::config::types::{Seconds, Secret, StringList};
 use crate::config::ConfigCx;
@@ -41,9 +42,15 @@ pub struct Config {
     pub batch_bytes: Option<Spanned<usize>>,
     /// … or when the oldest event waited this long (default 1s).
     pub batch_wait: Option<Seconds>,
-    /// Bulk requests sent at the same time (default 2). Memory held is about
+    /// The most bulk requests sent at the same time (default 8, or
+    /// `request_concurrency` when that is a number). Memory held is about
     /// `(max_in_flight + 1) × batch_bytes`.
     pub max_in_flight: Option<Spanned<usize>>,
+    /// `"adaptive"` (default): how many requests are in flight follows the
+    /// cluster's answers, from 1 up to `max_in_flight`: one more while
+    /// answers come as fast as usual, fewer on 429, 503, timeouts or rising
+    /// latency. Or a fixed number of requests, at most `max_in_flight`.
+    pub request_concurrency: Option<Spanned<RequestConcurrency>>,
     /// Gzip request bodies (default false).
     #[serde(default)]
     pub compression: bool,
@@ -85,6 +92,54 @@ pub struct Config {
     pub retention: Option<Spanned<Seconds>>,
 }
 
+/// The most requests in flight when `request_concurrency` is adaptive and
+/// `max_in_flight` is not set. Eight requests of 5 MiB keep at most ~45 MiB
+/// per output in memory, and are as many as a small cluster's write pools
+/// (one thread per core) usually take with gain: the adaptive limit finds
+/// where below that it stops helping. The old fixed default was 2.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 8;
+
+/// `request_concurrency = "adaptive"` or a number of requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestConcurrency {
+    Adaptive,
+    Fixed(usize),
+}
+
+impl<'de> Deserialize<'de> for RequestConcurrency {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{self, Visitor};
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = RequestConcurrency;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("\"adaptive\" or a number of requests (at least 1)")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                if v == "adaptive" {
+                    Ok(RequestConcurrency::Adaptive)
+                } else {
+                    Err(E::custom(format!(
+                        "invalid request_concurrency `{v}`: expected \"adaptive\" or a number of requests (at least 1)"
+                    )))
+                }
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                match usize::try_from(v) {
+                    Ok(n) if n >= 1 => Ok(RequestConcurrency::Fixed(n)),
+                    _ => Err(E::custom(
+                        "request_concurrency must be \"adaptive\" or at least 1",
+                    )),
+                }
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// How requests authenticate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Auth {
@@ -119,7 +174,10 @@ pub struct Elasticsearch {
     pub batch_events: usize,
     pub batch_bytes: usize,
     pub batch_wait: Duration,
+    /// The upper bound of requests in flight, adaptive or not.
     pub max_in_flight: usize,
+    /// Adaptive up to `max_in_flight`, or fixed.
+    pub concurrency: Mode,
     pub compression: bool,
     pub timeout: Duration,
     pub probe_interval: Duration,
@@ -166,8 +224,28 @@ impl Config {
             Some(t) => cx.template(t),
             None => Template::parse("%{[@metadata][_id]}").ok(),
         };
-        let max_in_flight = cx.at_least_one(self.max_in_flight.as_ref(), "max_in_flight", 2);
+        let concurrency = self
+            .request_concurrency
+            .as_ref()
+            .map_or(RequestConcurrency::Adaptive, |c| *c.get_ref());
+        let default_max = match concurrency {
+            RequestConcurrency::Adaptive => DEFAULT_MAX_IN_FLIGHT,
+            RequestConcurrency::Fixed(n) => n,
+        };
+        let max_in_flight =
+            cx.at_least_one(self.max_in_flight.as_ref(), "max_in_flight", default_max);
         ok &= max_in_flight.is_some();
+        if let (Some(c), Some(max)) = (&self.request_concurrency, max_in_flight) {
+            if let RequestConcurrency::Fixed(n) = c.get_ref() {
+                if *n > max {
+                    cx.error(
+                        &c.span(),
+                        format!("request_concurrency = {n} is more than max_in_flight = {max}"),
+                    );
+                    ok = false;
+                }
+            }
+        }
         let batch_events = cx.at_least_one(self.batch_events.as_ref(), "batch_events", 1000);
         let batch_bytes =
             cx.at_least_one(self.batch_bytes.as_ref(), "batch_bytes", 5 * 1024 * 1024);
@@ -198,6 +276,10 @@ impl Config {
             batch_bytes: batch_bytes.unwrap_or(1),
             batch_wait: self.batch_wait.map_or(Duration::from_secs(1), |s| s.0),
             max_in_flight,
+            concurrency: match concurrency {
+                RequestConcurrency::Adaptive => Mode::Adaptive { max: max_in_flight },
+                RequestConcurrency::Fixed(n) => Mode::Fixed(n),
+            },
             compression: self.compression,
             timeout,
             probe_timeout: self.probe_timeout.map_or(timeout, |s| s.0),

@@ -4,7 +4,8 @@
 //!
 //! Batches are serialized as they arrive into the body of the next request
 //! (a buffer reused from request to request). A full, or old enough, body
-//! becomes a request task; up to `max_in_flight` run at once. A request holds
+//! becomes a request task; up to the [`concurrency`] limit run at once
+//! (adaptive by default, between 1 and `max_in_flight`). A request holds
 //! the tokens of the batches whose events it carries (a batch is never split)
 //! and acks them once every item is done: indexed, already indexed (409) or
 //! dead-lettered. Items that may succeed later are retried inside their
@@ -14,10 +15,12 @@
 //! Files: [`config`] (settings), [`client`] (HTTP, hosts, probes),
 //! [`bulk`] and [`response`] (pure encoding and classification),
 //! [`delivery`] (what each answer does to a request's items, pure),
+//! [`concurrency`] (how many requests may be in flight, pure),
 //! [`setup`] (index templates), [`stats`] (counters).
 
 pub mod bulk;
 pub mod client;
+pub mod concurrency;
 pub mod config;
 pub mod delivery;
 pub mod response;
@@ -39,8 +42,10 @@ use crate::retry::Backoff;
 use crate::shutdown::RunCx;
 use bulk::Body;
 use client::{Client, Sent};
+use concurrency::Signal;
 pub use config::{Config, Elasticsearch};
 use delivery::{Answer, Delivery};
+use response::Outcome;
 use stats::Counters;
 
 /// Events waiting to be sent in one request, with their batches' tokens.
@@ -115,7 +120,8 @@ impl Elasticsearch {
         dead_letters: DeadLetters,
     ) -> Result<(), StageError> {
         let client = Client::new(&self, Arc::clone(&cx.pipeline))
-            .map_err(|e| StageError::Fatal(format!("Elasticsearch output: {e}")))?;
+            .map_err(|e| StageError::Fatal(format!("Elasticsearch output: {e}")))?
+            .for_output(dead_letters.output().unwrap_or("output.elasticsearch"));
         let client = Arc::new(client);
         let probe_stop = CancellationToken::new();
         let _stop_probe = probe_stop.clone().drop_guard();
@@ -138,7 +144,10 @@ impl Elasticsearch {
                 || request.body.bytes.len() >= self.batch_bytes;
             let due = request.linger.is_due(self.batch_wait);
             let ready = !request.is_empty() && (full || due || !open);
-            if ready && in_flight.len() < self.max_in_flight {
+            // The limit moves only when an answer comes, and a request
+            // that got its last answer ends: `join_next` below wakes this
+            // loop then, so it need not watch the limit.
+            if ready && in_flight.len() < client.concurrency_limit() {
                 let next = Request::new(spares.pop());
                 let sending = std::mem::replace(&mut request, next);
                 let job = Job {
@@ -147,7 +156,13 @@ impl Elasticsearch {
                     abort: abort.clone(),
                 };
                 in_flight.spawn(job.deliver(sending));
+                client.sending(in_flight.len());
                 continue;
+            }
+            if ready {
+                // Demand beyond the limit: evidence that a higher one
+                // would be used.
+                client.sending(in_flight.len());
             }
             if !open && request.is_empty() && in_flight.is_empty() {
                 return Ok(());
@@ -258,13 +273,24 @@ impl Job {
                 &retry_body
             };
             let answer = loop {
-                let response = match self.client.bulk(bytes, &mut backoff, &self.abort).await {
-                    Sent::Answered(response) => response,
+                let (response, rtt) = match self.client.bulk(bytes, &mut backoff, &self.abort).await
+                {
+                    Sent::Answered { body, rtt } => (body, rtt),
                     Sent::Aborted => return Ok(Spare { body, events }),
                     Sent::Unfit { status, message } => break Answer::Unfit { status, message },
                 };
                 match response::classify(&response, todo.len()) {
-                    Ok(outcomes) => break Answer::Items(outcomes),
+                    Ok(outcomes) => {
+                        // Items refused for now (429, rejected execution,
+                        // 5xx) are the cluster's queues overflowing.
+                        let signal = if outcomes.iter().any(|o| matches!(o, Outcome::Retry(_))) {
+                            Signal::BackPressure
+                        } else {
+                            Signal::Ok
+                        };
+                        self.client.answered(rtt, signal);
+                        break Answer::Items(outcomes);
+                    }
                     Err(e) => {
                         // A proxy or a broken server answered 200 with
                         // something else: send the same items again.
