@@ -829,3 +829,141 @@ async fn setup_uses_the_template_api_of_the_version_it_finds() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn preset_documents_get_the_types_kibana_needs_on_opensearch() {
+    let Some(svc) = services() else { return };
+    preset_documents_get_their_types(&svc.es, "wildcard").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn preset_documents_get_the_types_kibana_needs_on_elasticsearch() {
+    let Some(url) = elasticsearch() else { return };
+    preset_documents_get_their_types(&url, "keyword").await;
+}
+
+/// The document the shipped pipeline `preset` makes of `line`, as
+/// `logpipe test` prints it.
+fn preset_document(preset: &str, line: &str, dir: &Path) -> serde_json::Value {
+    let input = dir.join(format!("{preset}.input"));
+    std::fs::write(&input, format!("{line}\n")).unwrap();
+    let pipeline = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("pipelines")
+        .join(format!("{preset}.toml"));
+    let out = succeeds(
+        logpipe()
+            .arg("test")
+            .arg(&pipeline)
+            .arg("--input")
+            .arg(&input),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.lines().next().expect("one event")).unwrap()
+}
+
+/// Every leaf of `doc` with its dotted path.
+fn leaves(prefix: &str, doc: &serde_json::Value, out: &mut Vec<(String, serde_json::Value)>) {
+    match doc {
+        serde_json::Value::Object(map) if !(map.contains_key("lat") && map.contains_key("lon")) => {
+            for (k, v) in map {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                leaves(&path, v, out);
+            }
+        }
+        serde_json::Value::Array(items) if items.iter().all(|i| !i.is_object()) => {
+            if let Some(first) = items.first() {
+                out.push((prefix.to_owned(), first.clone()));
+            }
+        }
+        other => out.push((prefix.to_owned(), other.clone())),
+    }
+}
+
+/// The mapped type of dotted `path` in a `_mapping` answer's properties.
+fn mapped_type(props: &serde_json::Value, path: &str) -> String {
+    let mut node = props;
+    let parts: Vec<&str> = path.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        node = &node[*part];
+        if i + 1 < parts.len() {
+            node = &node["properties"];
+        }
+    }
+    node["type"].as_str().unwrap_or("none").to_owned()
+}
+
+/// Documents of both shipped presets, indexed after `logpipe setup`, get
+/// the ECS types: no string becomes `text` + `.keyword` by dynamic mapping
+/// (only `message` and `error.message` are text), numbers are `long`, the
+/// geoip location is a `geo_point` (Kibana's maps need one).
+async fn preset_documents_get_their_types(url: &str, url_type: &str) {
+    let dir = temp_dir();
+    let prefix = unique("ecs");
+    let pipeline = setup_pipeline(url, &prefix, dir.path().join("setup.toml"));
+    succeeds(logpipe().arg("setup").arg(&pipeline));
+    let mut access = preset_document(
+        "httpd-access",
+        r#"203.0.113.9 - frank [25/Nov/2026:10:00:00 +0000] "GET /a/b?c=d HTTP/1.1" 200 512 "http://example.com/start" "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0""#,
+        dir.path(),
+    );
+    // What the geoip filter adds (it needs a MaxMind database, which the
+    // test command has none of; its output shape is unit-tested).
+    access["source"]["geo"] = json!({"location": {"lat": 51.5142, "lon": -0.0931},
+                                     "country_iso_code": "GB", "city_name": "London"});
+    access["source"]["as"] = json!({"number": 20712, "organization": {"name": "Andrews & Arnold"}});
+    let error = preset_document(
+        "httpd-error",
+        "[Wed Nov 25 10:00:00.123456 2026] [core:error] [pid 35708:tid 4328636416] [client 192.0.2.7:5566] AH00128: File does not exist: /x",
+        dir.path(),
+    );
+    let es = Es::new(url);
+    let index = format!("{prefix}-2026.11.25");
+    for doc in [&access, &error] {
+        let (status, body) = es.post(&format!("{index}/_doc"), doc.clone()).await;
+        assert!(status == 200 || status == 201, "{body}\n{doc}");
+    }
+    let (_, mapping) = es.get(&format!("{index}/_mapping")).await;
+    let props = &mapping[&index]["mappings"]["properties"];
+    let expected = [
+        ("@timestamp", "date"),
+        ("source.ip", "ip"),
+        ("source.port", "long"),
+        ("source.geo.location", "geo_point"),
+        ("source.as.number", "long"),
+        ("http.response.status_code", "long"),
+        ("http.response.body.bytes", "long"),
+        ("url.original", url_type),
+        ("log.offset", "long"),
+        ("process.pid", "long"),
+        ("process.thread.id", "long"),
+        ("message", "text"),
+    ];
+    for (path, want) in expected {
+        assert_eq!(mapped_type(props, path), want, "{path} in {mapping}");
+    }
+    let mut all = Vec::new();
+    leaves("", &access, &mut all);
+    leaves("", &error, &mut all);
+    assert!(all.len() > 30, "{all:?}");
+    for (path, value) in all {
+        let got = mapped_type(props, &path);
+        let fine: &[&str] = match value {
+            serde_json::Value::String(_) if path == "message" || path == "error.message" => {
+                &["text"]
+            }
+            serde_json::Value::String(_) => &["keyword", "wildcard", "ip", "date"],
+            serde_json::Value::Number(_) => &["long"],
+            serde_json::Value::Bool(_) => &["boolean"],
+            serde_json::Value::Object(_) => &["geo_point"],
+            _ => continue,
+        };
+        assert!(
+            fine.contains(&got.as_str()),
+            "{path} ({value}) is mapped as {got}, not one of {fine:?}"
+        );
+    }
+}

@@ -144,7 +144,17 @@ pub fn mappings(version: &Version) -> Value {
             "@timestamp": {"type": "date"},
             "message": {"type": "text"},
             "tags": {"type": "keyword"},
-            "source": {"properties": {"ip": {"type": "ip"}, "address": {"type": "keyword"}}},
+            "source": {"properties": {
+                "ip": {"type": "ip"},
+                "address": {"type": "keyword"},
+                "domain": {"type": "keyword"},
+                "port": {"type": "long"},
+                // Kibana's maps need a geo_point; dynamic mapping would make
+                // `location` an object of two floats.
+                "geo": {"properties": {"location": {"type": "geo_point"}}},
+                "as": {"properties": {"number": {"type": "long"}}}
+            }},
+            "destination": {"properties": {"domain": {"type": "keyword"}}},
             "client": {"properties": {"ip": {"type": "ip"}}},
             "http": {"properties": {
                 "version": {"type": "keyword"},
@@ -157,7 +167,7 @@ pub fn mappings(version: &Version) -> Value {
                     "body": {"properties": {"bytes": {"type": "long"}}}
                 }}
             }},
-            "url": {"properties": {"original": url_type, "path": {"type": "keyword"}}},
+            "url": {"properties": {"original": url_type, "path": {"type": "keyword"}, "port": {"type": "long"}}},
             "user": {"properties": {"name": {"type": "keyword"}}},
             "user_agent": {"properties": {"original": {"type": "keyword", "ignore_above": 1024}}},
             "event": {"properties": {
