@@ -35,8 +35,12 @@ fn report(loaded: &Loaded) -> bool {
 
 /// `logpipe check`.
 pub fn check(paths: &[PathBuf]) -> ExitCode {
-    let loaded = pipeline::load(paths, &config::process_env);
-    if report(&loaded) {
+    report_check(&pipeline::load(paths, &config::process_env))
+}
+
+/// What `check` prints of loaded files, and its exit code.
+fn report_check(loaded: &pipeline::Loaded) -> ExitCode {
+    if report(loaded) {
         let errors = loaded
             .diagnostics
             .iter()
@@ -63,7 +67,7 @@ pub fn check(paths: &[PathBuf]) -> ExitCode {
 /// tried ([`connect`]); exit 2 when one fails.
 pub async fn check_connect(paths: &[PathBuf]) -> ExitCode {
     let loaded = pipeline::load(paths, &config::process_env);
-    let code = check(paths);
+    let code = report_check(&loaded);
     if code != ExitCode::SUCCESS {
         return code;
     }
