@@ -70,30 +70,29 @@ fetch() {
 }
 KAFKA_HOME=$(fetch kafka)
 OS_JARS=$(fetch opensearch)
-# Elasticsearch: its integ-test-zip distribution, unpacked once.
+# An Elasticsearch distribution zip fetched into $1/lib, unpacked once into
+# $1/home, less the modules named after it; prints the home.
+unpack_es() {
+  local zip_dir=$1 home=$1/home module
+  shift
+  if [[ ! -f $home/.done ]]; then
+    rm -rf "$home" "$home.tmp"; mkdir -p "$home.tmp"
+    python3 -m zipfile -e "$(ls "$zip_dir"/lib/elasticsearch-*.zip)" "$home.tmp" \
+      || die "cannot unpack $zip_dir/lib/elasticsearch-*.zip"
+    mv "$home.tmp"/elasticsearch-* "$home"; rm -rf "$home.tmp"
+    for module in "$@"; do rm -rf "$home/modules/$module"; done
+    chmod +x "$home"/bin/*   # zipfile keeps no modes
+    touch "$home/.done"
+  fi
+  echo "$home"
+}
+# Elasticsearch: its integ-test-zip distribution.
 ES_ZIP_DIR=$(fetch elasticsearch)
-ES_HOME=$ES_ZIP_DIR/home
-if [[ ! -f $ES_HOME/.done ]]; then
-  rm -rf "$ES_HOME" "$ES_HOME.tmp"; mkdir -p "$ES_HOME.tmp"
-  python3 -m zipfile -e "$(ls "$ES_ZIP_DIR"/lib/elasticsearch-*.zip)" "$ES_HOME.tmp" \
-    || die "cannot unpack $ES_ZIP_DIR/lib/elasticsearch-*.zip"
-  mv "$ES_HOME.tmp"/elasticsearch-* "$ES_HOME"; rm -rf "$ES_HOME.tmp"
-  chmod +x "$ES_HOME"/bin/*   # zipfile keeps no modes
-  touch "$ES_HOME/.done"
-fi
+ES_HOME=$(unpack_es "$ES_ZIP_DIR")
 # Elasticsearch 6.8 with ILM, for tests/retention.rs to start as a node of
-# its own: the default distribution, unpacked once, less x-pack-ml.
+# its own: the default distribution, less x-pack-ml.
 ES_ILM_ZIP_DIR=$(fetch elasticsearch-ilm)
-ES_ILM_HOME=$ES_ILM_ZIP_DIR/home
-if [[ ! -f $ES_ILM_HOME/.done ]]; then
-  rm -rf "$ES_ILM_HOME" "$ES_ILM_HOME.tmp"; mkdir -p "$ES_ILM_HOME.tmp"
-  python3 -m zipfile -e "$(ls "$ES_ILM_ZIP_DIR"/lib/elasticsearch-*.zip)" "$ES_ILM_HOME.tmp" \
-    || die "cannot unpack $ES_ILM_ZIP_DIR/lib/elasticsearch-*.zip"
-  mv "$ES_ILM_HOME.tmp"/elasticsearch-* "$ES_ILM_HOME"; rm -rf "$ES_ILM_HOME.tmp"
-  rm -rf "$ES_ILM_HOME/modules/x-pack-ml"
-  chmod +x "$ES_ILM_HOME"/bin/*
-  touch "$ES_ILM_HOME/.done"
-fi
+ES_ILM_HOME=$(unpack_es "$ES_ILM_ZIP_DIR" x-pack-ml)
 # OpenSearch laid out as its distribution is: the server in lib/, each module
 # in modules/NAME/ with its descriptor (what the distribution's build writes).
 OS_HOME=$OS_JARS/home
