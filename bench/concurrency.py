@@ -19,7 +19,6 @@ Needs the release binary (cargo build --release).
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,17 +26,10 @@ import tempfile
 import time
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.environ.get("LOGPIPE_BENCH_BIN") or os.path.join(ROOT, "target", "release", "logpipe")
+# The benchmark's own helpers and paths (LOGPIPE_BENCH_BIN included).
+from run import BIN, ROOT, free_port  # noqa: E402  (bench/ is on sys.path)
+
 SETTINGS = ["adaptive", "1", "2", "4", "8"]
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def http(method, url, body=None):

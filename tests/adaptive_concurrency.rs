@@ -188,11 +188,7 @@ fn fell_and_rose(limits: &[f64]) -> bool {
 async fn real_429s_cut_the_limit_it_rises_again_and_every_event_is_indexed_once() {
     let Some(_svc) = services() else { return };
     let dir = temp_dir();
-    let tiny = [
-        "-Ethread_pool.write.size=1",
-        "-Ethread_pool.write.queue_size=1",
-    ];
-    let (_node, url) = own_opensearch(dir.path(), &tiny).await;
+    let (_node, url) = own_opensearch(dir.path(), &TINY_WRITE_QUEUE).await;
     let es = Es::new(&url);
     let proxy = Proxy::start(&url).await;
     let lines = 40_000;

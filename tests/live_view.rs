@@ -37,12 +37,32 @@ fn daemon(dir: &Path, log: &Path, addr: &str) -> Child {
     child
 }
 
-/// Appends a line every 5 ms until `stop`.
-fn writer(log: &Path, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+/// A thread appending a line every 5 ms until [`Writer::stop`].
+struct Writer {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Writer {
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap();
+    }
+}
+
+/// SIGTERM, and a clean exit within 30 s.
+fn stop_daemon(mut child: Child) {
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
+}
+
+fn writer(log: &Path) -> Writer {
     let log = log.to_owned();
-    std::thread::spawn(move || {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let thread = std::thread::spawn(move || {
         let mut n = 0;
-        while !stop.load(Ordering::Relaxed) {
+        while !flag.load(Ordering::Relaxed) {
             let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
             writeln!(f, "live line {n}").unwrap();
             n += 1;
@@ -50,7 +70,8 @@ fn writer(log: &Path, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
             // the taps run.
             std::thread::sleep(Duration::from_millis(5));
         }
-    })
+    });
+    Writer { stop, thread }
 }
 
 fn tap(addr: &str, args: &[&str]) -> (i32, Vec<serde_json::Value>, String) {
@@ -77,9 +98,8 @@ fn a_tap_prints_live_events_as_they_leave_the_stage_asked_for() {
     let log = dir.path().join("access_log");
     write_lines(&log, ["first".to_owned()]);
     let addr = metrics_address();
-    let mut child = daemon(dir.path(), &log, &addr);
-    let stop = Arc::new(AtomicBool::new(false));
-    let writing = writer(&log, Arc::clone(&stop));
+    let child = daemon(dir.path(), &log, &addr);
+    let writer = writer(&log);
 
     let (code, events, err) = tap(&addr, &["tapped", "--stage", "filters", "--limit", "5"]);
     assert_eq!(code, 0, "{err}");
@@ -115,10 +135,8 @@ fn a_tap_prints_live_events_as_they_leave_the_stage_asked_for() {
     let (code, _, err) = tap(&addr, &["tapped", "--stage", "middle"]);
     assert_eq!(code, 2, "{err}");
 
-    stop.store(true, Ordering::Relaxed);
-    writing.join().unwrap();
-    sigterm(&child);
-    assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
+    writer.stop();
+    stop_daemon(child);
 }
 
 #[test]
@@ -128,7 +146,7 @@ fn a_tap_nobody_reads_skips_events_and_never_holds_the_pipeline() {
     let log = dir.path().join("access_log");
     write_lines(&log, ["first".to_owned()]);
     let addr = metrics_address();
-    let mut child = daemon(dir.path(), &log, &addr);
+    let child = daemon(dir.path(), &log, &addr);
     // A reader that asks and then never reads.
     let mut stuck = std::net::TcpStream::connect(&addr).unwrap();
     write!(
@@ -161,8 +179,7 @@ fn a_tap_nobody_reads_skips_events_and_never_holds_the_pipeline() {
     );
     assert!(skipped > 0.0);
     drop(stuck);
-    sigterm(&child);
-    assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
+    stop_daemon(child);
 }
 
 #[test]
@@ -171,9 +188,8 @@ fn top_off_a_terminal_prints_a_table_of_every_stage_with_its_rates() {
     let log = dir.path().join("access_log");
     write_lines(&log, ["first".to_owned()]);
     let addr = metrics_address();
-    let mut child = daemon(dir.path(), &log, &addr);
-    let stop = Arc::new(AtomicBool::new(false));
-    let writing = writer(&log, Arc::clone(&stop));
+    let child = daemon(dir.path(), &log, &addr);
+    let writer = writer(&log);
     let out = logpipe()
         .args([
             "top",
@@ -186,8 +202,7 @@ fn top_off_a_terminal_prints_a_table_of_every_stage_with_its_rates() {
         ])
         .output()
         .unwrap();
-    stop.store(true, Ordering::Relaxed);
-    writing.join().unwrap();
+    writer.stop();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -226,6 +241,5 @@ fn top_off_a_terminal_prints_a_table_of_every_stage_with_its_rates() {
         .unwrap();
     assert_eq!(down.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&down.stderr).contains("not reachable"));
-    sigterm(&child);
-    assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
+    stop_daemon(child);
 }

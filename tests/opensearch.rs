@@ -29,11 +29,7 @@ fn output(dir: &std::path::Path, settings: &str) -> Elasticsearch {
 async fn a_full_write_queue_answers_429_and_every_item_is_retried_and_indexed_once() {
     let Some(_svc) = services() else { return };
     let dir = temp_dir();
-    let tiny = [
-        "-Ethread_pool.write.size=1",
-        "-Ethread_pool.write.queue_size=1",
-    ];
-    let (_node, url) = own_opensearch(dir.path(), &tiny).await;
+    let (_node, url) = own_opensearch(dir.path(), &TINY_WRITE_QUEUE).await;
     tiny_write_queue("OpenSearch", &url, dir.path()).await;
 }
 
@@ -43,11 +39,7 @@ async fn a_full_write_queue_answers_429_and_every_item_is_retried_and_indexed_on
 async fn a_full_write_queue_of_elasticsearch_answers_429_and_every_item_is_indexed_once() {
     let Some(_es) = elasticsearch() else { return };
     let dir = temp_dir();
-    let tiny = [
-        "-Ethread_pool.write.size=1",
-        "-Ethread_pool.write.queue_size=1",
-    ];
-    let (_node, url) = own_elasticsearch(dir.path(), &tiny).await;
+    let (_node, url) = own_elasticsearch(dir.path(), &TINY_WRITE_QUEUE).await;
     tiny_write_queue("Elasticsearch", &url, dir.path()).await;
 }
 

@@ -684,6 +684,14 @@ impl Drop for OwnServer {
     }
 }
 
+/// Node settings for a write pool of one thread and a queue of one: bulk
+/// requests touching several shards at once get items answered 429 by the
+/// server itself.
+pub const TINY_WRITE_QUEUE: [&str; 2] = [
+    "-Ethread_pool.write.size=1",
+    "-Ethread_pool.write.queue_size=1",
+];
+
 /// An OpenSearch node of the test's own, started the way scripts/test.sh
 /// starts the shared one, with `settings` (`-Ename=value`) added; returns it
 /// once it answers, with its URL.
