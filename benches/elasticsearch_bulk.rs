@@ -74,6 +74,7 @@ fn main() {
                 pipeline: Arc::from("bench"),
                 shutdown: Shutdown::default(),
                 state_dir: std::env::temp_dir(),
+                books: logpipe::accounting::Books::detached("test"),
             };
             let dl = DeadLetters::new(
                 "bench",

@@ -141,6 +141,7 @@ fn tail(path: PathBuf) {
         pipeline: Arc::from("bench"),
         shutdown: Shutdown::default(),
         state_dir: state,
+        books: logpipe::accounting::Books::detached("test"),
     };
     let start = Instant::now();
     let count = runtime.block_on(async move {

@@ -20,6 +20,8 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use crate::accounting::Ledger;
+
 /// The final outcome of one tracked batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AckStatus {
@@ -36,16 +38,21 @@ type Report = (LaneId, u64, AckStatus);
 struct Shared {
     failed: AtomicBool,
     report: Option<(mpsc::UnboundedSender<Report>, LaneId, u64)>,
+    /// The books the batch's events were read into, and how many there were.
+    books: Option<(Arc<Ledger>, u64)>,
 }
 
 impl Drop for Shared {
     fn drop(&mut self) {
+        let status = if self.failed.load(Ordering::Acquire) {
+            AckStatus::Failed
+        } else {
+            AckStatus::Delivered
+        };
+        if let Some((ledger, events)) = self.books.take() {
+            ledger.closed(events, status == AckStatus::Delivered);
+        }
         if let Some((sink, lane, seq)) = self.report.take() {
-            let status = if self.failed.load(Ordering::Acquire) {
-                AckStatus::Failed
-            } else {
-                AckStatus::Delivered
-            };
             // The tracker may be gone (its source stopped); then nobody waits.
             let _ = sink.send((lane, seq, status));
         }
@@ -74,6 +81,7 @@ impl AckToken {
             shared: Arc::new(Shared {
                 failed: AtomicBool::new(false),
                 report: None,
+                books: None,
             }),
             settled: false,
         }
@@ -125,6 +133,8 @@ pub struct AckTracker<P> {
     reports: mpsc::UnboundedReceiver<Report>,
     /// Lanes whose committable position moved since the last `take_progress`.
     progressed: HashMap<LaneId, P>,
+    /// Where the events of tracked batches are counted, read and settled.
+    books: Option<Arc<Ledger>>,
 }
 
 impl<P: Clone> Default for AckTracker<P> {
@@ -142,7 +152,15 @@ impl<P: Clone> AckTracker<P> {
             sink,
             reports,
             progressed: HashMap::new(),
+            books: None,
         }
+    }
+
+    /// Counts the events of every batch it tracks into `ledger`: read when
+    /// tracked, settled when the batch's outcome is known.
+    pub fn counting(mut self, ledger: Arc<Ledger>) -> Self {
+        self.books = Some(ledger);
+        self
     }
 
     /// Opens a new lane (a file, a partition).
@@ -167,19 +185,25 @@ impl<P: Clone> AckTracker<P> {
         self.progressed.remove(&lane);
     }
 
-    /// Tracks a batch that ends at `position` (the position to commit once it
-    /// and everything before it in the lane is delivered).
-    pub fn track(&mut self, lane: LaneId, position: P) -> AckToken {
-        let Some(state) = self.lanes.get_mut(&lane) else {
-            return AckToken::untracked();
-        };
-        let seq = state.next;
-        state.next += 1;
-        state.pending.push_back((position, None));
+    /// Tracks a batch of `events` that ends at `position` (the position to
+    /// commit once it and everything before it in the lane is delivered).
+    pub fn track(&mut self, lane: LaneId, position: P, events: usize) -> AckToken {
+        let books = self.books.as_ref().map(|ledger| {
+            ledger.opened(events as u64);
+            (Arc::clone(ledger), events as u64)
+        });
+        // A closed lane keeps no position, but its events still count.
+        let report = self.lanes.get_mut(&lane).map(|state| {
+            let seq = state.next;
+            state.next += 1;
+            state.pending.push_back((position, None));
+            (self.sink.clone(), lane, seq)
+        });
         AckToken {
             shared: Arc::new(Shared {
                 failed: AtomicBool::new(false),
-                report: Some((self.sink.clone(), lane, seq)),
+                report,
+                books,
             }),
             settled: false,
         }
@@ -256,9 +280,9 @@ mod tests {
     async fn position_moves_only_over_a_delivered_prefix() {
         let mut tracker = AckTracker::new();
         let lane = tracker.open_lane();
-        let first = tracker.track(lane, 10u64);
-        let second = tracker.track(lane, 20u64);
-        let third = tracker.track(lane, 30u64);
+        let first = tracker.track(lane, 10u64, 1);
+        let second = tracker.track(lane, 20u64, 1);
+        let third = tracker.track(lane, 30u64, 1);
 
         second.ack();
         tracker.recv().await;
@@ -282,7 +306,7 @@ mod tests {
     async fn a_batch_is_delivered_only_when_every_clone_is_acked() {
         let mut tracker = AckTracker::new();
         let lane = tracker.open_lane();
-        let token = tracker.track(lane, 1u64);
+        let token = tracker.track(lane, 1u64, 1);
         let clone = token.clone();
         token.ack();
         tracker.drain();
@@ -296,8 +320,8 @@ mod tests {
     async fn dropping_a_clone_without_ack_fails_the_batch_and_stops_the_lane() {
         let mut tracker = AckTracker::new();
         let lane = tracker.open_lane();
-        let token = tracker.track(lane, 1u64);
-        let later = tracker.track(lane, 2u64);
+        let token = tracker.track(lane, 1u64, 1);
+        let later = tracker.track(lane, 2u64, 1);
         let clone = token.clone();
         token.ack();
         drop(clone);
@@ -313,8 +337,8 @@ mod tests {
         let mut tracker = AckTracker::new();
         let a = tracker.open_lane();
         let b = tracker.open_lane();
-        let slow = tracker.track(a, 1u64);
-        tracker.track(b, 7u64).ack();
+        let slow = tracker.track(a, 1u64, 1);
+        tracker.track(b, 7u64, 1).ack();
         tracker.recv().await;
         assert_eq!(tracker.take_progress(), vec![(b, 7)]);
         assert_eq!(tracker.lane_in_flight(a), 1);
@@ -325,12 +349,36 @@ mod tests {
     async fn reports_for_a_closed_lane_are_ignored() {
         let mut tracker = AckTracker::new();
         let lane = tracker.open_lane();
-        let token = tracker.track(lane, 5u64);
+        let token = tracker.track(lane, 5u64, 1);
         tracker.close_lane(lane);
         token.ack();
         tracker.recv().await;
         assert!(tracker.take_progress().is_empty());
         assert_eq!(tracker.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_counting_tracker_counts_events_read_and_settled_once_per_batch() {
+        let ledger = Ledger::new(Arc::from("p"), crate::accounting::Half::Whole, &[]);
+        let mut tracker = AckTracker::new().counting(Arc::clone(&ledger));
+        let lane = tracker.open_lane();
+        let delivered = tracker.track(lane, 1u64, 7);
+        let failed = tracker.track(lane, 2u64, 3);
+        let clone = delivered.clone();
+        assert_eq!(ledger.balance().read, 10);
+        delivered.ack();
+        assert_eq!(ledger.balance().settled, 0, "a clone still holds it");
+        clone.ack();
+        drop(failed);
+        let b = ledger.balance();
+        assert_eq!(
+            (b.settled, b.failed, b.in_flight(), b.batches_in_flight),
+            (7, 3, 0, 0)
+        );
+        // A closed lane keeps no position but still counts its events.
+        tracker.close_lane(lane);
+        tracker.track(lane, 3u64, 2).ack();
+        assert_eq!(ledger.balance().settled, 9);
     }
 
     #[test]

@@ -24,13 +24,15 @@
 //!   policies, pure).
 //! - Toolkit: [`config`]: how a stage reads its table (positions, `${VAR}`),
 //!   the daemon config.
-//! - Core: [`event`], [`ack`], [`condition`] (the `if` language),
+//! - Core: [`event`], [`ack`], [`accounting`] (the books: every event read
+//!   ends in one outcome per output, checked while it runs), [`condition`] (the `if` language),
 //!   [`template`], [`shutdown`], [`retry`], [`error`], [`host`],
 //!   [`telemetry`], [`dead_letter`] (the record format, both ways, and the
 //!   file), [`monitor`] (`/metrics`, `/health`, `/tap`, stage heartbeats for the watchdog).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod accounting;
 pub mod ack;
 pub mod app;
 pub mod cli;

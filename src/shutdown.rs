@@ -35,6 +35,8 @@ pub struct RunCx {
     pub shutdown: Shutdown,
     /// Checkpoints and dead letters live below this directory.
     pub state_dir: PathBuf,
+    /// The books this stage counts into (its half's; an output's own).
+    pub books: crate::accounting::Books,
 }
 
 /// What the sources still had in flight when they stopped, per pipeline and

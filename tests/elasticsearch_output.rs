@@ -41,6 +41,7 @@ async fn index(es: Elasticsearch, batches: Vec<Vec<Event>>, dead_letters: DeadLe
         pipeline: Arc::from("test"),
         shutdown: Shutdown::default(),
         state_dir: std::env::temp_dir(),
+        books: logpipe::accounting::Books::detached("test"),
     };
     let task = tokio::spawn(es.run(rx, cx, dead_letters));
     deliver_all(tx, batches, task, Duration::from_secs(240)).await;
@@ -306,6 +307,7 @@ async fn a_second_host_takes_over_and_the_first_is_used_again_once_back() {
         pipeline: Arc::from("test"),
         shutdown: Shutdown::default(),
         state_dir: dir.path().to_path_buf(),
+        books: logpipe::accounting::Books::detached("test"),
     };
     let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20, 5);
     let task = tokio::spawn(out.run(rx, cx, dl));
@@ -375,6 +377,7 @@ async fn a_host_that_answers_slowly_is_admitted_again_and_every_event_is_indexed
         pipeline: Arc::from("test"),
         shutdown: Shutdown::default(),
         state_dir: dir.path().to_path_buf(),
+        books: logpipe::accounting::Books::detached("test"),
     };
     let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20, 5);
     let task = tokio::spawn(out.run(rx, cx, dl));
@@ -388,7 +391,7 @@ async fn a_host_that_answers_slowly_is_admitted_again_and_every_event_is_indexed
     let n = batches.len();
     let feed = tokio::spawn(async move {
         for (i, events) in batches.into_iter().enumerate() {
-            tx.send(Batch::new(events, tracker.track(lane, i)))
+            tx.send(Batch::new(events, tracker.track(lane, i, 1)))
                 .await
                 .unwrap();
         }
@@ -482,13 +485,14 @@ async fn a_client_certificate_is_presented_for_mutual_tls() {
         pipeline: Arc::from("mtls"),
         shutdown: Shutdown::default(),
         state_dir: std::env::temp_dir(),
+        books: logpipe::accounting::Books::detached("test"),
     };
     let stop = cx.shutdown.clone();
     let dl = DeadLetters::new("t", dir.path().join("dl0.ndjson"), 1 << 20, 5);
     let task = tokio::spawn(es_output.run(rx, cx, dl));
     let mut tracker = AckTracker::new();
     let lane = tracker.open_lane();
-    tx.send(Batch::new(events(10), tracker.track(lane, 0)))
+    tx.send(Batch::new(events(10), tracker.track(lane, 0, 10)))
         .await
         .unwrap();
     eventually(Duration::from_secs(30), "failed requests", || async {

@@ -247,6 +247,33 @@ impl Route {
         (seen, docs)
     }
 
+    /// The books of the last ship and index processes, from their last
+    /// words: each half balances exactly, and what the index half says it
+    /// indexed agrees with the `docs` Elasticsearch holds. With
+    /// `whole_run` (one index process for the whole scenario) every
+    /// document is its doing: `indexed ≤ docs ≤ indexed + already indexed`
+    /// (a request whose answer was lost is retried and meets its document).
+    fn assert_books(&self, what: &str, docs: u64, whole_run: bool) -> (ClosedBooks, ClosedBooks) {
+        let ship = closed_books_of(&self.dir.path().join("ship.log"), "ship");
+        ship.assert_exact(&format!("{what}, ship half"));
+        let index = closed_books_of(&self.dir.path().join("index.log"), "index");
+        index.assert_exact(&format!("{what}, index half"));
+        assert!(
+            index.delivered <= docs,
+            "{what}: the index half says it indexed {} of {docs} documents",
+            index.delivered
+        );
+        if whole_run {
+            assert!(
+                docs <= index.delivered + index.already_indexed,
+                "{what}: {docs} documents, but the only index process indexed {} (+ {} already there)",
+                index.delivered,
+                index.already_indexed
+            );
+        }
+        (ship, index)
+    }
+
     fn rss_mib(&self) -> Vec<f64> {
         [&self.ship, &self.index]
             .into_iter()
@@ -373,6 +400,7 @@ async fn run_kills(role: &'static str) {
     let (seen, docs) = route.settle(total).await;
     route.stop();
     assert_exact(&format!("kill -9 {role} ×3"), &seen, docs, total);
+    route.assert_books(&format!("kill -9 {role} ×3"), docs, role == "ship");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -419,6 +447,12 @@ async fn run_outage(outage: Outage) {
     let (seen, docs) = route.settle(total).await;
     route.stop();
     assert_exact(&format!("{what} outage"), &seen, docs, total);
+    let (ship, _) = route.assert_books(&format!("{what} outage"), docs, true);
+    assert!(
+        ship.read >= total,
+        "{what} outage: the ship half read {} of {total}",
+        ship.read
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -493,6 +527,13 @@ async fn bad_input_ends_as_tagged_documents_never_silently_gone() {
     );
     assert_eq!(tagged("_invalid_utf8"), 3);
     assert_eq!(tagged("_truncated"), 3);
+    let (ship, index) = route.assert_books("bad input", docs, true);
+    assert_eq!(ship.read, written, "bad input: every line read once");
+    assert_eq!(
+        (index.delivered, index.dead_lettered),
+        (docs, dead_letters as u64),
+        "bad input: the index half's books say what the index and the dead-letter file hold"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -523,6 +564,7 @@ async fn memory_stays_bounded_while_elasticsearch_is_down() {
     println!("memory: {total} lines written during a 12 s Elasticsearch outage; peak RSS {peak:.0} MiB; indexed {docs}");
     assert!(peak < 256.0, "peak RSS {peak:.0} MiB");
     assert_eq!(docs, total);
+    route.assert_books("memory", docs, true);
 }
 
 /// The broker itself (a real one of this test's own, its log on disk)
@@ -551,6 +593,7 @@ async fn a_broker_stopped_and_started_again_loses_and_duplicates_nothing() {
     let (seen, docs) = route.settle(total).await;
     route.stop();
     assert_exact("broker stop and start", &seen, docs, total);
+    route.assert_books("broker stop and start", docs, true);
 }
 
 /// Processes killed when dropped (a failing test leaves none behind).
@@ -637,5 +680,19 @@ async fn run_fleet(name: &str, extra: &str) {
         &seen,
         docs,
         total,
+    );
+    // The indexers stopped cleanly each balance; together they indexed
+    // no more than the index holds (the killed one's share is unknown).
+    let ship = closed_books_of(&route.dir.path().join("ship.log"), "ship");
+    ship.assert_exact(&format!("{name}, ship half"));
+    let mut indexed = 0;
+    for i in [1, 3, 4] {
+        let books = closed_books_of(&route.dir.path().join(format!("index-{i}.log")), "index");
+        books.assert_exact(&format!("{name}, indexer {i}"));
+        indexed += books.delivered;
+    }
+    assert!(
+        indexed <= docs,
+        "{name}: indexers 1, 3, 4 indexed {indexed} of {docs}"
     );
 }

@@ -72,6 +72,7 @@ fn cx(state: PathBuf) -> RunCx {
         pipeline: Arc::from("copytruncate"),
         shutdown: Shutdown::default(),
         state_dir: state,
+        books: logpipe::accounting::Books::detached("test"),
     }
 }
 

@@ -133,6 +133,7 @@ async fn every_batch_is_delivered_and_acknowledged_across_a_fatal_producer_error
         pipeline: Arc::from("fatal-run"),
         shutdown: Shutdown::default(),
         state_dir: dir.path().to_path_buf(),
+        books: logpipe::accounting::Books::detached("test"),
     };
     let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20, 5);
     let task = tokio::spawn(logpipe::output::kafka::run(hop, rx, cx, dl));

@@ -122,6 +122,7 @@ async fn tiny_write_queue(server: &str, url: &str, dir: &std::path::Path) {
         pipeline: Arc::from("test"),
         shutdown: Shutdown::default(),
         state_dir: dir.to_owned(),
+        books: logpipe::accounting::Books::detached("test"),
     };
     let task = tokio::spawn(es_out.run(rx, cx, dl));
     let batches: Vec<Vec<Event>> = events.chunks(500).map(<[Event]>::to_vec).collect();

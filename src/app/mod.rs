@@ -322,6 +322,8 @@ pub async fn run(paths: &[PathBuf], role: Role, args: DaemonArgs) -> anyhow::Res
     if let Some(addr) = metrics_address {
         tokio::spawn(crate::monitor::serve(addr));
     }
+    // The books of every pipeline, checked and published every second.
+    tokio::spawn(crate::accounting::watch(std::time::Duration::from_secs(1)));
     let loaded = pipeline::load(paths, &config::process_env);
     if report(&loaded) {
         return Ok(ExitCode::from(EXIT_CONFIG));

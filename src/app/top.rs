@@ -56,6 +56,70 @@ pub struct Extras {
     pub lag: Vec<(String, String, f64)>,
     pub files_behind: f64,
     pub open_files: f64,
+    /// The books of each half that runs (see [`crate::accounting`]).
+    pub books: Vec<BooksLine>,
+}
+
+/// One half's books, as `/metrics` has them.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct BooksLine {
+    pub half: String,
+    pub read: f64,
+    pub in_flight_events: f64,
+    pub in_flight_batches: f64,
+    /// Every output of the half accounts for every event read.
+    pub balanced: bool,
+}
+
+impl BooksLine {
+    pub fn text(&self) -> String {
+        format!(
+            "books ({}): read {}, in flight {} event(s) in {} batch(es), {}",
+            self.half,
+            number(self.read),
+            number(self.in_flight_events),
+            number(self.in_flight_batches),
+            if self.balanced {
+                "balanced"
+            } else {
+                "DO NOT BALANCE"
+            }
+        )
+    }
+}
+
+fn books(now: &Reading, pipeline: &str) -> Vec<BooksLine> {
+    let of = |name: &str, half: &str| -> Vec<&Sample> {
+        now.samples
+            .iter()
+            .filter(|s| {
+                s.name == name && s.label("pipeline") == pipeline && s.label("half") == half
+            })
+            .collect()
+    };
+    let mut halves: Vec<String> = now
+        .samples
+        .iter()
+        .filter(|s| s.name == "logpipe_books_read_total" && s.label("pipeline") == pipeline)
+        .map(|s| s.label("half").to_owned())
+        .collect();
+    halves.sort();
+    halves.dedup();
+    halves
+        .into_iter()
+        .map(|half| {
+            let value = |name: &str| of(name, &half).iter().map(|s| s.value).sum::<f64>();
+            BooksLine {
+                read: value("logpipe_books_read_total"),
+                in_flight_events: value("logpipe_books_in_flight_events"),
+                in_flight_batches: value("logpipe_books_in_flight_batches"),
+                balanced: of("logpipe_books_balanced", &half)
+                    .iter()
+                    .all(|s| s.value == 1.0),
+                half,
+            }
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -179,6 +243,7 @@ fn extras(now: &Reading, pipeline: &str) -> Extras {
             .collect(),
         files_behind: sum(&now.samples, "logpipe_file_bytes_behind", pipeline, None),
         open_files: sum(&now.samples, "logpipe_open_files", pipeline, None),
+        books: books(now, pipeline),
     }
 }
 
@@ -346,6 +411,9 @@ async fn plain(
                 number(lag),
                 x.lag.len()
             );
+            for b in &x.books {
+                println!("{p}: {}", b.text());
+            }
         }
         before = now;
     }
@@ -478,6 +546,14 @@ async fn interactive(
                 .map(|(t, p, l)| format!("{t}[{p}] {}", number(*l)))
                 .collect();
             detail_lines.push(Line::from(per_partition.join("  ")));
+            for b in &x.books {
+                let style = if b.balanced {
+                    Style::new()
+                } else {
+                    Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
+                };
+                detail_lines.push(Line::styled(b.text(), style));
+            }
             frame.render_widget(
                 Paragraph::new(detail_lines).block(Block::bordered().title(format!(" {chosen} "))),
                 detail,
@@ -599,6 +675,33 @@ mod tests {
         assert!(restarted
             .iter()
             .all(|r| r.in_rate >= 0.0 && r.out_rate >= 0.0));
+    }
+
+    #[test]
+    fn the_books_of_each_half_come_from_the_metrics() {
+        let now = reading(
+            Instant::now(),
+            "logpipe_books_read_total{pipeline=\"a\",half=\"ship\"} 10\n\
+             logpipe_books_in_flight_events{pipeline=\"a\",half=\"ship\"} 4\n\
+             logpipe_books_in_flight_batches{pipeline=\"a\",half=\"ship\"} 1\n\
+             logpipe_books_balanced{pipeline=\"a\",half=\"ship\",output=\"output.kafka\"} 1\n\
+             logpipe_books_read_total{pipeline=\"a\",half=\"index\"} 6\n\
+             logpipe_books_balanced{pipeline=\"a\",half=\"index\",output=\"es\"} 1\n\
+             logpipe_books_balanced{pipeline=\"a\",half=\"index\",output=\"errors\"} 0\n\
+             logpipe_books_read_total{pipeline=\"b\",half=\"whole\"} 99\n",
+            &[],
+        );
+        let books = extras(&now, "a").books;
+        assert_eq!(books.len(), 2);
+        assert_eq!(
+            books[1].text(),
+            "books (ship): read 10, in flight 4 event(s) in 1 batch(es), balanced"
+        );
+        assert!(
+            !books[0].balanced,
+            "one output of the index half does not balance"
+        );
+        assert!(books[0].text().ends_with("DO NOT BALANCE"));
     }
 
     #[test]

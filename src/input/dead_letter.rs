@@ -67,7 +67,8 @@ impl DeadLetterInput {
             .await
             .map_err(|e| StageError::io("cannot open dead-letter file", &self.path, e))?;
         let mut lines = BufReader::new(file).lines();
-        let mut tracker = AckTracker::<u64>::new();
+        let mut tracker =
+            AckTracker::<u64>::new().counting(std::sync::Arc::clone(cx.books.ledger()));
         let lane = tracker.open_lane();
         let (mut line_no, mut skipped, mut sent) = (0u64, 0u64, 0u64);
         let mut events = Vec::with_capacity(self.batch_events);
@@ -98,7 +99,8 @@ impl DeadLetterInput {
             }
             if events.len() >= self.batch_events || (end && !events.is_empty()) {
                 sent += events.len() as u64;
-                let batch = Batch::new(std::mem::take(&mut events), tracker.track(lane, line_no));
+                let token = tracker.track(lane, line_no, events.len());
+                let batch = Batch::new(std::mem::take(&mut events), token);
                 tokio::select! {
                     r = out.send(batch) => if r.is_err() { break },
                     _ = cx.shutdown.abort.cancelled() => break,

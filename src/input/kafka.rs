@@ -250,7 +250,10 @@ pub async fn run(hop: Hop, out: mpsc::Sender<Batch>, cx: RunCx) -> Result<(), St
         None => None,
     };
     let instance = claim.as_ref().map(|c| c.id.clone());
-    let offsets = SharedOffsets(Arc::new(Mutex::new(Offsets::default())));
+    let offsets = SharedOffsets(Arc::new(Mutex::new(Offsets {
+        tracker: AckTracker::new().counting(Arc::clone(cx.books.ledger())),
+        partitions: HashMap::new(),
+    })));
     let first_log = LogContext::for_hop(&cx.pipeline, "consumer", &hop);
     let recovery = first_log.recovery();
     let mut log = Some(first_log);
@@ -522,10 +525,10 @@ impl State {
                 return Ok(());
             }
             let events = std::mem::take(&mut partition.events);
-            Batch::new(
-                events,
-                offsets.tracker.track(partition.lane, partition.last_offset),
-            )
+            let token = offsets
+                .tracker
+                .track(partition.lane, partition.last_offset, events.len());
+            Batch::new(events, token)
         };
         tokio::select! {
             sent = out.send(batch) => {

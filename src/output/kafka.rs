@@ -16,6 +16,7 @@ use rdkafka::producer::{DeliveryFuture, FutureRecord, Producer};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::accounting::Outcome;
 use crate::ack::AckToken;
 use crate::dead_letter::{DeadLetter, DeadLetters};
 use crate::error::StageError;
@@ -264,12 +265,16 @@ async fn confirm(
             }
         }
     }
+    let refused = rejected.len();
     if !rejected.is_empty() {
         dead_letters
             .write(rejected)
             .await
             .map_err(|e| StageError::io("cannot write dead letters to", dead_letters.path(), e))?;
     }
+    cx.books.settled(Outcome::DeadLettered, refused as u64);
+    cx.books
+        .settled(Outcome::Delivered, count.saturating_sub(refused) as u64);
     producers.confirmed();
     let labels = [
         ("pipeline", cx.pipeline.to_string()),

@@ -4,6 +4,7 @@
 
 use tokio::sync::mpsc;
 
+use crate::accounting::Outcome;
 use crate::error::StageError;
 use crate::event::Batch;
 use crate::shutdown::RunCx;
@@ -21,6 +22,8 @@ pub async fn run(mut input: mpsc::Receiver<Batch>, cx: RunCx) -> Result<(), Stag
     );
     while let Some(batch) = input.recv().await {
         events_out.increment(batch.events.len() as u64);
+        cx.books
+            .settled(Outcome::Delivered, batch.events.len() as u64);
         batch.ack.ack();
     }
     Ok(())

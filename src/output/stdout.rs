@@ -7,6 +7,7 @@ use std::io::Write;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
+use crate::accounting::Outcome;
 use crate::error::StageError;
 use crate::event::json::{Document, WithMetadata};
 use crate::event::{Batch, Event};
@@ -70,6 +71,8 @@ impl Stdout {
             match written {
                 Ok(()) => {
                     events_out.increment(batch.events.len() as u64);
+                    cx.books
+                        .settled(Outcome::Delivered, batch.events.len() as u64);
                     batch.ack.ack();
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {

@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
+use crate::accounting::{Books, Outcome};
 use crate::condition::Condition;
 use crate::dead_letter::{DeadLetter, DeadLetters};
 use crate::error::StageError;
@@ -27,6 +28,8 @@ pub struct Route {
     pub sender: mpsc::Sender<Batch>,
     pub condition: Option<Condition>,
     pub spill: Option<Spill>,
+    /// The output's books: events its `if` skips, and spilled ones.
+    pub books: Books,
 }
 
 /// A route that spills when blocked.
@@ -82,7 +85,7 @@ impl Spill {
 
     /// Writes the batch's events as dead letters; hands the batch back when
     /// that fails.
-    async fn write(&self, batch: Batch) -> Result<(), Batch> {
+    async fn write(&self, batch: Batch, books: &Books) -> Result<(), Batch> {
         let records = batch
             .events
             .iter()
@@ -102,6 +105,7 @@ impl Spill {
             Ok(()) => {
                 metrics::counter!("logpipe_output_spilled_events_total", "pipeline" => self.pipeline.to_string(), "output" => self.label.clone())
                     .increment(batch.events.len() as u64);
+                books.settled(Outcome::DeadLettered, batch.events.len() as u64);
                 batch.ack.ack();
                 Ok(())
             }
@@ -142,7 +146,7 @@ async fn deliver(route: &mut Route, batch: Batch) -> Result<(), StageError> {
             }
         }
     };
-    match spill.write(batch).await {
+    match spill.write(batch, &route.books).await {
         Ok(()) => Ok(()),
         // Logged by the writer; the events stay for the output itself.
         Err(batch) => route.sender.send(batch).await.map_err(|_| stopped()),
@@ -168,8 +172,11 @@ pub async fn run(
             continue;
         }
         let Batch { events, ack } = batch;
+        let total = events.len();
         let shares = split(&routes, events);
         for (route, events) in routes.iter_mut().zip(shares) {
+            // Counted before any share can be acknowledged.
+            route.books.skipped(total - events.len());
             if events.is_empty() {
                 continue;
             }
@@ -224,6 +231,7 @@ mod tests {
                 sender,
                 condition,
                 spill: None,
+                books: Books::detached("t"),
             },
             rx,
         )
@@ -238,7 +246,7 @@ mod tests {
         let mut tracker = AckTracker::new();
         let lane = tracker.open_lane();
         let events = vec![tagged("access"), tagged("error"), tagged("access")];
-        tx.send(Batch::new(events, tracker.track(lane, 1u64)))
+        tx.send(Batch::new(events, tracker.track(lane, 1u64, 1)))
             .await
             .unwrap();
         let got_a = rx_a.recv().await.unwrap();
@@ -269,13 +277,16 @@ mod tests {
         let lane = tracker.open_lane();
         tx.send(Batch::new(
             vec![tagged("access")],
-            tracker.track(lane, 1u64),
+            tracker.track(lane, 1u64, 1),
         ))
         .await
         .unwrap();
-        tx.send(Batch::new(vec![tagged("other")], tracker.track(lane, 2u64)))
-            .await
-            .unwrap();
+        tx.send(Batch::new(
+            vec![tagged("other")],
+            tracker.track(lane, 2u64, 1),
+        ))
+        .await
+        .unwrap();
         rx_a.recv().await.unwrap().ack.ack();
         drop(tx);
         fanout.await.unwrap().unwrap();
@@ -297,6 +308,12 @@ mod tests {
         let dead_letters = DeadLetters::new("p", path.clone(), 1 << 20, 5);
         let (a, mut rx_a) = route(None);
         let (sender, mut rx_b) = mpsc::channel(1);
+        let ledger = crate::accounting::Ledger::new(
+            "p".into(),
+            crate::accounting::Half::Whole,
+            &["a".into(), "stuck".into()],
+        );
+        let books = Books::new(std::sync::Arc::clone(&ledger));
         let b = Route {
             sender,
             condition: None,
@@ -307,15 +324,16 @@ mod tests {
                 Duration::from_secs(5),
                 dead_letters.for_output("stuck"),
             )),
+            books: books.for_output(1),
         };
         let (tx, rx) = mpsc::channel(1);
         let fanout = tokio::spawn(run("t".into(), rx, vec![a, b]));
-        let mut tracker = AckTracker::new();
+        let mut tracker = AckTracker::new().counting(std::sync::Arc::clone(&ledger));
         let lane = tracker.open_lane();
         let started = tokio::time::Instant::now();
         for n in 1..=5u64 {
             let events = vec![tagged(&format!("e{n}")), tagged(&format!("f{n}"))];
-            tx.send(Batch::new(events, tracker.track(lane, n)))
+            tx.send(Batch::new(events, tracker.track(lane, n, 2)))
                 .await
                 .unwrap();
             rx_a.recv().await.unwrap().ack.ack();
@@ -345,7 +363,7 @@ mod tests {
         assert!(tracker.take_progress().is_empty());
         // b reads: batch 1 is delivered, and batch 6 goes to b, not to the file.
         rx_b.recv().await.unwrap().ack.ack();
-        tx.send(Batch::new(vec![tagged("e6")], tracker.track(lane, 6u64)))
+        tx.send(Batch::new(vec![tagged("e6")], tracker.track(lane, 6u64, 1)))
             .await
             .unwrap();
         rx_a.recv().await.unwrap().ack.ack();
@@ -361,6 +379,11 @@ mod tests {
         tracker.drain();
         assert_eq!(tracker.take_progress().last(), Some(&(lane, 6)));
         assert!(!tracker.has_failed());
+        // The books of the spilling output: the 8 spilled events are dead
+        // letters, nothing is in flight (output a's share was counted by a).
+        let b = ledger.balance();
+        assert_eq!((b.read, b.settled, b.in_flight()), (11, 11, 0));
+        assert_eq!(b.outputs[1].dead_lettered, 8);
     }
 
     /// With the default (`block`), a stuck output holds every output: the
@@ -375,6 +398,7 @@ mod tests {
                     sender,
                     condition: None,
                     spill: None,
+                    books: Books::detached("t"),
                 },
                 rx,
             )
@@ -384,7 +408,7 @@ mod tests {
         let mut tracker = AckTracker::new();
         let lane = tracker.open_lane();
         for n in 1..=3u64 {
-            tx.send(Batch::new(vec![tagged("x")], tracker.track(lane, n)))
+            tx.send(Batch::new(vec![tagged("x")], tracker.track(lane, n, 1)))
                 .await
                 .unwrap();
         }

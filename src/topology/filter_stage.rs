@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, Mutex};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use crate::accounting::Books;
 use crate::error::StageError;
 use crate::event::Batch;
 use crate::filter::{self, FilterSpec};
@@ -23,7 +24,7 @@ pub async fn run(
     workers: usize,
     input: mpsc::Receiver<Batch>,
     output: mpsc::Sender<Batch>,
-    pipeline: Arc<str>,
+    (pipeline, books): (Arc<str>, Books),
 ) -> Result<(), StageError> {
     // Without filters there is nothing to spread over cores.
     let workers = if filters.is_empty() {
@@ -45,7 +46,7 @@ pub async fn run(
                     Arc::clone(&filters),
                     Arc::clone(&input),
                     output.clone(),
-                    Arc::clone(&pipeline),
+                    (Arc::clone(&pipeline), books.clone()),
                 ),
             )
             .instrument(tracing::Span::current()),
@@ -67,7 +68,7 @@ async fn worker(
     filters: Arc<Vec<FilterSpec>>,
     input: Arc<Mutex<mpsc::Receiver<Batch>>>,
     output: mpsc::Sender<Batch>,
-    pipeline: Arc<str>,
+    (pipeline, books): (Arc<str>, Books),
 ) -> Result<(), StageError> {
     let labels = [
         ("pipeline", pipeline.to_string()),
@@ -91,6 +92,8 @@ async fn worker(
         tap::offer(&pipeline, tap::Point::Filters, &batch.events);
         events_out.increment(batch.events.len() as u64);
         filtered.increment((before - batch.events.len()) as u64);
+        // Counted before the batch moves on or is acknowledged.
+        books.filtered(before - batch.events.len());
         if batch.events.is_empty() {
             batch.ack.ack();
             continue;
@@ -128,12 +131,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (tx, rx) = mpsc::channel(2);
         let (out_tx, mut out_rx) = mpsc::channel(2);
-        let stage = tokio::spawn(run(filters(dir.path()), 3, rx, out_tx, Arc::from("t")));
+        let stage = tokio::spawn(run(
+            filters(dir.path()),
+            3,
+            rx,
+            out_tx,
+            (Arc::from("t"), Books::detached("t")),
+        ));
         let mut tracker = AckTracker::new();
         let lane = tracker.open_lane();
         let mut tokens = Vec::new();
         for i in 0..40u64 {
-            tokens.push(tracker.track(lane, i));
+            tokens.push(tracker.track(lane, i, 10));
         }
         let feed = tokio::spawn(async move {
             for (i, token) in tokens.into_iter().enumerate() {

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use crate::accounting::{Books, Half, Ledger};
 use crate::dead_letter::DeadLetters;
 use crate::error::StageError;
 use crate::event::Batch;
@@ -41,6 +42,8 @@ pub struct Running {
     pub name: String,
     pub shutdown: Shutdown,
     pub tasks: JoinSet<(&'static str, Result<(), StageError>)>,
+    /// The books of each half that runs here, closed and logged at the end.
+    pub ledgers: Vec<Arc<Ledger>>,
 }
 
 impl Running {
@@ -61,6 +64,9 @@ impl Running {
                 first.get_or_insert((self.name.clone(), stage, e));
             }
         }
+        for ledger in &self.ledgers {
+            crate::accounting::close(ledger).log();
+        }
         first.map_or(Ok(()), Err)
     }
 }
@@ -78,6 +84,19 @@ pub fn spawn(
         pipeline: Arc::from(name.as_str()),
         shutdown: shutdown.clone(),
         state_dir: state_dir.to_path_buf(),
+        books: Books::detached(&name),
+    };
+    let mut ledgers = Vec::new();
+    let output_labels: Vec<String> = pipeline.outputs.iter().map(|o| o.label.clone()).collect();
+    // Each half that has its own sources keeps its own books.
+    let mut books_of = |half: Half, outputs: &[String]| {
+        let ledger = Ledger::new(Arc::clone(&cx.pipeline), half, outputs);
+        crate::accounting::register(&ledger);
+        ledgers.push(Arc::clone(&ledger));
+        RunCx {
+            books: Books::new(ledger),
+            ..cx.clone()
+        }
     };
     let mut files = DeadLetterFiles::new(&name, state_dir);
     // The hop's dead letters go to the default file, rotated as the outputs
@@ -100,6 +119,7 @@ pub fn spawn(
             return None;
         }
         None => {
+            let cx = books_of(Half::Whole, &output_labels);
             let (tx, rx) = mpsc::channel(capacity);
             spawn_inputs(&mut tasks, pipeline.inputs, &tx, &cx);
             drop(tx);
@@ -116,19 +136,25 @@ pub fn spawn(
         Some(hop) => {
             let mut any = false;
             if ship && !pipeline.inputs.is_empty() {
+                let cx = books_of(Half::Ship, &["output.kafka".to_owned()]);
                 let (tx, rx) = mpsc::channel(capacity);
                 spawn_inputs(&mut tasks, pipeline.inputs, &tx, &cx);
                 drop(tx);
-                let (hop, cx, dl) = (hop.clone(), cx.clone(), dead_letters.clone());
+                let (hop, dl) = (hop.clone(), dead_letters.clone());
+                let producer = RunCx {
+                    books: cx.books.for_output(0),
+                    ..cx.clone()
+                };
                 spawn_stage(
                     &mut tasks,
                     &cx,
                     "output.kafka",
-                    crate::output::kafka::run(hop, rx, cx.clone(), dl),
+                    crate::output::kafka::run(hop, rx, producer, dl),
                 );
                 any = true;
             }
             if index && !pipeline.outputs.is_empty() {
+                let cx = books_of(Half::Index, &output_labels);
                 let (tx, rx) = mpsc::channel(capacity);
                 spawn_stage(
                     &mut tasks,
@@ -157,6 +183,7 @@ pub fn spawn(
         name,
         shutdown,
         tasks,
+        ledgers,
     })
 }
 
@@ -186,10 +213,20 @@ fn spawn_index_half(
         tasks,
         cx,
         "filter",
-        filter_stage::run(filters, workers, rx, filtered_tx, cx.pipeline.clone()),
+        filter_stage::run(
+            filters,
+            workers,
+            rx,
+            filtered_tx,
+            (cx.pipeline.clone(), cx.books.clone()),
+        ),
     );
     let mut routes = Vec::new();
-    for output in outputs {
+    for (i, output) in outputs.into_iter().enumerate() {
+        let cx = RunCx {
+            books: cx.books.for_output(i),
+            ..cx.clone()
+        };
         let (sender, rx) = mpsc::channel(capacity);
         let stage = output.spec.name();
         let dead_letters = files.open(&output.dead_letter).for_output(&output.label);
@@ -207,10 +244,11 @@ fn spawn_index_half(
             sender,
             condition: output.condition,
             spill,
+            books: cx.books.clone(),
         });
         spawn_stage(
             tasks,
-            cx,
+            &cx,
             stage,
             output.spec.run(rx, cx.clone(), dead_letters),
         );

@@ -369,9 +369,8 @@ pub async fn deliver_all(
     let lane = tracker.open_lane();
     let n = batches.len();
     for (i, events) in batches.into_iter().enumerate() {
-        tx.send(logpipe::Batch::new(events, tracker.track(lane, i)))
-            .await
-            .unwrap();
+        let token = tracker.track(lane, i, events.len());
+        tx.send(logpipe::Batch::new(events, token)).await.unwrap();
     }
     drop(tx);
     tokio::time::timeout(timeout, stage)
@@ -984,4 +983,106 @@ pub fn succeeds(command: &mut Command) -> std::process::Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// The books one output of one half of a pipeline closed with, as the
+/// daemon logs them when the pipeline stops (`Books.` lines; see
+/// `logpipe::accounting`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClosedBooks {
+    pub half: String,
+    pub output: String,
+    pub read: u64,
+    pub delivered: u64,
+    pub already_indexed: u64,
+    pub dead_lettered: u64,
+    pub filtered: u64,
+    pub skipped: u64,
+    pub in_flight: u64,
+    pub failed: u64,
+    pub balanced: bool,
+}
+
+impl ClosedBooks {
+    /// Every event read has its one outcome at this output.
+    pub fn assert_exact(&self, what: &str) {
+        assert!(self.balanced, "{what}: the books do not balance: {self:?}");
+        assert_eq!(
+            (self.in_flight, self.failed),
+            (0, 0),
+            "{what}: events left in flight: {self:?}"
+        );
+        assert_eq!(
+            self.read,
+            self.delivered + self.already_indexed + self.dead_lettered + self.filtered + self.skipped,
+            "{what}: read = delivered + already indexed + dead-lettered + filtered + skipped: {self:?}"
+        );
+        println!(
+            "{what}: books of {} ({}): read {} = delivered {} + already indexed {} + dead-lettered {} + filtered {} + skipped {}",
+            self.output,
+            self.half,
+            self.read,
+            self.delivered,
+            self.already_indexed,
+            self.dead_lettered,
+            self.filtered,
+            self.skipped
+        );
+    }
+}
+
+/// The last `Books.` (or `Books do not balance.`) line of each half and
+/// output in a daemon's log: the books of the last run that stopped.
+pub fn closed_books(log: &str) -> Vec<ClosedBooks> {
+    let mut last: Vec<ClosedBooks> = Vec::new();
+    for line in log.lines() {
+        let Some(rest) = line
+            .split_once(" Books. ")
+            .or_else(|| line.split_once(" Books do not balance. "))
+            .map(|(_, rest)| rest)
+        else {
+            continue;
+        };
+        let mut b = ClosedBooks::default();
+        for field in rest.split_whitespace() {
+            let Some((key, value)) = field.split_once('=') else {
+                continue;
+            };
+            let value = value.trim_matches('"');
+            let n = || value.parse::<u64>().unwrap_or(0);
+            match key {
+                "half" => b.half = value.to_owned(),
+                "output" => b.output = value.to_owned(),
+                "read" => b.read = n(),
+                "delivered" => b.delivered = n(),
+                "already_indexed" => b.already_indexed = n(),
+                "dead_lettered" => b.dead_lettered = n(),
+                "filtered" => b.filtered = n(),
+                "skipped" => b.skipped = n(),
+                "in_flight" => b.in_flight = n(),
+                "failed" => b.failed = n(),
+                "balanced" => b.balanced = value == "true",
+                _ => {}
+            }
+        }
+        last.retain(|o| !(o.half == b.half && o.output == b.output));
+        last.push(b);
+    }
+    last
+}
+
+/// The closed books of `half` in the log at `path` (exactly one output).
+pub fn closed_books_of(path: &Path, half: &str) -> ClosedBooks {
+    let log = std::fs::read_to_string(path).unwrap_or_default();
+    let books: Vec<ClosedBooks> = closed_books(&log)
+        .into_iter()
+        .filter(|b| b.half == half)
+        .collect();
+    assert_eq!(
+        books.len(),
+        1,
+        "one output's books of the {half} half in {}:\n{log}",
+        path.display()
+    );
+    books[0].clone()
 }

@@ -298,7 +298,8 @@ impl Tail {
         }
         metrics::counter!("logpipe_events_in_total", "pipeline" => self.cx.pipeline.to_string(), "stage" => "input.file")
             .increment(events.len() as u64);
-        permit.send(Batch::new(events, self.tracker.track(lane, position)));
+        let token = self.tracker.track(lane, position, events.len());
+        permit.send(Batch::new(events, token));
         Ok(())
     }
 }

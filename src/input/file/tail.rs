@@ -65,10 +65,11 @@ impl Tail {
         registry: Option<Registry>,
         first_start: bool,
     ) -> Self {
+        let tracker = AckTracker::new().counting(Arc::clone(cx.books.ledger()));
         Tail {
             input,
             cx,
-            tracker: AckTracker::new(),
+            tracker,
             files: Files::new(known),
             discovery: Discovery::new(first_start),
             registry,

@@ -34,6 +34,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::accounting::{self, Books};
 use crate::ack::AckToken;
 use crate::dead_letter::{DeadLetter, DeadLetters};
 use crate::error::StageError;
@@ -152,6 +153,7 @@ impl Elasticsearch {
                 let sending = std::mem::replace(&mut request, next);
                 let job = Job {
                     client: Arc::clone(&client),
+                    books: cx.books.clone(),
                     dead_letters: dead_letters.clone(),
                     abort: abort.clone(),
                 };
@@ -245,6 +247,7 @@ impl Drop for LastCounts {
 /// One bulk request in flight.
 struct Job {
     client: Arc<Client>,
+    books: Books,
     dead_letters: DeadLetters,
     abort: CancellationToken,
 }
@@ -312,6 +315,10 @@ impl Job {
             }
             Counters::add(&counters.indexed, step.indexed);
             Counters::add(&counters.already_indexed, step.already_indexed);
+            self.books
+                .settled(accounting::Outcome::Delivered, step.indexed);
+            self.books
+                .settled(accounting::Outcome::AlreadyIndexed, step.already_indexed);
             if step.already_indexed > 0 {
                 tracing::debug!(
                     duplicates = step.already_indexed,
@@ -346,6 +353,7 @@ impl Job {
                 .await
                 .map_err(|e| StageError::io("cannot write dead letters to", path, e))?;
             Counters::add(&counters.dead_lettered, n);
+            self.books.settled(accounting::Outcome::DeadLettered, n);
         }
         for token in tokens {
             token.ack();
