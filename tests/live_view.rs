@@ -50,10 +50,14 @@ impl Writer {
     }
 }
 
-/// SIGTERM, and a clean exit within 30 s.
-fn stop_daemon(mut child: Child) {
+/// SIGTERM, a clean exit within 30 s, and books that balance: taps and
+/// views take nothing from the pipeline.
+fn stop_daemon(mut child: Child, dir: &Path) {
     sigterm(&child);
     assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
+    let books = closed_books_of(&dir.join("state.log"), "whole");
+    books.assert_exact("tapped daemon");
+    assert_eq!(books.read, books.delivered, "{books:?}");
 }
 
 fn writer(log: &Path) -> Writer {
@@ -136,7 +140,7 @@ fn a_tap_prints_live_events_as_they_leave_the_stage_asked_for() {
     assert_eq!(code, 2, "{err}");
 
     writer.stop();
-    stop_daemon(child);
+    stop_daemon(child, dir.path());
 }
 
 #[test]
@@ -179,7 +183,7 @@ fn a_tap_nobody_reads_skips_events_and_never_holds_the_pipeline() {
     );
     assert!(skipped > 0.0);
     drop(stuck);
-    stop_daemon(child);
+    stop_daemon(child, dir.path());
 }
 
 #[test]
@@ -241,5 +245,5 @@ fn top_off_a_terminal_prints_a_table_of_every_stage_with_its_rates() {
         .unwrap();
     assert_eq!(down.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&down.stderr).contains("not reachable"));
-    stop_daemon(child);
+    stop_daemon(child, dir.path());
 }
