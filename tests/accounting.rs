@@ -6,7 +6,8 @@
 
 mod common;
 
-use std::process::Stdio;
+use std::path::Path;
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -14,6 +15,18 @@ use serde_json::json;
 
 fn books_metric(metrics: &str, name: &str, labels: &[&str]) -> f64 {
     metric_sample(metrics, name, labels).unwrap_or(-1.0)
+}
+
+/// A daemon running `pipeline` with its state in `state` (its log in
+/// `state.log`), its monitoring endpoint on a free port and `env` set; the
+/// child and the endpoint's address.
+fn daemon(pipeline: &Path, state: &Path, stdout: Stdio, env: &[(&str, &str)]) -> (Child, String) {
+    let addr = metrics_address();
+    let child = run_command(pipeline, state, &["--metrics-address", &addr], stdout)
+        .envs(env.iter().copied())
+        .spawn()
+        .unwrap();
+    (child, addr)
 }
 
 /// 1000 lines; a filter drops the 100 that end in 7; a `null` output takes
@@ -33,17 +46,8 @@ fn every_event_read_has_one_outcome_at_every_output() {
         .stdout_output()
         .with("id = \"odd\"\nif = '[message] =~ /[13579]$/'")
         .write_to(dir.path().join("books.toml"));
-    let addr = metrics_address();
-    let stderr = dir.path().join("daemon.log");
-    let mut child = run_command(
-        &pipeline,
-        &dir.path().join("state"),
-        &["--metrics-address", &addr],
-        Stdio::piped(),
-    )
-    .stderr(std::fs::File::create(&stderr).unwrap())
-    .spawn()
-    .unwrap();
+    let stderr = dir.path().join("state.log");
+    let (mut child, addr) = daemon(&pipeline, &dir.path().join("state"), Stdio::piped(), &[]);
     let stdout = child.stdout.take().unwrap();
     let printed = std::thread::spawn(move || {
         use std::io::BufRead;
@@ -160,16 +164,7 @@ async fn the_books_agree_with_what_the_index_holds_across_a_replay() {
 
     let run = |state: &str| {
         let stderr = dir.path().join(format!("{state}.log"));
-        let addr = metrics_address();
-        let mut child = run_command(
-            &pipeline,
-            &dir.path().join(state),
-            &["--metrics-address", &addr],
-            Stdio::null(),
-        )
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .spawn()
-        .unwrap();
+        let (mut child, addr) = daemon(&pipeline, &dir.path().join(state), Stdio::null(), &[]);
         wait_until(Duration::from_secs(60), "50 events settled", || {
             let (_, text) = http_get(&addr, "/metrics")?;
             (books_metric(
@@ -226,18 +221,13 @@ fn books_that_do_not_balance_are_logged_and_shown_in_health_and_top() {
         .file_input(&log)
         .with("[[output]]\ntype = \"null\"\nid = \"leaky\"")
         .write_to(dir.path().join("lossy.toml"));
-    let addr = metrics_address();
-    let stderr = dir.path().join("daemon.log");
-    let mut child = run_command(
+    let stderr = dir.path().join("state.log");
+    let (mut child, addr) = daemon(
         &pipeline,
         &dir.path().join("state"),
-        &["--metrics-address", &addr],
         Stdio::null(),
-    )
-    .env("LOGPIPE_TEST_UNCOUNTED", "leaky")
-    .stderr(std::fs::File::create(&stderr).unwrap())
-    .spawn()
-    .unwrap();
+        &[("LOGPIPE_TEST_UNCOUNTED", "leaky")],
+    );
     let health = wait_until(Duration::from_secs(20), "/health naming the books", || {
         let (status, body) = http_get(&addr, "/health")?;
         (status == 503 && body.contains("books[whole]")).then_some(body)
