@@ -342,8 +342,8 @@ impl Balance {
         }
     }
 
-    /// Publishes the figures as metrics.
-    fn export(&self) {
+    /// Publishes the figures as metrics; `problems` are [`Balance::problems`].
+    fn export(&self, problems: &[String]) {
         let (p, h) = (self.pipeline.clone(), self.half.as_str());
         metrics::counter!("logpipe_books_read_total", "pipeline" => p.clone(), "half" => h)
             .absolute(self.read);
@@ -357,7 +357,6 @@ impl Balance {
             .set(self.in_flight() as f64);
         metrics::gauge!("logpipe_books_in_flight_batches", "pipeline" => p.clone(), "half" => h)
             .set(self.batches_in_flight as f64);
-        let problems = self.problems();
         for o in &self.outputs {
             for (outcome, n) in [
                 ("delivered", o.delivered),
@@ -420,8 +419,8 @@ fn health_key(half: Half) -> String {
 /// watching it (unless a reload put another in its place).
 pub fn close(ledger: &Arc<Ledger>) -> Balance {
     let balance = ledger.balance();
-    check(ledger, &balance, &mut Reported::default());
-    balance.export();
+    let problems = check(ledger, &balance, &mut Reported::default());
+    balance.export(&problems);
     let mut all = registry().lock().unwrap_or_else(|p| p.into_inner());
     all.retain(|l| !Arc::ptr_eq(l, ledger));
     balance
@@ -438,10 +437,11 @@ pub fn balances() -> Vec<Balance> {
 #[derive(Default)]
 struct Reported(Vec<(String, &'static str, usize)>);
 
-fn check(ledger: &Ledger, balance: &Balance, reported: &mut Reported) {
+/// Logs and reports a mismatch of `balance` (once); its problems.
+fn check(ledger: &Ledger, balance: &Balance, reported: &mut Reported) -> Vec<String> {
     let problems = balance.problems();
     if problems.is_empty() {
-        return;
+        return problems;
     }
     let key = (
         balance.pipeline.clone(),
@@ -449,7 +449,7 @@ fn check(ledger: &Ledger, balance: &Balance, reported: &mut Reported) {
         problems.len(),
     );
     if reported.0.contains(&key) {
-        return;
+        return problems;
     }
     reported.0.push(key);
     tracing::error!(
@@ -468,6 +468,7 @@ fn check(ledger: &Ledger, balance: &Balance, reported: &mut Reported) {
         &health_key(balance.half),
         format!("the books do not balance: {}", problems.join("; ")),
     );
+    problems
 }
 
 /// Checks and publishes every registered ledger every `every`, for the
@@ -480,8 +481,8 @@ pub async fn watch(every: Duration) {
         let all = registry().lock().unwrap_or_else(|p| p.into_inner()).clone();
         for ledger in &all {
             let balance = ledger.balance();
-            check(ledger, &balance, &mut reported);
-            balance.export();
+            let problems = check(ledger, &balance, &mut reported);
+            balance.export(&problems);
         }
     }
 }
