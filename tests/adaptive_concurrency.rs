@@ -189,8 +189,22 @@ async fn real_429s_cut_the_limit_it_rises_again_and_every_event_is_indexed_once(
     let Some(_svc) = services() else { return };
     let dir = temp_dir();
     let (_node, url) = own_opensearch(dir.path(), &TINY_WRITE_QUEUE).await;
-    let es = Es::new(&url);
-    let proxy = Proxy::start(&url).await;
+    real_429s(dir.path(), &url).await;
+}
+
+/// The same on the real Elasticsearch 7.17 (its rejections are
+/// `es_rejected_execution_exception`): both families pass the same tests.
+#[tokio::test(flavor = "multi_thread")]
+async fn real_429s_of_elasticsearch_cut_the_limit_too() {
+    let Some(_url) = elasticsearch() else { return };
+    let dir = temp_dir();
+    let (_node, url) = own_elasticsearch(dir.path(), &TINY_WRITE_QUEUE).await;
+    real_429s(dir.path(), &url).await;
+}
+
+async fn real_429s(dir: &std::path::Path, url: &str) {
+    let es = Es::new(url);
+    let proxy = Proxy::start(url).await;
     let lines = 40_000;
     let mut rejected = Vec::new();
     for (name, settings) in [("adaptive", ""), ("fixed8", "request_concurrency = 8\n")] {
@@ -204,7 +218,7 @@ async fn real_429s_cut_the_limit_it_rises_again_and_every_event_is_indexed_once(
         assert_eq!(status, 200, "{body}");
         let before = proxy.server_429s.load(Ordering::SeqCst);
         let settings = format!("{settings}batch_events = 100\nbatch_wait = \"50ms\"");
-        let daemon = Daemon::start(dir.path(), name, lines, &proxy.url, &index, &settings);
+        let daemon = Daemon::start(dir, name, lines, &proxy.url, &index, &settings);
         wait_docs(&es, &index, lines as u64, Duration::from_secs(300)).await;
         daemon.wait_indexed(lines);
         let retried = daemon.retried();
@@ -262,9 +276,20 @@ async fn real_429s_cut_the_limit_it_rises_again_and_every_event_is_indexed_once(
 #[tokio::test(flavor = "multi_thread")]
 async fn rising_latency_cuts_the_limit_without_429s_and_nothing_is_lost_or_duplicated() {
     let Some(svc) = services() else { return };
+    rising_latency(&svc.es).await;
+}
+
+/// The same against the shared Elasticsearch 7.17.
+#[tokio::test(flavor = "multi_thread")]
+async fn rising_latency_of_elasticsearch_cuts_the_limit_too() {
+    let Some(url) = elasticsearch() else { return };
+    rising_latency(&url).await;
+}
+
+async fn rising_latency(url: &str) {
     let dir = temp_dir();
-    let proxy = Proxy::start(&svc.es).await;
-    let es = Es::new(&svc.es);
+    let proxy = Proxy::start(url).await;
+    let es = Es::new(url);
     let index = unique("arc-latency");
     let lines = 20_000;
     let daemon = Daemon::start(
