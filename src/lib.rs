@@ -43,6 +43,7 @@ pub mod error;
 pub mod event;
 pub mod filter;
 pub mod host;
+pub mod import;
 pub mod input;
 pub mod kafka;
 pub mod monitor;
