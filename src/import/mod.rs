@@ -4,3 +4,5 @@
 //! a warning pointing at its text.
 
 pub mod logstash;
+pub mod vars;
+pub mod yaml;
