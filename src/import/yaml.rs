@@ -260,6 +260,8 @@ impl MarkedEventReceiver for Builder {
             }
             Event::MappingEnd => {
                 if let Some(Frame::Map(pos, anchor, entries, _)) = self.stack.pop() {
+                    // A block map inside a list starts at its first key.
+                    let pos = entries.first().map_or(pos, |(k, _)| k.pos);
                     self.push_value(
                         Node {
                             value: Yaml::Map(entries),

@@ -1,0 +1,239 @@
+use std::path::Path;
+
+use super::*;
+use crate::import::{import, logstash, yaml, Request};
+
+const FILEBEAT: &str = include_str!("../../../tests/fixtures/import/filebeat.yml");
+const LOGSTASH: &str = include_str!("../../../tests/fixtures/import/logstash.conf");
+
+fn run(filebeat: &str, logstash_text: Option<&str>) -> Imported {
+    let source = Source::new("filebeat.yml", filebeat);
+    let root = yaml::parse(&source).unwrap();
+    let pipeline = logstash_text.map(|text| {
+        let source = Source::new("logstash.conf", text);
+        let config = logstash::parser::parse(&source.text, 0, false).unwrap();
+        logstash::Pipeline {
+            sources: vec![source],
+            config,
+        }
+    });
+    convert(&source, &root, pipeline.as_ref(), Path::new("out"))
+}
+
+fn messages(imported: &Imported) -> Vec<String> {
+    imported.diagnostics.iter().map(|d| d.to_string()).collect()
+}
+
+fn file<'a>(imported: &'a Imported, name: &str) -> &'a str {
+    &imported
+        .files
+        .iter()
+        .find(|f| f.path.file_name().unwrap() == name)
+        .unwrap_or_else(|| panic!("no {name}"))
+        .text
+}
+
+/// Every written file loads as `logpipe check` loads it.
+fn assert_checks(imported: &Imported) {
+    for f in &imported.files {
+        let (pipeline, diagnostics) =
+            crate::pipeline::parse(&Source::new(&f.path, f.text.clone()), &check_env);
+        let errors: Vec<_> = diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{}: {errors:?}\n{}",
+            f.path.display(),
+            f.text
+        );
+        assert!(pipeline.is_some());
+    }
+}
+
+#[test]
+fn the_reference_deployment_becomes_one_file_per_source_routed_by_tag() {
+    let imported = run(FILEBEAT, Some(LOGSTASH));
+    assert_checks(&imported);
+    let names: Vec<_> = imported
+        .files
+        .iter()
+        .map(|f| f.path.display().to_string())
+        .collect();
+    assert_eq!(names, ["out/httpd_access.toml", "out/httpd_error.toml"]);
+    let access = file(&imported, "httpd_access.toml");
+    let (pipeline, _) = crate::pipeline::parse(&Source::new("a.toml", access), &check_env);
+    let pipeline = pipeline.unwrap();
+    let hop = pipeline.hop.as_ref().unwrap();
+    // The comma-joined string is three brokers.
+    assert_eq!(
+        hop.brokers,
+        ["10.0.0.75:9092", "10.0.0.76:9092", "10.0.0.77:9092"]
+    );
+    assert_eq!(hop.topics, ["httpd"]);
+    assert_eq!(hop.group_id, "logstash-httpd_access");
+    assert_eq!(hop.auto_offset_reset, crate::kafka::OffsetReset::Latest);
+    assert!(
+        access.contains("decorate_events = false\ncodec = \"json\"\n"),
+        "{access}"
+    );
+    // Only the access index, behind its condition (its text in a comment),
+    // and the stdout output of every event.
+    assert!(access.contains("index = \"httpd_access-%{+YYYY.MM.dd}\""));
+    assert!(!access.contains("httpd_error-"));
+    assert!(access.contains(
+        "# Logstash logstash.conf:12: if \"httpd_access\" in [tags] (true for this source's events)\n"
+    ));
+    assert!(access.contains("if = '\"httpd_access\" in [tags]'"));
+    assert_eq!(pipeline.outputs.len(), 2);
+    let error = file(&imported, "httpd_error.toml");
+    assert!(error.contains("index = \"httpd_error-%{+YYYY.MM.dd}\""));
+    assert!(error.contains("group_id = \"logstash-httpd_error\""));
+    assert!(!error.contains("httpd_access-"));
+    // The one thing left out: Logstash's committed offsets of its group.
+    let warnings = messages(&imported);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].starts_with("logstash.conf:2:3: warning: 2 sources ship to topic `httpd`, which Logstash reads in one consumer group `logstash`"), "{}", warnings[0]);
+}
+
+#[test]
+fn a_source_alone_on_its_topic_keeps_logstashs_group_and_converts_cleanly() {
+    let filebeat = "filebeat.inputs:\n- type: filestream\n  id: web\n  paths: [\"${LOG_DIR:/var/log/httpd}/access_log*\"]\n  exclude_files: ['\\.gz$']\n  tags: [web]\n  fields: {env: prod}\n  parsers:\n    - multiline: {type: pattern, pattern: '^\\s', negate: false, match: after}\noutput.kafka:\n  hosts: [\"k1:9092\", \"k2:9092\"]\n  topic: web\n  required_acks: -1\n  compression: zstd\n";
+    let logstash = r#"input { kafka { bootstrap_servers => "k1:9092,k2:9092" topics => ["web"] group_id => "indexers" codec => json } }
+filter {
+  if [fields][env] == "prod" {
+    mutate { add_tag => ["prod"] }
+  } else {
+    drop {}
+  }
+  if [status] xor [error] { mutate { add_field => { "odd" => "yes" } } }
+}
+output {
+  if "web" in [tags] and [status] >= 500 {
+    elasticsearch { hosts => "http://es:9200" index => "web-errors-%{+YYYY.MM.dd}" user => "u" password => "${ES_PW:secret}" }
+  } else if "web" not in [tags] {
+    stdout {}
+  } else {
+    elasticsearch { hosts => ["http://es:9200"] index => "web-%{+YYYY.MM.dd}" }
+  }
+}
+"#;
+    let imported = run(filebeat, Some(logstash));
+    assert_eq!(messages(&imported), Vec::<String>::new());
+    assert_checks(&imported);
+    let web = file(&imported, "web.toml");
+    assert!(
+        web.contains("paths = [\"${LOG_DIR:-/var/log/httpd}/access_log*\"]"),
+        "{web}"
+    );
+    assert!(web.contains("exclude = [\"*.gz\"]"));
+    assert!(web.contains("fields = { env = \"prod\" }"));
+    assert!(
+        web.contains("multiline = { pattern = '^\\s', negate = false, match = \"previous\" }"),
+        "{web}"
+    );
+    assert!(web.contains("group_id = \"indexers\"\n"));
+    assert!(web.contains("acks = -1\ncompression = \"zstd\"\n"));
+    // [fields][env] is "prod" for every event: the mutate stays, the drop goes.
+    assert!(web.contains("add_tag = [\"prod\"]"));
+    assert!(!web.contains("type = \"drop\""));
+    assert!(
+        web.contains("if = \"([status] and not [error]) or (not [status] and [error])\""),
+        "{web}"
+    );
+    // The else branch runs where the first condition did not hold; the
+    // `not in` branch is false for these events and is left out.
+    assert!(
+        web.contains("if = '(\"web\" in [tags]) and ([status] >= 500)'"),
+        "{web}"
+    );
+    assert!(
+        web.contains("if = 'not ((\"web\" in [tags]) and ([status] >= 500))'"),
+        "{web}"
+    );
+    assert!(!web.contains("type = \"stdout\""));
+    assert!(web.contains("password = \"${ES_PW:-secret}\""));
+}
+
+#[test]
+fn what_cannot_be_converted_is_a_warning_at_its_position() {
+    let filebeat = "filebeat.inputs:\n- type: log\n  paths: [/a]\n  tags: [a]\n  harvester_buffer_size: 1\n  exclude_files: ['^/tmp/(x|y)']\n- type: syslog\n  tags: [s]\nfilebeat.config.modules:\n  path: modules.d/*.yml\noutput.kafka:\n  hosts: [k:9092]\n  topic: t\n  partition.hash: {}\n";
+    let logstash = "input {\n  kafka { topics => \"t\" consumer_threads => 3 }\n}\nfilter {\n  grok { match => { \"message\" => \"%{COMBINEDAPACHELOG}\" } }\n  ruby { code => \"x\" }\n  grok { match => { \"message\" => \"%{NO_SUCH_PATTERN:x}\" } ecs_compatibility => v8 }\n}\noutput {\n  s3 { bucket => \"b\" }\n}\n";
+    let imported = run(filebeat, Some(logstash));
+    assert_checks(&imported);
+    let shown = messages(&imported);
+    let at: Vec<String> = shown
+        .iter()
+        .map(|m| m.split(" — ").next().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        at,
+        [
+            "filebeat.yml:5:3: warning: input setting `harvester_buffer_size` is not converted",
+            "filebeat.yml:6:18: warning: exclude_files regex `^/tmp/(x|y)` is not converted",
+            "filebeat.yml:7:3: warning: input of type `syslog` is not converted",
+            "filebeat.yml:9:1: warning: Filebeat modules (`filebeat.config.modules`) are not converted",
+            "filebeat.yml:14:3: warning: output.kafka.partition is not converted",
+            "logstash.conf:2:3: warning: bootstrap_servers (localhost:9092) are not Filebeat's hosts (k:9092): a logpipe hop has one broker list",
+            "logstash.conf:2:25: warning: kafka input setting `consumer_threads` is not converted",
+            "logstash.conf:5:3: warning: filter grok runs with ecs_compatibility unset (Logstash 7's default): Logstash names its captures by the legacy names (clientip, response, bytes, timestamp, …), logpipe's pattern library by the ECS ones (source.address, http.response.status_code, …)",
+            "logstash.conf:6:3: warning: filter `ruby` is not converted",
+            "logstash.conf:7:3: warning: filter grok is not converted: logpipe check says `unknown grok pattern `NO_SUCH_PATTERN``",
+            "logstash.conf:10:3: warning: output `s3` is not converted",
+        ],
+        "{shown:#?}"
+    );
+    for m in &shown {
+        assert!(m.contains(" — "), "says what to do instead: {m}");
+    }
+    // The refused grok is gone; the other is there, with Logstash's alias
+    // of the combined pattern.
+    let a = file(&imported, "a.toml");
+    assert!(a.contains("%{HTTPD_COMBINEDLOG}"), "{a}");
+    assert!(!a.contains("NO_SUCH_PATTERN"));
+}
+
+#[test]
+fn inputs_that_cannot_be_read_or_parsed_are_errors_with_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let fb = dir.path().join("filebeat.yml");
+    std::fs::write(&fb, FILEBEAT).unwrap();
+    let bad = dir.path().join("bad.conf");
+    std::fs::write(&bad, "input {\n  kafka {\n    topics => \n  }\n}\n").unwrap();
+    let request = |filebeat: &Path, logstash: &Path| Request {
+        filebeat: filebeat.to_path_buf(),
+        logstash: vec![logstash.to_path_buf()],
+        out: dir.path().join("out"),
+        dry_run: true,
+        force: false,
+        support_escapes: false,
+    };
+    let e = import(&request(&fb, &bad)).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!("{}:4:3: error: expected a value (string, number, bare word, array or hash), found `}}`", bad.display())
+    );
+    let bad_yaml = dir.path().join("fb.yml");
+    std::fs::write(&bad_yaml, "filebeat.inputs:\n  - type: log\n   paths: [x\n").unwrap();
+    let e = import(&request(&bad_yaml, &bad)).unwrap_err().to_string();
+    assert!(e.starts_with(&format!("{}:3:", bad_yaml.display())), "{e}");
+    assert!(e.contains(": error: not valid YAML"), "{e}");
+    let missing = dir.path().join("missing.yml");
+    let e = import(&request(&missing, &bad)).unwrap_err().to_string();
+    assert!(
+        e.starts_with(&format!("{}: error: cannot read", missing.display())),
+        "{e}"
+    );
+}
+
+#[test]
+fn without_logstash_the_files_only_ship_and_say_so() {
+    let imported = run(FILEBEAT, None);
+    assert_checks(&imported);
+    assert_eq!(imported.files.len(), 2);
+    let shown = messages(&imported);
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert!(shown[0].starts_with("filebeat.yml: warning: no Logstash config given"));
+    assert!(!file(&imported, "httpd_access.toml").contains("[[output]]"));
+}
