@@ -251,8 +251,18 @@ fn read_input(
     let mut tags: Vec<String> = Vec::new();
     let mut id = None;
     let mut multiline: Option<(&Key, &Node, bool)> = None;
+    // filestream's `close.on_state_change.inactive` and
+    // `prospector.scanner.exclude_files` are read by their dotted names.
+    let mut settings: Vec<(String, &Key, &Node)> = Vec::new();
     for (key, value) in node.entries() {
-        match key.name.as_str() {
+        if matches!(key.name.as_str(), "close" | "prospector") {
+            leaves(&key.name, key, value, &mut settings);
+        } else {
+            settings.push((key.name.clone(), key, value));
+        }
+    }
+    for (name, key, value) in settings {
+        match name.as_str() {
             "type" | "enabled" => {}
             "id" => id = value.as_str().map(str::to_owned),
             "paths" => match strings(value) {
@@ -300,7 +310,7 @@ fn read_input(
                 }
             }
             "ignore_older" | "close_inactive" | "close.on_state_change.inactive" => {
-                let name = if key.name == "ignore_older" {
+                let name = if name == "ignore_older" {
                     "ignore_older"
                 } else {
                     "close_inactive"
@@ -360,6 +370,23 @@ fn read_input(
         facts,
         filters,
     })
+}
+
+/// The leaves under `node` with their dotted names (`close.on_state_change.inactive`).
+fn leaves<'a>(
+    name: &str,
+    key: &'a Key,
+    node: &'a Node,
+    out: &mut Vec<(String, &'a Key, &'a Node)>,
+) {
+    match &node.value {
+        Yaml::Map(entries) => {
+            for (k, v) in entries {
+                leaves(&format!("{name}.{}", k.name), k, v, out);
+            }
+        }
+        _ => out.push((name.to_owned(), key, node)),
+    }
 }
 
 fn read_multiline(

@@ -157,6 +157,26 @@ output {
 }
 
 #[test]
+fn filestream_settings_are_read_by_their_dotted_names_in_both_spellings() {
+    for filebeat in [
+        "filebeat.inputs:\n- type: filestream\n  id: a\n  paths: [/a]\n  prospector.scanner.exclude_files: ['\\.gz$']\n  close.on_state_change.inactive: 2m\n  ignore_older: 48h\n  close.on_state_change.renamed: true\n",
+        "filebeat.inputs:\n- type: filestream\n  id: a\n  paths: [/a]\n  prospector:\n    scanner:\n      exclude_files: ['\\.gz$']\n  close:\n    on_state_change:\n      inactive: 2m\n      renamed: true\n  ignore_older: 48h\n",
+    ] {
+        let imported = run(filebeat, None);
+        assert_checks(&imported);
+        let a = file(&imported, "a.toml");
+        assert!(a.contains("exclude = [\"*.gz\"]\n"), "{a}");
+        assert!(a.contains("close_inactive = \"2m\"\n"), "{a}");
+        assert!(a.contains("ignore_older = \"48h\"\n"), "{a}");
+        let shown = messages(&imported);
+        assert!(
+            shown.iter().any(|m| m.contains("warning: input setting `close.on_state_change.renamed` is not converted")),
+            "{shown:?}"
+        );
+    }
+}
+
+#[test]
 fn what_cannot_be_converted_is_a_warning_at_its_position() {
     let filebeat = "filebeat.inputs:\n- type: log\n  paths: [/a]\n  tags: [a]\n  harvester_buffer_size: 1\n  exclude_files: ['^/tmp/(x|y)']\n- type: syslog\n  tags: [s]\nfilebeat.config.modules:\n  path: modules.d/*.yml\noutput.kafka:\n  hosts: [k:9092]\n  topic: t\n  partition.hash: {}\n";
     let logstash = "input {\n  kafka { topics => \"t\" consumer_threads => 3 }\n}\nfilter {\n  grok { match => { \"message\" => \"%{COMBINEDAPACHELOG}\" } }\n  ruby { code => \"x\" }\n  grok { match => { \"message\" => \"%{NO_SUCH_PATTERN:x}\" } ecs_compatibility => v8 }\n}\noutput {\n  s3 { bucket => \"b\" }\n}\n";
