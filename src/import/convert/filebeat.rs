@@ -38,6 +38,7 @@ pub struct Ship {
 pub struct Filebeat {
     pub sources: Vec<LogSource>,
     pub ship: Option<Ship>,
+    pub presets: Vec<Preset>,
 }
 
 fn origin(source: &Source, node_pos: crate::import::yaml::Pos, what: &str) -> Origin {
@@ -127,6 +128,7 @@ fn exclude_glob(re: &str) -> Option<String> {
 }
 
 pub fn read(source: &Source, root: &Node, notes: &mut Notes) -> Filebeat {
+    let mut presets = Vec::new();
     let mut global_tags = Vec::new();
     let mut sources = Vec::new();
     let mut ship = None;
@@ -163,7 +165,11 @@ pub fn read(source: &Source, root: &Node, notes: &mut Notes) -> Filebeat {
             match key.name.as_str() {
                 "inputs" => {
                     let Yaml::Seq(items) = &value.value else {
-                        notes.error(source, value.pos, "filebeat.inputs must be a list of inputs");
+                        notes.error(
+                            source,
+                            value.pos,
+                            "filebeat.inputs must be a list of inputs",
+                        );
                         continue;
                     };
                     for (i, item) in items.iter().enumerate() {
@@ -172,24 +178,50 @@ pub fn read(source: &Source, root: &Node, notes: &mut Notes) -> Filebeat {
                         }
                     }
                 }
-                "config" if value.get("modules").is_some() => notes.warn(
-                    source,
-                    key.pos,
-                    "Filebeat modules (`filebeat.config.modules`) are not converted",
-                    "use logpipe's shipped pipelines/httpd-access.toml and httpd-error.toml for the apache module",
-                ),
-                "config" => notes.warn(
-                    source,
-                    key.pos,
-                    "`filebeat.config.inputs` (inputs in other files) is not converted",
-                    "list those inputs under filebeat.inputs, or import each file's inputs by hand",
-                ),
-                "modules" => notes.warn(
-                    source,
-                    key.pos,
-                    "Filebeat modules are not converted",
-                    "use logpipe's shipped pipelines/httpd-access.toml and httpd-error.toml for the apache module",
-                ),
+                "config" => {
+                    for (kind, conf) in value.entries() {
+                        let files = config_files(source, conf, notes);
+                        for (file, root) in files {
+                            let Yaml::Seq(items) = &root.value else {
+                                notes.error(
+                                    &file,
+                                    root.pos,
+                                    format!("a filebeat.config.{} file must be a list", kind.name),
+                                );
+                                continue;
+                            };
+                            match kind.name.as_str() {
+                                "inputs" => {
+                                    for (i, item) in items.iter().enumerate() {
+                                        if let Some(s) =
+                                            read_input(&file, item, i, &global_tags, notes)
+                                        {
+                                            sources.push(s);
+                                        }
+                                    }
+                                }
+                                "modules" => modules(&file, items, &mut presets, notes),
+                                _ => {}
+                            }
+                        }
+                        if !matches!(kind.name.as_str(), "inputs" | "modules") {
+                            notes.warn(
+                                source,
+                                kind.pos,
+                                format!("`filebeat.config.{}` is not converted", kind.name),
+                                "logpipe reads inputs and modules; configure the rest by hand",
+                            );
+                        }
+                    }
+                }
+                "modules" => match &value.value {
+                    Yaml::Seq(items) => modules(source, items, &mut presets, notes),
+                    _ => notes.error(
+                        source,
+                        value.pos,
+                        "filebeat.modules must be a list of modules",
+                    ),
+                },
                 "registry" | "shutdown_timeout" => {}
                 other => notes.warn(
                     source,
@@ -211,7 +243,127 @@ pub fn read(source: &Source, root: &Node, notes: &mut Notes) -> Filebeat {
         }
         seen.push(s.name.clone());
     }
-    Filebeat { sources, ship }
+    Filebeat {
+        sources,
+        ship,
+        presets,
+    }
+}
+
+/// A fileset of Filebeat's apache module: logpipe's shipped preset for it.
+#[derive(Debug, Clone)]
+pub struct Preset {
+    /// `httpd-access` or `httpd-error`.
+    pub name: &'static str,
+    pub text: &'static str,
+    /// `var.paths`, when the module config sets them.
+    pub paths: Option<Vec<String>>,
+    pub origin: Origin,
+}
+
+const ACCESS_PRESET: &str = include_str!("../../../pipelines/httpd-access.toml");
+const ERROR_PRESET: &str = include_str!("../../../pipelines/httpd-error.toml");
+
+/// `- module: apache` entries become the shipped presets; other modules warnings.
+fn modules(source: &Source, items: &[Node], presets: &mut Vec<Preset>, notes: &mut Notes) {
+    for item in items {
+        let name = item.get("module").and_then(Node::as_str).unwrap_or("");
+        if name != "apache" {
+            notes.warn(
+                source,
+                item.pos,
+                format!("Filebeat module `{name}` is not converted"),
+                "logpipe ships presets for the apache module only; write a pipeline file with grok and date filters for these logs",
+            );
+            continue;
+        }
+        for (key, fileset) in item.entries() {
+            let (preset_name, text) = match key.name.as_str() {
+                "module" => continue,
+                "access" => ("httpd-access", ACCESS_PRESET),
+                "error" => ("httpd-error", ERROR_PRESET),
+                other => {
+                    notes.warn(
+                        source,
+                        key.pos,
+                        format!("apache module setting `{other}` is not converted"),
+                        "logpipe's presets have the access and error filesets",
+                    );
+                    continue;
+                }
+            };
+            if fileset.get("enabled").and_then(Node::as_bool) == Some(false) {
+                continue;
+            }
+            let mut paths = None;
+            for (k, v) in fileset.entries() {
+                match k.name.as_str() {
+                    "enabled" => {}
+                    "var" if v.get("paths").is_some() && v.entries().len() == 1 => {
+                        paths = v.get("paths").and_then(strings);
+                    }
+                    other => notes.warn(
+                        source,
+                        k.pos,
+                        format!("apache module `{}.{other}` is not converted", key.name),
+                        "the preset takes its paths from var.paths; change the rest in the written file",
+                    ),
+                }
+            }
+            presets.push(Preset {
+                name: preset_name,
+                text,
+                paths,
+                origin: origin(
+                    source,
+                    key.pos,
+                    &format!("apache module, {} fileset", key.name),
+                ),
+            });
+        }
+    }
+}
+
+/// The files of a `filebeat.config.inputs` or `.modules` section: its
+/// `path` glob, relative to filebeat.yml's directory (`${path.config}`).
+fn config_files(source: &Source, conf: &Node, notes: &mut Notes) -> Vec<(Source, Node)> {
+    let Some(pattern) = conf.get("path").and_then(Node::as_str) else {
+        return Vec::new();
+    };
+    if conf.get("enabled").and_then(Node::as_bool) == Some(false) {
+        return Vec::new();
+    }
+    let dir = source.path.parent().unwrap_or(std::path::Path::new("."));
+    let pattern = pattern.replace("${path.config}", &dir.display().to_string());
+    let pattern = if std::path::Path::new(&pattern).is_absolute() {
+        pattern
+    } else {
+        dir.join(pattern).display().to_string()
+    };
+    let mut paths: Vec<std::path::PathBuf> = match glob::glob(&pattern) {
+        Ok(found) => found.filter_map(Result::ok).collect(),
+        Err(e) => {
+            notes.error(source, conf.pos, format!("bad path glob `{pattern}`: {e}"));
+            return Vec::new();
+        }
+    };
+    paths.sort();
+    let mut out = Vec::new();
+    for path in paths {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let file = Source::new(&path, text);
+                match crate::import::yaml::parse(&file) {
+                    Ok(root) => out.push((file, root)),
+                    Err(d) => notes.push_diagnostic(d),
+                }
+            }
+            Err(e) => {
+                notes.push_diagnostic(Source::new(&path, "").error(format!("cannot read: {e}")))
+            }
+        }
+    }
+    out
 }
 
 fn read_input(

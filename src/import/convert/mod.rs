@@ -28,6 +28,10 @@ pub struct Notes {
 }
 
 impl Notes {
+    pub fn push_diagnostic(&mut self, d: Diagnostic) {
+        self.push(d);
+    }
+
     fn push(&mut self, d: Diagnostic) {
         if !self.diagnostics.contains(&d) {
             self.diagnostics.push(d);
@@ -126,7 +130,7 @@ pub fn convert(
             "no Logstash config given: the pipeline files ship to Kafka and have no outputs — pass the Logstash pipeline with --logstash, or add [[output]]s by hand",
         ));
     }
-    if fb.sources.is_empty() {
+    if fb.sources.is_empty() && fb.presets.is_empty() {
         notes.push(filebeat_source.diagnostic(None, Severity::Warning, "no enabled input of type log or filestream: nothing to convert — check filebeat.inputs"));
     }
     if fb.ship.is_none() && !fb.sources.is_empty() {
@@ -263,6 +267,20 @@ pub fn convert(
             imported.files.push(Written { path, text });
         }
     }
+    for preset in &fb.presets {
+        let text = preset_text(preset, fb.ship.as_ref());
+        let path = out_dir.join(format!("{}.toml", preset.name));
+        let (_, diagnostics) =
+            crate::pipeline::parse(&Source::new(&path, text.clone()), &check_env);
+        match diagnostics.iter().find(|d| d.severity == Severity::Error) {
+            None => imported.files.push(Written { path, text }),
+            Some(e) => notes.at_origin(&preset.origin, Severity::Warning, format!(
+                "{} is not converted: logpipe check says `{}` — copy pipelines/{}.toml and set its paths by hand",
+                preset.origin.what, e.message, preset.name
+            )),
+        }
+    }
+
     // In the order of the files, then of their text.
     let rank = |path: &Path| {
         std::iter::once(&filebeat_source.path)
@@ -275,6 +293,39 @@ pub fn convert(
         .sort_by_key(|d| (rank(&d.path), d.line, d.column));
     imported.diagnostics = notes.diagnostics;
     imported
+}
+
+/// A shipped preset with the module's `var.paths` and Filebeat's brokers.
+fn preset_text(preset: &filebeat::Preset, ship: Option<&filebeat::Ship>) -> String {
+    let mut out = format!(
+        "# Imported by `logpipe import` from {}:{}:{} ({}): logpipe's shipped preset,\n# which parses the lines into the ECS fields of Filebeat's apache module.\n# Its topic, consumer group and index are the preset's: check them against your\n# Logstash route.\n",
+        preset.origin.file.display(),
+        preset.origin.line,
+        preset.origin.col,
+        preset.origin.what
+    );
+    for line in preset.text.lines() {
+        match (&preset.paths, ship) {
+            (Some(paths), _) if line.starts_with("paths = ") => {
+                let list: Vec<toml::Value> = paths
+                    .iter()
+                    .map(|p| toml::Value::String(p.clone()))
+                    .collect();
+                out.push_str(&format!("paths = {}", toml::Value::Array(list)));
+            }
+            (_, Some(ship)) if line.starts_with("brokers = ") && !ship.brokers.is_empty() => {
+                let list: Vec<toml::Value> = ship
+                    .brokers
+                    .iter()
+                    .map(|b| toml::Value::String(b.clone()))
+                    .collect();
+                out.push_str(&format!("brokers = {}", toml::Value::Array(list)));
+            }
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// The test that picks `source`'s events out of a topic others ship to too:

@@ -177,6 +177,65 @@ fn filestream_settings_are_read_by_their_dotted_names_in_both_spellings() {
 }
 
 #[test]
+fn inputs_and_apache_modules_in_other_files_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("inputs.d")).unwrap();
+    std::fs::create_dir_all(dir.path().join("modules.d")).unwrap();
+    std::fs::write(
+        dir.path().join("inputs.d/web.yml"),
+        "- type: log\n  paths: [/srv/web.log]\n  tags: [web]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("modules.d/apache.yml"),
+        "- module: apache\n  access:\n    enabled: true\n    var.paths: [\"/srv/httpd/access_log*\"]\n  error:\n    enabled: false\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("modules.d/nginx.yml"),
+        "- module: nginx\n  access: {enabled: true}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("modules.d/mysql.yml.disabled"),
+        "- module: mysql\n",
+    )
+    .unwrap();
+    let fb_path = dir.path().join("filebeat.yml");
+    let text = "filebeat.config.inputs:\n  enabled: true\n  path: inputs.d/*.yml\nfilebeat.config.modules:\n  path: ${path.config}/modules.d/*.yml\noutput.kafka:\n  hosts: [\"k1:9092,k2:9092\"]\n  topic: t\n";
+    let source = Source::new(&fb_path, text);
+    let root = yaml::parse(&source).unwrap();
+    let imported = convert(&source, &root, None, Path::new("out"));
+    assert_checks(&imported);
+    let names: Vec<String> = imported
+        .files
+        .iter()
+        .map(|f| f.path.display().to_string())
+        .collect();
+    assert_eq!(names, ["out/web.toml", "out/httpd-access.toml"]);
+    assert!(file(&imported, "web.toml").contains("paths = [\"/srv/web.log\"]"));
+    let access = file(&imported, "httpd-access.toml");
+    assert!(
+        access.contains("paths = [\"/srv/httpd/access_log*\"]\n"),
+        "{access}"
+    );
+    assert!(
+        access.contains("brokers = [\"k1:9092\", \"k2:9092\"]\n"),
+        "{access}"
+    );
+    assert!(access.contains("type = \"grok\""));
+    let shown = messages(&imported);
+    let nginx = dir.path().join("modules.d/nginx.yml");
+    assert!(
+        shown.iter().any(|m| m.starts_with(&format!(
+            "{}:1:3: warning: Filebeat module `nginx` is not converted",
+            nginx.display()
+        ))),
+        "{shown:?}"
+    );
+}
+
+#[test]
 fn what_cannot_be_converted_is_a_warning_at_its_position() {
     let filebeat = "filebeat.inputs:\n- type: log\n  paths: [/a]\n  tags: [a]\n  harvester_buffer_size: 1\n  exclude_files: ['^/tmp/(x|y)']\n- type: syslog\n  tags: [s]\nfilebeat.config.modules:\n  path: modules.d/*.yml\noutput.kafka:\n  hosts: [k:9092]\n  topic: t\n  partition.hash: {}\n";
     let logstash = "input {\n  kafka { topics => \"t\" consumer_threads => 3 }\n}\nfilter {\n  grok { match => { \"message\" => \"%{COMBINEDAPACHELOG}\" } }\n  ruby { code => \"x\" }\n  grok { match => { \"message\" => \"%{NO_SUCH_PATTERN:x}\" } ecs_compatibility => v8 }\n}\noutput {\n  s3 { bucket => \"b\" }\n}\n";
@@ -193,7 +252,6 @@ fn what_cannot_be_converted_is_a_warning_at_its_position() {
             "filebeat.yml:5:3: warning: input setting `harvester_buffer_size` is not converted",
             "filebeat.yml:6:18: warning: exclude_files regex `^/tmp/(x|y)` is not converted",
             "filebeat.yml:7:3: warning: input of type `syslog` is not converted",
-            "filebeat.yml:9:1: warning: Filebeat modules (`filebeat.config.modules`) are not converted",
             "filebeat.yml:14:3: warning: output.kafka.partition is not converted",
             "logstash.conf:2:3: warning: bootstrap_servers (localhost:9092) are not Filebeat's hosts (k:9092): a logpipe hop has one broker list",
             "logstash.conf:2:25: warning: kafka input setting `consumer_threads` is not converted",
