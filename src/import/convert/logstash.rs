@@ -525,7 +525,25 @@ fn filter(pipeline: &Pipeline, file: usize, p: &Plugin, notes: &mut Notes) -> Op
             ),
         }
     }
-    if p.name == "grok" && !matches!(ecs.as_deref(), Some("v1" | "v8")) && uses_library_names(p) {
+    let legacy = p.name == "grok" && !matches!(ecs.as_deref(), Some("v1" | "v8"));
+    if legacy && uses_httpd_patterns(p) {
+        // Logstash 7's httpd patterns, so the events keep the names the
+        // user's conditions, templates and dashboards know.
+        let mut defs = match stage.get("pattern_definitions") {
+            Some(Value::Table(t)) => t.clone(),
+            _ => toml::Table::new(),
+        };
+        for (name, pattern) in LEGACY_HTTPD {
+            if !defs.contains_key(*name) {
+                defs.insert((*name).to_owned(), (*pattern).into());
+            }
+        }
+        stage.set("pattern_definitions", Value::Table(defs));
+        stage.comment(format!(
+            "ecs_compatibility {}: the httpd patterns with Logstash 7's legacy field names (clientip, verb, request, response, bytes, referrer, agent, timestamp; loglevel, module, pid for errors), as Logstash gave them",
+            ecs.as_deref().unwrap_or("unset (Logstash 7's default)")
+        ));
+    } else if legacy && uses_library_names(p) {
         warn(
             pipeline,
             file,
@@ -575,11 +593,67 @@ fn uses_library_names(p: &Plugin) -> bool {
     })
 }
 
-/// Logstash's aliases of the httpd patterns.
+/// logstash-patterns-core's `legacy/httpd` (Logstash 7, `ecs_compatibility`
+/// disabled): the same lines as logpipe's ECS patterns, named as Logstash 7
+/// named them.
+const LEGACY_HTTPD: &[(&str, &str)] = &[
+    (
+        "HTTPD_COMMONLOG",
+        r#"%{IPORHOST:clientip} %{HTTPDUSER:ident} %{HTTPDUSER:auth} \[%{HTTPDATE:timestamp}\] "(?:%{WORD:verb} %{NOTSPACE:request}(?: HTTP/%{NUMBER:httpversion})?|%{DATA:rawrequest})" (?:-|%{NUMBER:response}) (?:-|%{NUMBER:bytes})"#,
+    ),
+    (
+        "HTTPD_COMBINEDLOG",
+        "%{HTTPD_COMMONLOG} %{QS:referrer} %{QS:agent}",
+    ),
+    (
+        "HTTPD20_ERRORLOG",
+        r"\[%{HTTPDERROR_DATE:timestamp}\] \[%{LOGLEVEL:loglevel}\] (?:\[client %{IPORHOST:clientip}\] ){0,1}%{GREEDYDATA:message}",
+    ),
+    (
+        "HTTPD24_ERRORLOG",
+        r"\[%{HTTPDERROR_DATE:timestamp}\] \[%{WORD:module}:%{LOGLEVEL:loglevel}\] \[pid %{POSINT:pid}(:tid %{NUMBER:tid})?\]( \(%{POSINT:proxy_errorcode}\)%{DATA:proxy_message}:)?( \[client %{IPORHOST:clientip}:%{POSINT:clientport}\])?( %{DATA:errorcode}:)? %{GREEDYDATA:message}",
+    ),
+    ("HTTPD_ERRORLOG", "%{HTTPD20_ERRORLOG}|%{HTTPD24_ERRORLOG}"),
+    ("COMMONAPACHELOG", "%{HTTPD_COMMONLOG}"),
+    ("COMBINEDAPACHELOG", "%{HTTPD_COMBINEDLOG}"),
+];
+
+fn grok_texts(p: &Plugin) -> Vec<String> {
+    let Some(m) = p.get("match") else {
+        return Vec::new();
+    };
+    match &m.value.kind {
+        ValueKind::Hash(entries) => entries
+            .iter()
+            .flat_map(|(_, v)| {
+                v.as_text_list()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(str::to_owned)
+            })
+            .collect(),
+        _ => m
+            .value
+            .as_text_list()
+            .unwrap_or_default()
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+    }
+}
+
+/// Whether the grok uses one of the httpd patterns whose field names
+/// differ between Logstash 7 and ECS.
+fn uses_httpd_patterns(p: &Plugin) -> bool {
+    grok_texts(p).iter().any(|t| {
+        LEGACY_HTTPD
+            .iter()
+            .any(|(name, _)| t.contains(&format!("%{{{name}}}")))
+    })
+}
+
 fn grok_pattern(p: &str) -> String {
     to_logpipe(p)
-        .replace("%{COMBINEDAPACHELOG}", "%{HTTPD_COMBINEDLOG}")
-        .replace("%{COMMONAPACHELOG}", "%{HTTPD_COMMONLOG}")
 }
 
 fn grok_match(v: &crate::import::logstash::Value) -> Option<Value> {

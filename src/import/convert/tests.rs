@@ -235,10 +235,52 @@ fn inputs_and_apache_modules_in_other_files_are_read() {
     );
 }
 
+fn run_cases(text: &str) -> crate::app::test::Report {
+    let (pipeline, diagnostics) = crate::pipeline::parse(&Source::new("t.toml", text), &check_env);
+    let pipeline = pipeline.unwrap_or_else(|| panic!("{diagnostics:?}\n{text}"));
+    assert!(!pipeline.tests.is_empty());
+    crate::app::test::run_cases(&pipeline)
+}
+
+#[test]
+fn a_logstash_7_grok_keeps_its_legacy_field_names_and_an_ecs_one_its_ecs_names() {
+    let filebeat = "filebeat.inputs:\n- type: log\n  paths: [/a]\n  tags: [web]\noutput.kafka:\n  hosts: [k:9092]\n  topic: t\n";
+    let line = r#"192.0.2.9 - frank [10/Oct/2000:13:55:36 -0700] "GET /a.gif HTTP/1.0" 503 2326 "http://example.com/" "Mozilla/4.08""#;
+    let logstash = |ecs: &str| {
+        format!(
+            "input {{ kafka {{ bootstrap_servers => \"k:9092\" topics => \"t\" codec => json }} }}\nfilter {{\n  grok {{ match => {{ \"message\" => \"%{{COMBINEDAPACHELOG}}\" }} {ecs} }}\n  date {{ match => [\"timestamp\", \"dd/MMM/yyyy:HH:mm:ss Z\"] }}\n  if [response] =~ /^5/ {{ mutate {{ add_tag => [\"server_error\"] }} }}\n}}\noutput {{ stdout {{}} }}\n"
+        )
+    };
+    // Logstash 7: ecs_compatibility unset; the user's condition reads [response].
+    let imported = run(filebeat, Some(&logstash("")));
+    assert_eq!(messages(&imported), Vec::<String>::new());
+    assert_checks(&imported);
+    let text = format!(
+        "{}\n[[test]]\nname = \"legacy\"\ninput = {}\nexpect = {{ clientip = \"192.0.2.9\", auth = \"frank\", verb = \"GET\", request = \"/a.gif\", httpversion = \"1.0\", response = \"503\", bytes = \"2326\", referrer = '\"http://example.com/\"', \"@timestamp\" = \"2000-10-10T20:55:36.000Z\", tags = [\"web\", \"server_error\"] }}\nabsent = [\"[source]\", \"[http]\"]\n",
+        file(&imported, "web.toml"),
+        toml::Value::String(line.into())
+    );
+    let report = run_cases(&text);
+    assert_eq!(report.failed, 0, "{:#?}", report.lines);
+    // As in Logstash 7 with Filebeat 7's events: grok's `agent` meets
+    // Filebeat's `agent` object, and the field becomes a list of both.
+
+    // ecs_compatibility v8: logpipe's ECS names, nothing added.
+    let imported = run(filebeat, Some(&logstash("ecs_compatibility => v8")));
+    let web = file(&imported, "web.toml");
+    assert!(!web.contains("pattern_definitions"), "{web}");
+    let text = format!(
+        "{web}\n[[test]]\nname = \"ecs\"\ninput = {}\nexpect = {{ \"[source][address]\" = \"192.0.2.9\", \"[http][response][status_code]\" = 503 }}\nabsent = [\"clientip\", \"response\"]\n",
+        toml::Value::String(line.into())
+    );
+    let report = run_cases(&text);
+    assert_eq!(report.failed, 0, "{:#?}", report.lines);
+}
+
 #[test]
 fn what_cannot_be_converted_is_a_warning_at_its_position() {
     let filebeat = "filebeat.inputs:\n- type: log\n  paths: [/a]\n  tags: [a]\n  harvester_buffer_size: 1\n  exclude_files: ['^/tmp/(x|y)']\n- type: syslog\n  tags: [s]\nfilebeat.config.modules:\n  path: modules.d/*.yml\noutput.kafka:\n  hosts: [k:9092]\n  topic: t\n  partition.hash: {}\n";
-    let logstash = "input {\n  kafka { topics => \"t\" consumer_threads => 3 }\n}\nfilter {\n  grok { match => { \"message\" => \"%{COMBINEDAPACHELOG}\" } }\n  ruby { code => \"x\" }\n  grok { match => { \"message\" => \"%{NO_SUCH_PATTERN:x}\" } ecs_compatibility => v8 }\n}\noutput {\n  s3 { bucket => \"b\" }\n}\n";
+    let logstash = "input {\n  kafka { topics => \"t\" consumer_threads => 3 }\n}\nfilter {\n  grok { match => { \"message\" => \"%{SYSLOGPROG}: %{GREEDYDATA:msg}\" } }\n  ruby { code => \"x\" }\n  grok { match => { \"message\" => \"%{NO_SUCH_PATTERN:x}\" } ecs_compatibility => v8 }\n}\noutput {\n  s3 { bucket => \"b\" }\n}\n";
     let imported = run(filebeat, Some(logstash));
     assert_checks(&imported);
     let shown = messages(&imported);
@@ -265,10 +307,9 @@ fn what_cannot_be_converted_is_a_warning_at_its_position() {
     for m in &shown {
         assert!(m.contains(" — "), "says what to do instead: {m}");
     }
-    // The refused grok is gone; the other is there, with Logstash's alias
-    // of the combined pattern.
+    // The refused grok is gone; the other is there.
     let a = file(&imported, "a.toml");
-    assert!(a.contains("%{HTTPD_COMBINEDLOG}"), "{a}");
+    assert!(a.contains("%{SYSLOGPROG}"), "{a}");
     assert!(!a.contains("NO_SUCH_PATTERN"));
 }
 
