@@ -78,6 +78,9 @@ fn operand(op: &Operand) -> String {
 /// every tag they carry, and the fields set by config.
 #[derive(Debug, Clone, Default)]
 pub struct Facts {
+    /// Nothing is known (filters ran that may change tags and fields):
+    /// every condition on a field depends on the event.
+    pub open: bool,
     pub tags: Vec<String>,
     /// Field path (`["fields", "env"]`) to its value.
     pub fields: BTreeMap<Vec<String>, String>,
@@ -129,6 +132,7 @@ enum Val<'a> {
 
 fn value<'a>(op: &Operand, facts: &'a Facts) -> Val<'a> {
     match op {
+        Operand::Field(_) if facts.open => Val::Unknown,
         Operand::Str(s) | Operand::Number(s) => Val::Text(s.clone()),
         Operand::Field(path) if path.len() == 1 && path[0] == "tags" => Val::Tags(&facts.tags),
         Operand::Field(path) => match facts.fields.get(path) {
@@ -231,6 +235,7 @@ mod tests {
     #[test]
     fn a_sources_tags_and_fields_decide_the_conditions_they_can() {
         let facts = Facts {
+            open: false,
             tags: vec!["httpd_access".into()],
             fields: [(vec!["fields".into(), "env".into()], "prod".into())].into(),
         };
@@ -258,5 +263,17 @@ mod tests {
             Known::False
         );
         assert_eq!(known("![fields][env]"), Known::False);
+        let open = Facts {
+            open: true,
+            ..facts.clone()
+        };
+        for text in [
+            r#""httpd_access" in [tags]"#,
+            r#""httpd_error" in [tags]"#,
+            r#"[fields][env] == "prod""#,
+        ] {
+            assert_eq!(evaluate(&cond(text), &open), Known::Unknown, "{text}");
+        }
+        assert_eq!(evaluate(&cond(r#""a" in ["a", "b"]"#), &open), Known::True);
     }
 }

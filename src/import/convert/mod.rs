@@ -13,6 +13,7 @@ pub mod render;
 
 use std::path::{Path, PathBuf};
 
+use condition::Facts;
 use render::{File, Section, Stage};
 
 use crate::config::{Diagnostic, Severity, Source};
@@ -237,21 +238,35 @@ pub fn convert(
                 ))),
             }
         }
+        // A filter may add or remove tags and change fields, so filter
+        // conditions are kept whole, and outputs are decided by the source's
+        // tags and fields only when no filter runs before them (the kafka
+        // input's `type` prelude aside: it sets only `type`).
+        let open = Facts {
+            open: true,
+            ..Facts::default()
+        };
         if routed {
             filters.extend(logstash::stages(
                 ls,
                 SectionKind::Filter,
-                &source.facts,
+                &open,
                 &[],
                 &mut notes,
             ));
         }
+        let type_only = filters.iter().all(|f| {
+            f.keys
+                .iter()
+                .any(|(k, v)| k == "if" && v.as_str() == Some("not [type]"))
+        });
+        let output_facts = if type_only { &source.facts } else { &open };
         file.stages.extend(filters);
         if routed {
             file.stages.extend(logstash::stages(
                 ls,
                 SectionKind::Output,
-                &source.facts,
+                output_facts,
                 &base,
                 &mut notes,
             ));

@@ -135,25 +135,61 @@ output {
     );
     assert!(web.contains("group_id = \"indexers\"\n"));
     assert!(web.contains("acks = -1\ncompression = \"zstd\"\n"));
-    // [fields][env] is "prod" for every event: the mutate stays, the drop goes.
-    assert!(web.contains("add_tag = [\"prod\"]"));
-    assert!(!web.contains("type = \"drop\""));
+    // Filter conditions are kept whole (a filter may change what they test).
+    assert!(
+        web.contains("if = '[fields][env] == \"prod\"'\nadd_tag = [\"prod\"]"),
+        "{web}"
+    );
+    assert!(
+        web.contains("type = \"drop\"\nif = 'not ([fields][env] == \"prod\")'"),
+        "{web}"
+    );
     assert!(
         web.contains("if = \"([status] and not [error]) or (not [status] and [error])\""),
         "{web}"
     );
-    // The else branch runs where the first condition did not hold; the
-    // `not in` branch is false for these events and is left out.
+    // After filters the outputs' conditions are not decided: all three
+    // branches, each with the conditions on its way.
     assert!(
         web.contains("if = '(\"web\" in [tags]) and ([status] >= 500)'"),
         "{web}"
     );
     assert!(
-        web.contains("if = 'not ((\"web\" in [tags]) and ([status] >= 500))'"),
+        web.contains(
+            "if = '(not ((\"web\" in [tags]) and ([status] >= 500))) and (\"web\" not in [tags])'"
+        ),
         "{web}"
     );
-    assert!(!web.contains("type = \"stdout\""));
+    assert!(web.contains("if = '(not ((\"web\" in [tags]) and ([status] >= 500))) and (not (\"web\" not in [tags]))'"), "{web}");
     assert!(web.contains("password = \"${ES_PW:-secret}\""));
+}
+
+#[test]
+fn outputs_are_decided_by_the_sources_tags_only_when_no_filter_runs_before_them() {
+    let filebeat = "filebeat.inputs:\n- type: log\n  paths: [/a]\n  tags: [a]\noutput.kafka:\n  hosts: [k:9092]\n  topic: t\n";
+    let outputs = "output {\n  if \"_grokparsefailure\" in [tags] { stdout {} }\n  else if \"a\" in [tags] { elasticsearch { index => \"a\" } }\n  else { elasticsearch { index => \"other\" } }\n}\n";
+    let input =
+        "input { kafka { bootstrap_servers => \"k:9092\" topics => \"t\" codec => json } }\n";
+    // No filter: the failure tag cannot be there, "a" always is.
+    let plain = run(filebeat, Some(&format!("{input}{outputs}")));
+    let a = file(&plain, "a.toml");
+    assert!(!a.contains("stdout") && !a.contains("\"other\""), "{a}");
+    assert!(a.contains("index = \"a\""));
+    // A grok may add the failure tag: every branch stays.
+    let grok = format!(
+        "{input}filter {{ grok {{ match => {{ \"message\" => \"%{{WORD:w}}\" }} }} }}\n{outputs}"
+    );
+    let with_grok = run(filebeat, Some(&grok));
+    let a = file(&with_grok, "a.toml");
+    assert!(
+        a.contains("type = \"stdout\"\nif = '\"_grokparsefailure\" in [tags]'"),
+        "{a}"
+    );
+    assert!(
+        a.contains("index = \"a\"") && a.contains("index = \"other\""),
+        "{a}"
+    );
+    assert_checks(&with_grok);
 }
 
 #[test]
