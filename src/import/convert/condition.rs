@@ -82,6 +82,8 @@ pub struct Facts {
     /// every condition on a field depends on the event.
     pub open: bool,
     pub tags: Vec<String>,
+    /// Tags some of the events carry (added under a condition).
+    pub maybe_tags: Vec<String>,
     /// Field path (`["fields", "env"]`) to its value.
     pub fields: BTreeMap<Vec<String>, String>,
 }
@@ -126,7 +128,7 @@ impl Known {
 
 enum Val<'a> {
     Text(String),
-    Tags(&'a [String]),
+    Tags(&'a [String], &'a [String]),
     Unknown,
 }
 
@@ -134,7 +136,9 @@ fn value<'a>(op: &Operand, facts: &'a Facts) -> Val<'a> {
     match op {
         Operand::Field(_) if facts.open => Val::Unknown,
         Operand::Str(s) | Operand::Number(s) => Val::Text(s.clone()),
-        Operand::Field(path) if path.len() == 1 && path[0] == "tags" => Val::Tags(&facts.tags),
+        Operand::Field(path) if path.len() == 1 && path[0] == "tags" => {
+            Val::Tags(&facts.tags, &facts.maybe_tags)
+        }
         Operand::Field(path) => match facts.fields.get(path) {
             Some(v) => Val::Text(v.clone()),
             None => Val::Unknown,
@@ -158,7 +162,15 @@ pub fn evaluate(cond: &Cond, facts: &Facts) -> Known {
         Cond::Not(inner) => evaluate(inner, facts).not(),
         Cond::In(needle, hay, positive) => {
             let found = match (value(needle, facts), value(hay, facts)) {
-                (Val::Text(n), Val::Tags(tags)) => Known::of(tags.contains(&n)),
+                (Val::Text(n), Val::Tags(tags, maybe)) => {
+                    if tags.contains(&n) {
+                        Known::True
+                    } else if maybe.contains(&n) {
+                        Known::Unknown
+                    } else {
+                        Known::False
+                    }
+                }
                 (Val::Text(n), Val::Text(h)) => Known::of(h.contains(&n)),
                 (Val::Text(n), Val::Unknown) => match hay {
                     Operand::List(items) => Known::of(
@@ -189,7 +201,11 @@ pub fn evaluate(cond: &Cond, facts: &Facts) -> Known {
             _ => Known::Unknown,
         },
         Cond::Truthy(a) => match value(a, facts) {
-            Val::Tags(tags) => Known::of(!tags.is_empty()),
+            Val::Tags(tags, maybe) => match (tags.is_empty(), maybe.is_empty()) {
+                (false, _) => Known::True,
+                (true, false) => Known::Unknown,
+                (true, true) => Known::False,
+            },
             Val::Text(t) => Known::of(t != "false"),
             Val::Unknown => Known::Unknown,
         },
@@ -236,6 +252,7 @@ mod tests {
     fn a_sources_tags_and_fields_decide_the_conditions_they_can() {
         let facts = Facts {
             open: false,
+            maybe_tags: vec!["slow".into()],
             tags: vec!["httpd_access".into()],
             fields: [(vec!["fields".into(), "env".into()], "prod".into())].into(),
         };
@@ -263,6 +280,7 @@ mod tests {
             Known::False
         );
         assert_eq!(known("![fields][env]"), Known::False);
+        assert_eq!(known(r#""slow" in [tags]"#), Known::Unknown);
         let open = Facts {
             open: true,
             ..facts.clone()

@@ -5,10 +5,11 @@
 
 use toml::Value;
 
-use super::condition::Facts;
+use super::condition::{evaluate, render, Facts, Known};
 use super::render::{Origin, Section, Stage};
 use super::Notes;
 use crate::config::Source;
+use crate::import::logstash::{BoolOp, CmpOp, Cond, Operand};
 use crate::import::vars::to_logpipe;
 use crate::import::yaml::{Key, Node, Yaml};
 
@@ -24,11 +25,41 @@ pub struct LogSource {
     pub filters: Vec<Stage>,
 }
 
+/// One of `output.kafka.topics`.
+#[derive(Debug, Clone)]
+pub struct TopicRule {
+    pub topic: String,
+    /// `None`: the rule always holds.
+    pub when: Option<Cond>,
+    pub origin: Origin,
+}
+
+impl Ship {
+    /// The topic a source's events go to, as Filebeat picks it; `Err` with
+    /// the rule whose condition depends on the event.
+    pub fn topic_for(&self, facts: &Facts) -> Result<Option<String>, Origin> {
+        for rule in &self.rules {
+            match rule
+                .when
+                .as_ref()
+                .map_or(Known::True, |c| evaluate(c, facts))
+            {
+                Known::True => return Ok(Some(rule.topic.clone())),
+                Known::False => {}
+                Known::Unknown => return Err(rule.origin.clone()),
+            }
+        }
+        Ok(self.topic.clone())
+    }
+}
+
 /// `output.kafka`: the hop's ship half.
 #[derive(Debug, Clone, Default)]
 pub struct Ship {
     pub brokers: Vec<String>,
     pub topic: Option<String>,
+    /// `topics`: the first rule whose condition holds names the topic.
+    pub rules: Vec<TopicRule>,
     /// Hop keys (`acks`, `compression`, …) with their values.
     pub keys: Vec<(String, Value)>,
     pub subtables: Vec<(String, Vec<(String, Value)>)>,
@@ -644,14 +675,30 @@ fn read_processors(
         let Some((key, body)) = item.entries().first() else {
             continue;
         };
-        if body.get("when").is_some() {
-            notes.warn(
-                source,
-                key.pos,
-                format!("processor `{}` with `when` is not converted", key.name),
-                "write it as a filter with `if = '…'` in the pipeline file",
-            );
-            continue;
+        let condition = match body.get("when") {
+            None => None,
+            Some(w) => match when(w) {
+                Some(c) => Some(render(&c)),
+                None => {
+                    notes.warn(
+                        source,
+                        w.pos,
+                        format!("the `when` of processor `{}` is not converted", key.name),
+                        "logpipe reads equals, contains, regexp, has_fields, and, or, not; write the filter's `if = '…'` by hand",
+                    );
+                    continue;
+                }
+            },
+        };
+        // Under a condition, a processor's tags are some events' only, and
+        // fields it adds or drops depend on the event.
+        match key.name.as_str() {
+            "add_tags" if condition.is_some() => facts
+                .maybe_tags
+                .extend(body.get("tags").and_then(strings).unwrap_or_default()),
+            "add_fields" if condition.is_some() => facts.open = true,
+            "drop_fields" => facts.open = true,
+            _ => {}
         }
         let what = format!("processor {}", key.name);
         let mut filter = Stage::new(Section::Filter, Some(origin(source, key.pos, &what)));
@@ -661,9 +708,18 @@ fn read_processors(
             key.pos.line,
             key.pos.col
         ));
+        let before = filters.len();
         match key.name.as_str() {
-            "add_tags" if body.get("target").is_none() => {
+            "add_tags" if body.get("target").is_none() && condition.is_none() => {
                 tags.extend(body.get("tags").and_then(strings).unwrap_or_default());
+            }
+            "add_tags" if body.get("target").is_none() => {
+                filter.set("type", "mutate");
+                filter.set(
+                    "add_tag",
+                    body.get("tags").and_then(strings).unwrap_or_default(),
+                );
+                filters.push(filter);
             }
             "add_fields" => {
                 let target = body
@@ -673,7 +729,7 @@ fn read_processors(
                 let Some(fields) = body.get("fields") else {
                     continue;
                 };
-                if target == "fields" {
+                if target == "fields" && condition.is_none() {
                     let mut merged = match input.get("fields") {
                         Some(Value::Table(t)) => t.clone(),
                         _ => toml::Table::new(),
@@ -725,6 +781,99 @@ fn read_processors(
                 "add the matching logpipe filter (mutate, json, grok, …) to the pipeline file",
             ),
         }
+        if let (Some(c), Some(f)) = (&condition, filters.get_mut(before)) {
+            f.keys
+                .insert(1.min(f.keys.len()), ("if".into(), c.as_str().into()));
+        }
+    }
+}
+
+/// A Filebeat condition (`when`) as a Logstash condition tree, so that it
+/// is written and decided as Logstash's are; `None` for the kinds logpipe's
+/// language has no counterpart of (`range`, `network`).
+pub fn when(node: &Node) -> Option<Cond> {
+    let mut parts = Vec::new();
+    for (key, body) in node.entries() {
+        parts.push(when_one(&key.name, body)?);
+    }
+    fold(parts, BoolOp::And)
+}
+
+fn fold(parts: Vec<Cond>, op: BoolOp) -> Option<Cond> {
+    parts
+        .into_iter()
+        .reduce(|a, b| Cond::Bool(op, Box::new(a), Box::new(b)))
+}
+
+fn field(path: &str) -> Operand {
+    Operand::Field(path.split('.').map(str::to_owned).collect())
+}
+
+fn when_one(kind: &str, body: &Node) -> Option<Cond> {
+    let mut pairs: Vec<(String, &Key, &Node)> = Vec::new();
+    for (k, v) in body.entries() {
+        leaves(&k.name, k, v, &mut pairs);
+    }
+    let scalar = |v: &Node| -> Option<Operand> {
+        let text = v.as_str()?;
+        Some(match &v.value {
+            Yaml::Scalar { quoted: false, .. } if text.parse::<f64>().is_ok() => {
+                Operand::Number(text.to_owned())
+            }
+            _ => Operand::Str(text.to_owned()),
+        })
+    };
+    match kind {
+        "equals" => fold(
+            pairs
+                .iter()
+                .map(|(f, _, v)| Some(Cond::Compare(field(f), CmpOp::Eq, scalar(v)?)))
+                .collect::<Option<Vec<_>>>()?,
+            BoolOp::And,
+        ),
+        "contains" => fold(
+            pairs
+                .iter()
+                .map(|(f, _, v)| {
+                    Some(Cond::In(
+                        Operand::Str(v.as_str()?.to_owned()),
+                        field(f),
+                        true,
+                    ))
+                })
+                .collect::<Option<Vec<_>>>()?,
+            BoolOp::And,
+        ),
+        "regexp" => fold(
+            pairs
+                .iter()
+                .map(|(f, _, v)| Some(Cond::Regex(field(f), v.as_str()?.replace('/', "\\/"), true)))
+                .collect::<Option<Vec<_>>>()?,
+            BoolOp::And,
+        ),
+        "has_fields" => fold(
+            body.as_str_list()?
+                .into_iter()
+                .map(|f| Cond::Truthy(field(f)))
+                .collect(),
+            BoolOp::And,
+        ),
+        "and" | "or" => {
+            let Yaml::Seq(items) = &body.value else {
+                return None;
+            };
+            let parts = items.iter().map(when).collect::<Option<Vec<_>>>()?;
+            fold(
+                parts,
+                if kind == "and" {
+                    BoolOp::And
+                } else {
+                    BoolOp::Or
+                },
+            )
+        }
+        "not" => Some(Cond::Not(Box::new(when(body)?))),
+        _ => None,
     }
 }
 
@@ -839,6 +988,33 @@ fn read_kafka(source: &Source, key: &Key, node: &Node, notes: &mut Notes) -> Shi
                             "[kafka.tls] takes ca, cert, key and key_password; host names are always verified",
                         ),
                     }
+                }
+            }
+            "topics" => {
+                let Yaml::Seq(items) = &v.value else {
+                    notes.error(source, v.pos, "output.kafka.topics must be a list of rules");
+                    continue;
+                };
+                for item in items {
+                    let Some(topic) = item.get("topic").and_then(Node::as_str) else {
+                        notes.warn(source, item.pos, "a topics rule without `topic` is not converted", "give each rule a topic (mappings have no counterpart)");
+                        continue;
+                    };
+                    let when = match item.get("when") {
+                        None => None,
+                        Some(w) => match when(w) {
+                            Some(c) => Some(c),
+                            None => {
+                                notes.warn(source, w.pos, format!("the `when` of topic `{topic}` is not converted"), "logpipe reads equals, contains, regexp, has_fields, and, or, not; give that source a topic of its own");
+                                continue;
+                            }
+                        },
+                    };
+                    ship.rules.push(TopicRule {
+                        topic: to_logpipe(&template(topic)),
+                        when,
+                        origin: origin(source, item.pos, &format!("output.kafka topics rule `{topic}`")),
+                    });
                 }
             }
             other => notes.warn(

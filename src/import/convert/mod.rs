@@ -142,49 +142,87 @@ pub fn convert(
         ));
     }
 
-    // Which Logstash kafka input each source's topic reaches.
-    let topic = fb.ship.as_ref().and_then(|s| s.topic.clone());
-    let route: Option<usize> = topic
-        .as_ref()
-        .and_then(|t| inputs.iter().position(|i| i.topics.contains(t)));
-    if let (Some(ship), Some(t)) = (&fb.ship, &topic) {
-        if t.contains("%{") {
-            if let Some(o) = &ship.origin {
-                notes.at_origin(o, Severity::Warning, format!("topic `{t}` is a template: which Logstash kafka input reads each source's events is not decided — check the [kafka] topics of the written files"));
+    // The topic each source's events take (Filebeat's `topics` rules, else
+    // `topic`), and the Logstash kafka input that reads it.
+    let topics: Vec<Option<String>> = fb
+        .sources
+        .iter()
+        .map(|s| {
+            let ship = fb.ship.as_ref()?;
+            match ship.topic_for(&s.facts) {
+                Ok(t) => t,
+                Err(rule) => {
+                    notes.at_origin(&rule, Severity::Warning, format!(
+                        "whether the events of `{}` take this rule depends on each event: the file ships them to the default topic {} — give that input a tag or field the rule decides on",
+                        s.name,
+                        ship.topic.as_deref().map_or("(none)".to_owned(), |t| format!("`{t}`"))
+                    ));
+                    ship.topic.clone()
+                }
             }
-        } else if route.is_none() && logstash.is_some() {
-            if let Some(o) = &ship.origin {
-                notes.at_origin(o, Severity::Warning, format!("no Logstash kafka input reads topic `{t}`: the files have no outputs — add the Logstash config that reads it with --logstash"));
+        })
+        .collect();
+    let routes: Vec<Option<usize>> = topics
+        .iter()
+        .map(|t| {
+            t.as_ref()
+                .and_then(|t| inputs.iter().position(|i| i.topics.contains(t)))
+        })
+        .collect();
+    if let Some(ship) = &fb.ship {
+        for (s, (t, r)) in fb.sources.iter().zip(topics.iter().zip(&routes)) {
+            let Some(o) = &ship.origin else { continue };
+            match (t, r) {
+                (None, _) => notes.at_origin(o, Severity::Warning, format!("no topic for the events of `{}` — set output.kafka.topic", s.name)),
+                (Some(t), _) if t.contains("%{") => notes.at_origin(o, Severity::Warning, format!("topic `{t}` is a template: which Logstash kafka input reads each source's events is not decided — check the [kafka] topics of the written files")),
+                (Some(t), None) if logstash.is_some() => notes.at_origin(o, Severity::Warning, format!("no Logstash kafka input reads topic `{t}`: its files have no outputs — add the Logstash config that reads it with --logstash")),
+                _ => {}
             }
         }
     }
-    if let (Some(ship), Some(i)) = (&fb.ship, route) {
-        let mut a = ship.brokers.clone();
-        let mut b = inputs[i].brokers.clone();
-        a.sort();
-        b.sort();
-        if a != b {
-            notes.at_origin(&inputs[i].origin, Severity::Warning, format!(
-                "bootstrap_servers ({}) are not Filebeat's hosts ({}): a logpipe hop has one broker list — the files use Filebeat's; check that both name the same cluster",
-                b.join(","), a.join(",")
+    // Sources read by one Logstash input (one consumer group).
+    let sharers = |i: usize| -> Vec<&filebeat::LogSource> {
+        fb.sources
+            .iter()
+            .zip(&routes)
+            .filter(|(_, r)| **r == Some(i))
+            .map(|(s, _)| s)
+            .collect()
+    };
+    for (i, input) in inputs.iter().enumerate() {
+        let readers = sharers(i);
+        if readers.is_empty() {
+            continue;
+        }
+        if let Some(ship) = &fb.ship {
+            let mut a = ship.brokers.clone();
+            let mut b = input.brokers.clone();
+            a.sort();
+            b.sort();
+            if a != b {
+                notes.at_origin(&input.origin, Severity::Warning, format!(
+                    "bootstrap_servers ({}) are not Filebeat's hosts ({}): a logpipe hop has one broker list — the files use Filebeat's; check that both name the same cluster",
+                    b.join(","), a.join(",")
+                ));
+            }
+        }
+        if readers.len() > 1 {
+            let names: Vec<String> = readers
+                .iter()
+                .map(|s| format!("{}-{}", input.group_id, s.name))
+                .collect();
+            notes.at_origin(&input.origin, Severity::Warning, format!(
+                "{} sources ship to topic `{}`, which Logstash reads in one consumer group `{}`: each pipeline file reads the topic in a group of its own ({}) and keeps its own events (one group split across the files would lose the events each file skips); these groups start without Logstash's committed offsets — at the switch, set them to group `{}`'s offsets (kafka-consumer-groups --reset-offsets --to-offset, per partition) or start them with auto_offset_reset = \"earliest\"",
+                readers.len(), input.topics.join("`, `"), input.group_id, names.join(", "), input.group_id
             ));
         }
     }
-    let shared = route.is_some() && fb.sources.len() > 1;
-    if let (true, Some(i)) = (shared, route) {
-        let names: Vec<String> = fb
-            .sources
-            .iter()
-            .map(|s| format!("{}-{}", inputs[i].group_id, s.name))
-            .collect();
-        notes.at_origin(&inputs[i].origin, Severity::Warning, format!(
-            "{} sources ship to topic `{}`, which Logstash reads in one consumer group `{}`: each pipeline file reads the topic in a group of its own ({}) and keeps its own events (one group split across the files would lose the events each file skips); these groups start without Logstash's committed offsets — at the switch, set them to group `{}`'s offsets (kafka-consumer-groups --reset-offsets --to-offset, per partition) or start them with auto_offset_reset = \"earliest\"",
-            fb.sources.len(), topic.as_deref().unwrap_or(""), inputs[i].group_id, names.join(", "), inputs[i].group_id
-        ), );
-    }
 
     let mut imported = Imported::default();
-    for source in &fb.sources {
+    for (n, source) in fb.sources.iter().enumerate() {
+        let (topic, route) = (&topics[n], routes[n]);
+        let readers = route.map(sharers).unwrap_or_default();
+        let shared = readers.len() > 1;
         let mut file = File {
             name: source.name.clone(),
             header: vec![
@@ -229,7 +267,8 @@ pub fn convert(
         let routed = fb.ship.is_none() || route.is_some();
         let mut base = Vec::new();
         if shared {
-            match membership(source, &fb.sources) {
+            let others: Vec<filebeat::LogSource> = readers.iter().map(|s| (*s).clone()).collect();
+            match membership(source, &others) {
                 Some(guard) => base.push(guard),
                 None => notes.push(source_diagnostic(source, format!(
                     "the events of `{}` cannot be told from the other sources' on topic `{}` (no tag of its own): each file's outputs would index them all — give each Filebeat input a tag of its own",

@@ -193,6 +193,91 @@ fn outputs_are_decided_by_the_sources_tags_only_when_no_filter_runs_before_them(
 }
 
 #[test]
+fn topics_rules_pick_each_sources_topic_and_when_conditions_become_ifs() {
+    let filebeat = r#"filebeat.inputs:
+- type: log
+  paths: [/var/log/httpd/access_log]
+  tags: [httpd_access]
+  processors:
+    - add_tags:
+        tags: [slow]
+        when.regexp.message: ' [0-9]{7,}$'
+    - drop_event.when.or:
+        - contains.message: "/healthz"
+        - equals.fields.kind: probe
+- type: log
+  paths: [/var/log/httpd/error_log]
+  fields: {kind: error}
+- type: log
+  paths: [/var/log/other]
+  tags: [other]
+output.kafka:
+  hosts: ["k:9092"]
+  topic: misc
+  topics:
+    - topic: access
+      when.contains.tags: httpd_access
+    - topic: errors
+      when.equals:
+        fields.kind: error
+"#;
+    let logstash = r#"input {
+  kafka { bootstrap_servers => "k:9092" topics => ["access", "errors"] group_id => "ix" codec => json }
+  kafka { bootstrap_servers => "k:9092" topics => ["misc"] codec => json }
+}
+output { elasticsearch { hosts => ["http://es:9200"] index => "%{[@metadata][kafka][topic]}" } }
+"#;
+    let imported = run(filebeat, Some(logstash));
+    assert_checks(&imported);
+    let topic = |name: &str| {
+        let (p, _) =
+            crate::pipeline::parse(&Source::new("t.toml", file(&imported, name)), &check_env);
+        let hop = p.unwrap().hop.unwrap();
+        (hop.topics.clone(), hop.group_id.clone())
+    };
+    assert_eq!(
+        topic("httpd_access.toml"),
+        (vec!["access".to_owned()], "ix-httpd_access".to_owned())
+    );
+    assert_eq!(
+        topic("input-2.toml"),
+        (vec!["errors".to_owned()], "ix-input-2".to_owned())
+    );
+    assert_eq!(
+        topic("other.toml"),
+        (vec!["misc".to_owned()], "logstash".to_owned())
+    );
+    let access = file(&imported, "httpd_access.toml");
+    assert!(
+        access.contains(
+            "type = \"mutate\"\nif = \"[message] =~ / [0-9]{7,}$/\"\nadd_tag = [\"slow\"]"
+        ),
+        "{access}"
+    );
+    assert!(
+        access.contains(
+            "type = \"drop\"\nif = '(\"/healthz\" in [message]) or ([fields][kind] == \"probe\")'"
+        ),
+        "{access}"
+    );
+    let shown = messages(&imported);
+    // Two sources share the first input's group; the error source has no
+    // tag of its own to be told apart by.
+    assert!(
+        shown
+            .iter()
+            .any(|m| m.contains("2 sources ship to topic `access`, `errors`")),
+        "{shown:#?}"
+    );
+    assert!(
+        shown
+            .iter()
+            .any(|m| m.contains("the events of `input-2` cannot be told from the other sources'")),
+        "{shown:#?}"
+    );
+}
+
+#[test]
 fn filestream_settings_are_read_by_their_dotted_names_in_both_spellings() {
     for filebeat in [
         "filebeat.inputs:\n- type: filestream\n  id: a\n  paths: [/a]\n  prospector.scanner.exclude_files: ['\\.gz$']\n  close.on_state_change.inactive: 2m\n  ignore_older: 48h\n  close.on_state_change.renamed: true\n",
