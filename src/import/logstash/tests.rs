@@ -318,3 +318,15 @@ fn a_directory_is_read_in_lexical_order_with_positions_per_file() {
     let shown = error.to_string();
     assert!(shown.contains("30-bad.conf:3:1: error: "), "{shown}");
 }
+
+#[test]
+fn every_prefix_of_a_config_parses_or_fails_without_panicking() {
+    let text = format!(
+        "{REFERENCE}\nfilter {{ if [é][ü] =~ /caf\\/é/ and !([x] in [\"ß\", 1]) {{ mutate {{ \"ключ\" => 'значение' }} }} else if \"ü\" not in [tags] {{ drop {{}} }} }} # ü\n"
+    );
+    assert!(parse(&text, 0, false).is_ok());
+    for (end, _) in text.char_indices() {
+        let _ = parse(&text[..end], 0, false);
+        let _ = parse(&text[..end], 0, true);
+    }
+}
