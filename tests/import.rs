@@ -156,15 +156,19 @@ fn inputs_that_cannot_be_parsed_exit_2_with_their_position() {
 
 /// The written file with the reference deployment's hosts, paths, topic
 /// and groups pointed at this test's own.
-fn rewire(file: &str, log: &Path, svc: &Services, topic: &str, group: &str) -> String {
+fn rewire(file: &str, log: &Path, svc: &Services, topic: &str, run: &str) -> String {
     let kafka_hosts = "[\"10.0.0.75:9092\", \"10.0.0.76:9092\", \"10.0.0.77:9092\"]";
     let es_hosts = "[\"10.0.0.72:9200\", \"10.0.0.74:9200\"]";
     let mut out = String::new();
     for line in file.lines() {
         let line = if line.starts_with("paths = ") {
             format!("paths = [{}]", quote(&log.display().to_string()))
-        } else if line.starts_with("group_id = ") {
-            format!("group_id = {}", quote(group))
+        } else if let Some(written) = line.strip_prefix("group_id = ") {
+            // This run's own groups, as alike or as different as written.
+            format!(
+                "group_id = {}",
+                quote(&format!("{run}-{}", written.trim_matches('"')))
+            )
         } else if line == "topic = \"httpd\"" {
             format!("topic = {}", quote(topic))
         } else if line == "auto_offset_reset = \"latest\"" {
@@ -221,12 +225,12 @@ async fn the_imported_pipelines_route_access_and_error_lines_to_their_daily_indi
     ensure_topic(&svc.kafka, &topic, 3).await;
     let pipelines = dir.path().join("pipelines");
     std::fs::create_dir_all(&pipelines).unwrap();
+    let run = unique("import");
     for (name, log) in [("httpd_access", &access_log), ("httpd_error", &error_log)] {
         let file = std::fs::read_to_string(written.join(format!("{name}.toml"))).unwrap();
-        let group = unique(&format!("logstash-{name}"));
         std::fs::write(
             pipelines.join(format!("{name}.toml")),
-            rewire(&file, log, &svc, &topic, &group),
+            rewire(&file, log, &svc, &topic, &run),
         )
         .unwrap();
     }
