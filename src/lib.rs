@@ -22,9 +22,9 @@
 //!   [`output::elasticsearch::concurrency`]: the adaptive limit of bulk
 //!   requests in flight), and [`kafka`] (the hop both halves share).
 //!   `logpipe setup` lives with its output: [`output::elasticsearch::setup`]
-//!   (index templates, `--check`) and
+//!   (index templates, data stream templates, `--check`) and
 //!   [`output::elasticsearch::setup::lifecycle`] (`retention`: ISM and ILM
-//!   policies, pure).
+//!   policies, deleting daily indices or rolling data streams, pure).
 //! - Toolkit: [`config`]: how a stage reads its table (positions, `${VAR}`),
 //!   the daemon config.
 //! - Core: [`event`], [`ack`], [`accounting`] (the books: every event read

@@ -559,3 +559,65 @@ fn retention_is_whole_seconds_and_warns_on_an_index_without_a_date() {
         &["8:13: error: invalid duration `thirty days`"],
     );
 }
+
+/// `data_stream` (a name, or `true` with type/dataset/namespace) in place
+/// of `index`: exactly one of the two, `create` only, names the server
+/// would refuse refused here, at their position.
+#[test]
+fn a_data_stream_output_is_checked_as_the_server_would() {
+    let output = |settings: &str| {
+        format!(
+            "[[input]]\ntype = \"file\"\npaths = [\"/x\"]\n[[output]]\ntype = \"elasticsearch\"\n\
+             hosts = \"h:9200\"\n{settings}\n"
+        )
+    };
+    let fine = [
+        "data_stream = \"logs-apache.access-default\"",
+        "data_stream = true",
+        "data_stream = true\ndata_stream_dataset = \"apache.access\"\ndata_stream_namespace = \"web\"",
+        "data_stream = \"logs-%{[service]}-default\"\nretention = \"30d\"",
+        "data_stream = \"logs-a-b\"\naction = \"create\"",
+        "data_stream = false\nindex = \"a-%{+YYYY.MM.dd}\"",
+    ];
+    for settings in fine {
+        assert_eq!(
+            diagnostics(&output(settings), &[]),
+            Vec::<String>::new(),
+            "{settings}"
+        );
+    }
+    let bad = [
+        ("", "6:9: error: this output needs `index`"),
+        (
+            "index = \"a\"\ndata_stream = \"logs-a-b\"",
+            "7:9: error: set `index` or `data_stream`, not both",
+        ),
+        (
+            "data_stream = \"logs-a-b\"\naction = \"index\"",
+            "8:10: error: a data stream takes `create` only",
+        ),
+        (
+            "data_stream = \"Logs-A\"",
+            "7:15: error: data stream `Logs-A`: not a valid name",
+        ),
+        (
+            "data_stream = \"logs a\"",
+            "7:15: error: data stream `logs a`: not a valid name",
+        ),
+        (
+            "data_stream = \"logs-%{+YYYY.MM.dd}\"",
+            "7:15: error: data stream `logs-%{+YYYY.MM.dd}`: a date",
+        ),
+        (
+            "data_stream = true\ndata_stream_dataset = \"apache-access\"",
+            "8:23: error: `data_stream_dataset` = \"apache-access\": must be non-empty and without `-`",
+        ),
+        (
+            "index = \"a\"\ndata_stream_namespace = \"web\"",
+            "8:25: error: `data_stream_type`, `data_stream_dataset` and `data_stream_namespace` name a data stream",
+        ),
+    ];
+    for (settings, want) in bad {
+        check_fails_at(&output(settings), &[want]);
+    }
+}

@@ -971,3 +971,49 @@ async fn preset_documents_get_their_types(url: &str, url_type: &str) {
         );
     }
 }
+
+/// The output's Prometheus counters are published every second; as it ends
+/// it publishes them once more, so what `/metrics` says of a finished output
+/// is its last word, not a second old (issue #16: "counters lag by a second
+/// at exit"). The run below takes well under a second, so without that
+/// last publication the indexed count reads 0.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_metrics_of_an_output_that_ended_hold_its_last_counts() {
+    let Some(svc) = services() else { return };
+    let handle = logpipe::monitor::install().expect("a metrics recorder");
+    let dir = temp_dir();
+    let prefix = unique("last-counts");
+    let pipeline = unique("last-counts");
+    let settings = format!(
+        "hosts = \"{}\"\nindex = \"{prefix}\"\nbatch_events = 500\nbatch_wait = \"20ms\"",
+        svc.es
+    );
+    let es = output(dir.path(), &settings);
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let cx = RunCx {
+        pipeline: Arc::from(pipeline.as_str()),
+        shutdown: Shutdown::default(),
+        state_dir: std::env::temp_dir(),
+        books: logpipe::accounting::Books::detached("test"),
+    };
+    let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20, 5);
+    let task = tokio::spawn(es.run(rx, cx, dl));
+    let events: Vec<Event> = (0..300)
+        .map(|i| event(i, "2026-11-25T10:00:00.000Z", &prefix))
+        .collect();
+    deliver_all(tx, chunks(events, 100), task, Duration::from_secs(60)).await;
+
+    let text = handle.render();
+    let labels = [
+        &*format!("pipeline=\"{pipeline}\""),
+        "stage=\"output.elasticsearch\"",
+    ];
+    let indexed = metric_sample(
+        &text,
+        "logpipe_es_items_total",
+        &[labels[0], labels[1], "result=\"indexed\""],
+    );
+    assert_eq!(indexed, Some(300.0), "indexed, read at once after the end");
+    let out = metric_sample(&text, "logpipe_events_out_total", &labels);
+    assert_eq!(out, Some(300.0), "events out, read at once after the end");
+}

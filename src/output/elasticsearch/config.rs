@@ -28,11 +28,25 @@ pub struct Config {
     /// are up; a host that fails is skipped until a probe finds it back.
     pub hosts: Spanned<StringList>,
     /// Index name template, e.g. `httpd_access-%{+YYYY.MM.dd}` (from the
-    /// event's `@timestamp`, in UTC).
-    pub index: Spanned<String>,
+    /// event's `@timestamp`, in UTC). Set this or `data_stream`.
+    pub index: Option<Spanned<String>>,
+    /// Write to a data stream instead of an index: its name
+    /// (`"logs-apache.access-default"`), or `true` for the name made of
+    /// `data_stream_type`, `data_stream_dataset` and
+    /// `data_stream_namespace`, as Logstash names it. Every event needs
+    /// `@timestamp`; the action is `create`; the index template (with
+    /// `data_stream: {}`) is installed when the output starts unless
+    /// `setup = false`.
+    pub data_stream: Option<Spanned<DataStreamSetting>>,
+    /// The data stream's type (default `logs`).
+    pub data_stream_type: Option<Spanned<String>>,
+    /// The data stream's dataset (default `generic`).
+    pub data_stream_dataset: Option<Spanned<String>>,
+    /// The data stream's namespace (default `default`).
+    pub data_stream_namespace: Option<Spanned<String>>,
     /// `create` (default: a replayed id answers 409 and counts as indexed) or
     /// `index` (overwrite).
-    pub action: Option<Action>,
+    pub action: Option<Spanned<Action>>,
     /// Document id template; default `%{[@metadata][_id]}`, the origin id.
     /// Events without it get an id from Elasticsearch.
     pub document_id: Option<Spanned<String>>,
@@ -83,13 +97,21 @@ pub struct Config {
     /// PEM private key of `client_cert`.
     pub client_key: Option<String>,
     /// Install the index template (as `logpipe setup` does) when the output
-    /// starts (default false).
-    #[serde(default)]
-    pub setup: bool,
+    /// starts (default false; true with `data_stream`, which cannot work
+    /// without its template).
+    pub setup: Option<bool>,
     /// Delete each index this long after it was created (`"30d"`), by a
     /// lifecycle policy `logpipe setup` installs: ISM on OpenSearch, ILM on
     /// Elasticsearch. Default: indices are kept.
     pub retention: Option<Spanned<Seconds>>,
+}
+
+/// `data_stream = "name"` or `data_stream = true`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum DataStreamSetting {
+    Enabled(bool),
+    Name(String),
 }
 
 /// The most requests in flight when `request_concurrency` is adaptive and
@@ -185,6 +207,8 @@ pub struct Elasticsearch {
     pub auth: Auth,
     pub tls: Tls,
     pub setup: bool,
+    /// Whether `index` names a data stream (`data_stream`).
+    pub data_stream: bool,
     /// `retention`, whole seconds of at least 1.
     pub retention: Option<Duration>,
     /// Shared by every clone: what this output did so far.
@@ -219,7 +243,22 @@ impl Config {
             );
             ok = false;
         }
-        let index = cx.template(&self.index);
+        let target = self.target(cx, &mut ok);
+        let index = target.as_ref().and_then(|(t, _)| cx.template(t));
+        let data_stream = target.as_ref().is_some_and(|(_, ds)| *ds);
+        let action = self
+            .action
+            .as_ref()
+            .map_or(Action::Create, |a| *a.get_ref());
+        if let (true, Some(a)) = (data_stream, &self.action) {
+            if *a.get_ref() != Action::Create {
+                cx.error(
+                    &a.span(),
+                    "a data stream takes `create` only: remove `action` or set it to \"create\"",
+                );
+                ok = false;
+            }
+        }
         let document_id = match &self.document_id {
             Some(t) => cx.template(t),
             None => Template::parse("%{[@metadata][_id]}").ok(),
@@ -264,13 +303,13 @@ impl Config {
             );
             ok = false;
         }
-        let retention = self.retention(cx, &mut ok);
+        let retention = self.retention(target.as_ref(), cx, &mut ok);
         let (index, document_id) = (index?, document_id?);
         let timeout = self.timeout.map_or(Duration::from_secs(60), |s| s.0);
         ok.then(|| Elasticsearch {
             hosts,
             index,
-            action: self.action.unwrap_or(Action::Create),
+            action,
             document_id,
             batch_events: batch_events.unwrap_or(1),
             batch_bytes: batch_bytes.unwrap_or(1),
@@ -289,15 +328,72 @@ impl Config {
                 .max(Duration::from_millis(10)),
             auth,
             tls,
-            setup: self.setup,
+            setup: self.setup.unwrap_or(data_stream),
+            data_stream,
             retention,
             counters: Arc::default(),
         })
     }
 
+    /// Where events go: the `index` template, or the data stream's name
+    /// (true), with the span to name in errors. Exactly one of the two.
+    fn target(&self, cx: &mut ConfigCx<'_>, ok: &mut bool) -> Option<(Spanned<String>, bool)> {
+        let parts = [
+            &self.data_stream_type,
+            &self.data_stream_dataset,
+            &self.data_stream_namespace,
+        ];
+        let enabled = matches!(
+            self.data_stream.as_ref().map(Spanned::get_ref),
+            Some(DataStreamSetting::Enabled(true))
+        );
+        if !enabled {
+            for part in parts.iter().copied().flatten() {
+                cx.error(
+                    &part.span(),
+                    "`data_stream_type`, `data_stream_dataset` and `data_stream_namespace` \
+                     name a data stream: they need `data_stream = true`",
+                );
+                *ok = false;
+            }
+        }
+        let stream = match self.data_stream.as_ref() {
+            Some(ds) if !matches!(ds.get_ref(), DataStreamSetting::Enabled(false)) => {
+                Some((ds.span(), data_stream_name(ds, parts, cx, ok)?))
+            }
+            _ => None,
+        };
+        match (&self.index, stream) {
+            (Some(index), None) => Some((index.clone(), false)),
+            (None, Some((span, name))) => Some((Spanned::new(span, name), true)),
+            (Some(index), Some(_)) => {
+                cx.error(
+                    &index.span(),
+                    "set `index` or `data_stream`, not both: a data stream is its own index name",
+                );
+                *ok = false;
+                None
+            }
+            (None, None) => {
+                cx.error(
+                    &self.hosts.span(),
+                    "this output needs `index` (e.g. \"httpd_access-%{+YYYY.MM.dd}\") or `data_stream`",
+                );
+                *ok = false;
+                None
+            }
+        }
+    }
+
     /// `retention`: whole seconds, at least one; a warning when `index`
-    /// has no date, since the policy deletes whole indices.
-    fn retention(&self, cx: &mut ConfigCx<'_>, ok: &mut bool) -> Option<Duration> {
+    /// has no date, since the policy deletes whole indices (a data stream
+    /// rolls over by itself, so it needs none).
+    fn retention(
+        &self,
+        target: Option<&(Spanned<String>, bool)>,
+        cx: &mut ConfigCx<'_>,
+        ok: &mut bool,
+    ) -> Option<Duration> {
         let retention = self.retention.as_ref()?;
         let value = retention.get_ref().0;
         if value < Duration::from_secs(1) || value.subsec_nanos() != 0 {
@@ -308,7 +404,8 @@ impl Config {
             *ok = false;
             return None;
         }
-        if !self.index.get_ref().contains("%{+") {
+        let dated = target.is_none_or(|(t, ds)| *ds || t.get_ref().contains("%{+"));
+        if !dated {
             cx.warn(
                 &retention.span(),
                 format!(
@@ -367,6 +464,71 @@ impl Config {
             (None, None, None, None) => Auth::None,
         }
     }
+}
+
+/// The name of the data stream `setting` asks for: given whole, or
+/// `<type>-<dataset>-<namespace>` (defaults `logs`, `generic`, `default`),
+/// checked against the server's rules for index names (lower case, none of
+/// `\ / * ? " < > | , # :` or spaces, not starting with `-_+.`) so that a
+/// bad name is a config error, not a refused request per event. Field
+/// references (`%{[service]}`) may fill parts in; a date (`%{+…}`) may not:
+/// a data stream rolls over by itself.
+fn data_stream_name(
+    setting: &Spanned<DataStreamSetting>,
+    parts: [&Option<Spanned<String>>; 3],
+    cx: &mut ConfigCx<'_>,
+    ok: &mut bool,
+) -> Option<String> {
+    let mut bad = |cx: &mut ConfigCx<'_>, span: &std::ops::Range<usize>, why: String| {
+        cx.error(span, why);
+        *ok = false;
+    };
+    let name = match setting.get_ref() {
+        DataStreamSetting::Name(name) => name.clone(),
+        DataStreamSetting::Enabled(_) => {
+            let mut out = Vec::new();
+            for (part, (key, default)) in parts.into_iter().zip([
+                ("data_stream_type", "logs"),
+                ("data_stream_dataset", "generic"),
+                ("data_stream_namespace", "default"),
+            ]) {
+                let text = part.as_ref().map_or(default, |p| p.get_ref().as_str());
+                if text.is_empty() || literal(text).contains('-') {
+                    let span = part.as_ref().map_or(setting.span(), Spanned::span);
+                    bad(cx, &span, format!("`{key}` = \"{text}\": must be non-empty and without `-`, which separates the parts of the name"));
+                    return None;
+                }
+                out.push(text);
+            }
+            out.join("-")
+        }
+    };
+    let span = setting.span();
+    if name.contains("%{+") {
+        bad(cx, &span, format!("data stream `{name}`: a date (`%{{+…}}`) in its name would make one data stream a day; a data stream rolls over by itself (`retention`)"));
+        return None;
+    }
+    let text = literal(&name);
+    let forbidden = |c: char| "\\/*?\"<>|,#: ".contains(c) || c.is_uppercase();
+    if text.is_empty() || text.starts_with(['-', '_', '+', '.']) || text.contains(forbidden) {
+        bad(cx, &span, format!("data stream `{name}`: not a valid name (lower case, none of \\ / * ? \" < > | , # : or spaces, not starting with - _ + .)"));
+        return None;
+    }
+    Some(name)
+}
+
+/// `text` without its `%{…}` references, for checks of what is literal.
+fn literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("%{") {
+        out.push_str(&rest[..start]);
+        rest = rest[start..]
+            .find('}')
+            .map_or("", |end| &rest[start + end + 1..]);
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `10.0.0.72:9200` → `http://10.0.0.72:9200/`. Credentials written in the

@@ -132,7 +132,7 @@ impl Elasticsearch {
         tokio::spawn(Arc::clone(&client).export_metrics(probe_stop.clone()));
         tokio::spawn(Arc::clone(&client).probe(probe_stop));
         let abort = cx.shutdown.abort.clone();
-        if self.setup && !self.install_template(&client, &abort).await {
+        if self.setup && !self.install_template(&client, &abort).await? {
             return Ok(());
         }
 
@@ -212,8 +212,14 @@ impl Elasticsearch {
     }
 
     /// Installs the index template before the first request, retrying while
-    /// the cluster is unreachable; false when aborted meanwhile.
-    async fn install_template(&self, client: &Client, abort: &CancellationToken) -> bool {
+    /// the cluster is unreachable; false when aborted meanwhile. A server
+    /// that cannot do what the output asks (data streams on Elasticsearch's
+    /// OSS build) ends the output: sending would make plain indices.
+    async fn install_template(
+        &self,
+        client: &Client,
+        abort: &CancellationToken,
+    ) -> Result<bool, StageError> {
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         loop {
             match setup::install(self, client).await {
@@ -221,7 +227,10 @@ impl Elasticsearch {
                     for step in done {
                         tracing::info!(step = %step, "Index management.");
                     }
-                    return true;
+                    return Ok(true);
+                }
+                Err(e @ setup::SetupError::Unsupported { .. }) => {
+                    return Err(StageError::Fatal(format!("Elasticsearch output: {e}")));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "Cannot install the index template yet; retrying before sending anything.");
@@ -229,7 +238,7 @@ impl Elasticsearch {
             }
             tokio::select! {
                 _ = tokio::time::sleep(backoff.next_delay()) => {}
-                _ = abort.cancelled() => return false,
+                _ = abort.cancelled() => return Ok(false),
             }
         }
     }

@@ -76,6 +76,15 @@ impl Version {
         }
     }
 
+    /// Whether data streams exist: Elasticsearch 7.9+ but its OSS build
+    /// (they come with X-Pack), any OpenSearch.
+    pub fn data_streams(&self) -> bool {
+        match self.distribution {
+            Distribution::OpenSearch => true,
+            Distribution::Elasticsearch => !self.oss && (self.major, self.minor) >= (7, 9),
+        }
+    }
+
     /// Whether the `wildcard` field type exists (Elasticsearch 7.9+ but its
     /// OSS build, OpenSearch 2.15+).
     pub fn wildcard(&self) -> bool {
@@ -189,15 +198,18 @@ pub fn mappings(version: &Version) -> Value {
 
 /// The request that installs the template for `pattern`: path and body.
 pub fn template_request(pattern: &str, version: &Version) -> (String, Value) {
-    template_request_with(pattern, version, None)
+    template_request_with(pattern, version, None, false)
 }
 
 /// [`template_request`] with `index_settings` under `settings.index`
-/// beside logpipe's own (the ILM policy's name).
+/// beside logpipe's own (the ILM policy's name), and for a data stream
+/// `data_stream: {}` (composable templates only: the caller checks
+/// [`Version::data_streams`]).
 pub fn template_request_with(
     pattern: &str,
     version: &Version,
     index_settings: Option<Value>,
+    data_stream: bool,
 ) -> (String, Value) {
     let name = template_name(pattern);
     let mappings = mappings(version);
@@ -208,15 +220,16 @@ pub fn template_request_with(
         index.extend(extra);
     }
     if version.composable_templates() {
-        (
-            format!("_index_template/{name}"),
-            json!({
-                "index_patterns": [pattern],
-                "priority": 200,
-                "template": {"settings": settings, "mappings": mappings},
-                "_meta": {"managed_by": "logpipe"}
-            }),
-        )
+        let mut body = json!({
+            "index_patterns": [pattern],
+            "priority": 200,
+            "template": {"settings": settings, "mappings": mappings},
+            "_meta": {"managed_by": "logpipe"}
+        });
+        if data_stream {
+            body["data_stream"] = json!({});
+        }
+        (format!("_index_template/{name}"), body)
     } else {
         // before 7.0 a template's mappings are those of a type (`_doc`)
         let mappings = if version.major < 7 {
@@ -258,11 +271,31 @@ pub struct PolicyPlan {
 }
 
 impl Plan {
+    /// The plan of an output that writes to indices.
     pub fn new(
         pattern: &str,
         retention: Option<Duration>,
         version: &Version,
     ) -> Result<Plan, String> {
+        Plan::for_output(pattern, retention, false, version)
+    }
+
+    /// The plan of an output writing to indices, or to data streams
+    /// (`data_stream`), which need a server that has them.
+    pub fn for_output(
+        pattern: &str,
+        retention: Option<Duration>,
+        data_stream: bool,
+        version: &Version,
+    ) -> Result<Plan, String> {
+        if data_stream && !version.data_streams() {
+            let build = if version.oss { " (OSS build)" } else { "" };
+            return Err(format!(
+                "`data_stream` needs data streams, which Elasticsearch has since 7.9 (not in its \
+                 OSS build) and OpenSearch has in every version; this is {:?} {}{build}",
+                version.distribution, version.number
+            ));
+        }
         let name = template_name(pattern);
         let policy = match retention {
             None => None,
@@ -271,7 +304,11 @@ impl Plan {
                 Some(PolicyPlan {
                     api,
                     path: api.path(&name),
-                    body: lifecycle::policy_body(api, pattern, retention, version),
+                    body: if data_stream {
+                        lifecycle::stream_policy_body(api, pattern, retention, version)
+                    } else {
+                        lifecycle::policy_body(api, pattern, retention, version)
+                    },
                     age: lifecycle::age(retention),
                     name,
                 })
@@ -282,7 +319,7 @@ impl Plan {
             .and_then(|p| lifecycle::template_settings(p.api, &p.name));
         Ok(Plan {
             pattern: pattern.to_owned(),
-            template: template_request_with(pattern, version, index_settings),
+            template: template_request_with(pattern, version, index_settings, data_stream),
             policy,
         })
     }
@@ -296,6 +333,10 @@ pub enum SetupError {
     Unreachable(String),
     #[error("{0}")]
     Version(String),
+    /// The server cannot do what the output asks (data streams, a
+    /// lifecycle API): not worth retrying.
+    #[error("{host}: {message}")]
+    Unsupported { host: String, message: String },
     #[error("installing {what} at {host} failed: {message}")]
     Install {
         host: String,
@@ -371,7 +412,18 @@ async fn plan(es: &Elasticsearch, client: &Client) -> Result<(Version, Plan), Se
     let root = client.root().await.map_err(SetupError::Unreachable)?;
     let version = Version::parse(&root).map_err(SetupError::Version)?;
     let pattern = index_pattern(es.index.as_str());
-    let plan = Plan::new(&pattern, es.retention, &version).map_err(SetupError::Version)?;
+    let plan =
+        Plan::for_output(&pattern, es.retention, es.data_stream, &version).map_err(|message| {
+            SetupError::Unsupported {
+                host: es
+                    .hosts
+                    .iter()
+                    .map(|h| h.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                message,
+            }
+        })?;
     Ok((version, plan))
 }
 
@@ -426,10 +478,22 @@ async fn install_policy(
         }
         other => other,
     };
-    let deletes = format!(
-        "deletes the indices `{pattern}` {} after their creation",
-        policy.age
-    );
+    let deletes = if es.data_stream {
+        let roll = es
+            .retention
+            .map(lifecycle::rollover_age)
+            .map(lifecycle::age);
+        format!(
+            "rolls the data streams `{pattern}` over every {} and deletes each backing index {} later",
+            roll.unwrap_or_default(),
+            policy.age
+        )
+    } else {
+        format!(
+            "deletes the indices `{pattern}` {} after their creation",
+            policy.age
+        )
+    };
     let (path, verb) = match &found {
         Found::Present { policy: held, .. }
             if lifecycle::policy_difference(policy.api, &policy.body, held).is_none() =>
@@ -711,6 +775,66 @@ mod tests {
         let too_old = version(json!({"version": {"number": "6.4.0"}}));
         assert!(Plan::new("a-*", day30, &too_old).is_err());
         assert!(Plan::new("a-*", None, &too_old).is_ok());
+    }
+
+    /// A data stream's template says so (`data_stream: {}`); its policy
+    /// rolls the write index over and deletes backing indices; servers
+    /// without data streams are refused before anything is sent.
+    #[test]
+    fn data_streams_plan_their_template_and_a_rolling_policy() {
+        let day30 = Some(Duration::from_secs(30 * 86_400));
+        let os = version(json!({"version": {"number": "2.19.6", "distribution": "opensearch"}}));
+        let plan = Plan::for_output("logs-apache.access-default", day30, true, &os).unwrap();
+        let (path, body) = &plan.template;
+        assert_eq!(path, "_index_template/logpipe-logs-apache.access-default");
+        assert_eq!(body["data_stream"], json!({}));
+        assert_eq!(
+            body["index_patterns"],
+            json!(["logs-apache.access-default"])
+        );
+        let policy = plan.policy.as_ref().unwrap();
+        assert_eq!(policy.api, Api::Ism);
+        let states = &policy.body["policy"]["states"];
+        assert_eq!(states[0]["actions"][0]["rollover"]["min_index_age"], "1d");
+        assert_eq!(
+            states[0]["transitions"][0]["conditions"]["min_index_age"],
+            "30d"
+        );
+        assert_eq!(states[1]["actions"][0], json!({"delete": {}}));
+        assert_eq!(
+            policy.body["policy"]["ism_template"][0]["index_patterns"],
+            json!(["logs-apache.access-default"])
+        );
+
+        let es = version(json!({"version": {"number": "8.15.3", "build_flavor": "default"}}));
+        let hour = Some(Duration::from_secs(3600));
+        let plan = Plan::for_output("logs-a-b", hour, true, &es).unwrap();
+        let phases = &plan.policy.as_ref().unwrap().body["policy"]["phases"];
+        // the write index must have rolled over before it is old enough to go
+        assert_eq!(phases["hot"]["actions"]["rollover"]["max_age"], "1h");
+        assert_eq!(
+            phases["hot"]["actions"]["rollover"]["max_primary_shard_size"],
+            "50gb"
+        );
+        assert_eq!(phases["delete"]["min_age"], "1h");
+        assert_eq!(plan.template.1["data_stream"], json!({}));
+        assert_eq!(
+            plan.template.1["template"]["settings"]["index"]["lifecycle"]["name"],
+            "logpipe-logs-a-b"
+        );
+        // without data_stream, the same output plans no data stream
+        let indices = Plan::for_output("logs-a-b", None, false, &es).unwrap();
+        assert_eq!(indices.template.1.get("data_stream"), None);
+
+        for number in ["7.8.1", "6.8.23"] {
+            let old = version(json!({"version": {"number": number}}));
+            let e = Plan::for_output("logs-a-b", None, true, &old).unwrap_err();
+            assert!(e.contains("since 7.9") && e.contains(number), "{e}");
+        }
+        let oss = version(json!({"version": {"number": "7.17.29", "build_flavor": "oss"}}));
+        let e = Plan::for_output("logs-a-b", None, true, &oss).unwrap_err();
+        assert!(e.contains("OSS build"), "{e}");
+        assert!(Plan::for_output("logs-a-b", None, false, &oss).is_ok());
     }
 
     #[test]

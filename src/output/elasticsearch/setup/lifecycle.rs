@@ -100,6 +100,61 @@ pub fn policy_body(api: Api, pattern: &str, retention: Duration, version: &Versi
     }
 }
 
+/// How old a data stream's write index gets before it rolls over: a day,
+/// or the retention when that is shorter (the write index itself cannot
+/// be deleted, so it must have rolled over by then).
+pub fn rollover_age(retention: Duration) -> Duration {
+    retention.min(Duration::from_secs(86_400))
+}
+
+/// The body of the policy for a data stream: its write index rolls over
+/// once a day (see [`rollover_age`]; ILM also at 50 GB a primary shard),
+/// and each backing index is deleted `retention` after its creation (ISM)
+/// or its rollover (ILM, whose ages count from there).
+pub fn stream_policy_body(
+    api: Api,
+    pattern: &str,
+    retention: Duration,
+    version: &Version,
+) -> Value {
+    let age = age(retention);
+    let roll = self::age(rollover_age(retention));
+    let description = format!(
+        "Managed by logpipe: the data streams `{pattern}` roll over every {roll}; \
+         each backing index is deleted {age} later."
+    );
+    match api {
+        Api::Ism => json!({"policy": {
+            "description": description,
+            "default_state": "hot",
+            "states": [
+                {"name": "hot", "actions": [{"rollover": {"min_index_age": roll}}], "transitions": [
+                    {"state_name": "delete", "conditions": {"min_index_age": age}}
+                ]},
+                {"name": "delete", "actions": [{"delete": {}}], "transitions": []}
+            ],
+            // ISM matches a backing index by its data stream's name
+            "ism_template": [{"index_patterns": [pattern], "priority": 200}]
+        }}),
+        Api::Ilm => {
+            // max_primary_shard_size: Elasticsearch 7.13 and later
+            let size = if (version.major, version.minor) >= (7, 13) {
+                json!({"max_age": roll, "max_primary_shard_size": "50gb"})
+            } else {
+                json!({"max_age": roll, "max_size": "50gb"})
+            };
+            let mut policy = json!({"phases": {
+                "hot": {"min_age": "0ms", "actions": {"rollover": size}},
+                "delete": {"min_age": age, "actions": {"delete": {}}}
+            }});
+            if (version.major, version.minor) >= (7, 14) {
+                policy["_meta"] = json!({"managed_by": "logpipe", "description": description});
+            }
+            json!({ "policy": policy })
+        }
+    }
+}
+
 /// The index settings that attach the policy `name` to new indices through
 /// the index template: ILM's `index.lifecycle.name`. ISM attaches its
 /// policies itself (`ism_template`), so none there.
