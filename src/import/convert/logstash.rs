@@ -697,6 +697,7 @@ fn output(pipeline: &Pipeline, file: usize, p: &Plugin, notes: &mut Notes) -> Op
             stage.set("type", "elasticsearch");
             stage.set("hosts", vec!["localhost:9200".to_owned()]);
             stage.set("index", "logstash-%{+yyyy.MM.dd}");
+            let mut data_stream = false;
             for Setting { name, value, at } in &p.settings {
                 match name.as_str() {
                     "hosts" => stage.set("hosts", text_list(value)),
@@ -709,6 +710,21 @@ fn output(pipeline: &Pipeline, file: usize, p: &Plugin, notes: &mut Notes) -> Op
                         }
                     }
                     "ssl" | "ssl_enabled" if value.as_bool().is_some() => {}
+                    "data_stream" => match value.as_text() {
+                        Some("true") => data_stream = true,
+                        Some("false") => {}
+                        other => warn(
+                            pipeline,
+                            file,
+                            *at,
+                            notes,
+                            format!("data_stream `{}` of {what} is not converted", other.unwrap_or("?")),
+                            "write data_stream = true (or false) in the written file",
+                        ),
+                    },
+                    "data_stream_type" | "data_stream_dataset" | "data_stream_namespace" => {
+                        stage.set(name, toml_value(value))
+                    }
                     "action" => match value.as_text() {
                         Some(a @ ("index" | "create")) => stage.set("action", a),
                         other => warn(pipeline, file, *at, notes, format!("action `{}` of {what} is not converted", other.unwrap_or("?")), "logpipe indexes with create (default) or index; updates and deletes have no counterpart"),
@@ -721,6 +737,10 @@ fn output(pipeline: &Pipeline, file: usize, p: &Plugin, notes: &mut Notes) -> Op
                     "id" | "enable_metric" => {}
                     other => warn(pipeline, file, *at, notes, format!("`{other}` of {what} is not converted"), "logpipe's elasticsearch output has no such setting (see README, Elasticsearch)"),
                 }
+            }
+            if data_stream {
+                stage.keys.retain(|(k, _)| k != "index");
+                stage.set("data_stream", true);
             }
             Some(stage)
         }

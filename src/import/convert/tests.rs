@@ -278,6 +278,21 @@ output { elasticsearch { hosts => ["http://es:9200"] index => "%{[@metadata][kaf
 }
 
 #[test]
+fn a_logstash_data_stream_output_becomes_a_data_stream_output() {
+    let filebeat = "filebeat.inputs:\n- type: log\n  paths: [/a]\n  tags: [a]\noutput.kafka:\n  hosts: [k:9092]\n  topic: t\n";
+    let logstash = "input { kafka { bootstrap_servers => \"k:9092\" topics => \"t\" codec => json } }\noutput { elasticsearch { hosts => [\"http://es:9200\"] data_stream => \"true\" data_stream_dataset => \"apache.access\" } }\n";
+    let imported = run(filebeat, Some(logstash));
+    assert_eq!(messages(&imported), Vec::<String>::new());
+    assert_checks(&imported);
+    let a = file(&imported, "a.toml");
+    assert!(
+        a.contains("data_stream_dataset = \"apache.access\"\ndata_stream = true\n"),
+        "{a}"
+    );
+    assert!(!a.contains("index = "), "{a}");
+}
+
+#[test]
 fn filestream_settings_are_read_by_their_dotted_names_in_both_spellings() {
     for filebeat in [
         "filebeat.inputs:\n- type: filestream\n  id: a\n  paths: [/a]\n  prospector.scanner.exclude_files: ['\\.gz$']\n  close.on_state_change.inactive: 2m\n  ignore_older: 48h\n  close.on_state_change.renamed: true\n",
