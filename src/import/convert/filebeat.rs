@@ -1022,7 +1022,6 @@ fn read_kafka(source: &Source, key: &Key, node: &Node, notes: &mut Notes) -> Shi
                 k.pos,
                 format!("output.kafka.{other} is not converted"),
                 match other {
-                    "topics" => "give each topic its own pipeline file (or a `topic` template such as %{[fields][log_topic]})",
                     "partition" => "logpipe uses librdkafka's sticky partitioner, or `key` in [kafka] for hashing",
                     _ => "set the matching librdkafka property in [kafka] `producer = { … }`",
                 },
