@@ -127,7 +127,7 @@ print(f"import circles: {len(circles)}")
 STAGES = ("input/", "filter/", "output/", "kafka/")
 CORE = ("event/", "ack.rs", "accounting.rs", "condition.rs", "template.rs", "shutdown.rs", "retry.rs",
         "telemetry.rs", "host.rs", "error.rs", "dead_letter.rs", "config/", "monitor/")
-ABOVE = ("pipeline/", "topology/", "app/", "cli.rs")
+ABOVE = ("pipeline/", "topology/", "app/", "import/", "cli.rs")
 RULES = [
     (("input/",), ("output/", "filter/")),
     (("output/",), ("input/", "filter/")),

@@ -114,6 +114,32 @@ pub enum Command {
         #[arg(long)]
         connect: bool,
     },
+    /// Convert a Filebeat config and the Logstash pipeline its events go
+    /// through into logpipe pipeline files, one per log source. Exit 0 when
+    /// everything converted, 1 when something was left out (each listed as
+    /// a warning with what to do instead), 2 when an input cannot be read.
+    Import {
+        /// filebeat.yml.
+        #[arg(long, value_name = "FILE")]
+        filebeat: PathBuf,
+        /// A Logstash pipeline config file, or a directory of them (read in
+        /// lexical order, as conf.d); may be given more than once.
+        #[arg(long, value_name = "PATH")]
+        logstash: Vec<PathBuf>,
+        /// Where to write the pipeline files.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+        /// Print the files instead of writing them.
+        #[arg(long)]
+        dry_run: bool,
+        /// Replace pipeline files that already exist in DIR.
+        #[arg(long)]
+        force: bool,
+        /// Resolve escapes in Logstash strings (Logstash's
+        /// config.support_escapes; off by default, as in Logstash).
+        #[arg(long)]
+        support_escapes: bool,
+    },
     /// Run a pipeline's filters on log lines and print the resulting events,
     /// one JSON object per line; without --input, check the pipeline's
     /// [[test]] cases (or read stdin when it has none).

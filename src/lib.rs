@@ -11,7 +11,10 @@
 //!   [`app::supervisor`]: pipelines of `run`, reload, drain;
 //!   [`app::status`]: `logpipe status`; [`app::test`](mod@app::test): `logpipe test`;
 //!   [`app::connect`]: `logpipe check --connect`; [`app::tap`]: `logpipe tap`; [`app::top`]: `logpipe top`;
-//!   [`app::service`]: systemd notify, watchdog).
+//!   [`app::service`]: systemd notify, watchdog), [`import`]: `logpipe import`
+//!   (Filebeat + Logstash configs to pipeline files: [`import::logstash`] the
+//!   config language, [`import::yaml`] filebeat.yml with positions,
+//!   [`import::convert`] routes, conditions, the check of what it writes).
 //! - Loader: [`pipeline`]: pipeline files and their `[[test]]` cases; the
 //!   one place that knows every stage registry.
 //! - Wiring: [`topology`]: pipelines to tasks and channels, by role.
@@ -43,6 +46,7 @@ pub mod error;
 pub mod event;
 pub mod filter;
 pub mod host;
+pub mod import;
 pub mod input;
 pub mod kafka;
 pub mod monitor;

@@ -22,6 +22,21 @@ fn main() -> ExitCode {
             paths,
             connect: true,
         } => block_on(async move { Ok(app::check_connect(&paths).await) }),
+        Command::Import {
+            filebeat,
+            logstash,
+            out,
+            dry_run,
+            force,
+            support_escapes,
+        } => logpipe::import::run(&logpipe::import::Request {
+            filebeat,
+            logstash,
+            out,
+            dry_run,
+            force,
+            support_escapes,
+        }),
         Command::Test { pipeline, input } => app::test(&pipeline, input.as_deref()),
         Command::Setup { check, paths } => {
             block_on(async move { Ok(app::setup(&paths, check).await) })
