@@ -273,6 +273,17 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
+    // What the writer replaced: the same message through serde_json's
+    // serializer (the codec's `KafkaMessage`), for the comparison.
+    group.bench_function("kafka_encode_serde", |b| {
+        let mut out = Vec::with_capacity(1 << 20);
+        b.iter(|| {
+            out.clear();
+            for e in &events {
+                serde_json::to_writer(&mut out, &logpipe::event::json::KafkaMessage(e)).unwrap();
+            }
+        })
+    });
     group.bench_function("kafka_decode", |b| {
         b.iter(|| {
             encoded
@@ -307,6 +318,15 @@ fn bench(c: &mut Criterion) {
             for e in &parsed {
                 body.push(Action::Create, "httpd_access-2026.11.25", e.id(), &e.fields)
                     .unwrap();
+            }
+        })
+    });
+    group.bench_function("bulk_encode_serde", |b| {
+        let mut out = Vec::with_capacity(1 << 20);
+        b.iter(|| {
+            out.clear();
+            for e in &parsed {
+                serde_json::to_writer(&mut out, &e.fields).unwrap();
             }
         })
     });

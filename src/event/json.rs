@@ -15,6 +15,8 @@
 //! codec existed, so older logpipe versions, Filebeat and Logstash keep
 //! reading each other's messages.
 
+pub mod write;
+
 use std::fmt;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
@@ -96,8 +98,46 @@ impl Serialize for BeatMetadata<'_> {
 }
 
 /// Appends the Kafka message body of `event` to `out`.
+/// Written straight from the event ([`write`]); the bytes are those
+/// `serde_json` writes for [`KafkaMessage`] (a test holds them equal).
 pub fn write_kafka_message(event: &Event, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
-    serde_json::to_writer(out, &KafkaMessage(event))
+    out.push(b'{');
+    let mut first = true;
+    if let Some(ts) = event.fields.get(TIMESTAMP) {
+        write::write_entry(&mut first, TIMESTAMP, ts, out);
+    }
+    if !first {
+        out.push(b',');
+    }
+    first = false;
+    write::write_str(METADATA, out);
+    out.extend_from_slice(b":{");
+    let mut meta_first = true;
+    for (k, v) in [
+        ("beat", "logpipe"),
+        ("type", "_doc"),
+        ("version", env!("CARGO_PKG_VERSION")),
+    ] {
+        if !event.metadata.contains_key(k) {
+            if !std::mem::take(&mut meta_first) {
+                out.push(b',');
+            }
+            write::write_str(k, out);
+            out.push(b':');
+            write::write_str(v, out);
+        }
+    }
+    for (k, v) in &event.metadata {
+        write::write_entry(&mut meta_first, k.as_str(), v, out);
+    }
+    out.push(b'}');
+    for (k, v) in &event.fields {
+        if k.as_str() != TIMESTAMP {
+            write::write_entry(&mut first, k.as_str(), v, out);
+        }
+    }
+    out.push(b'}');
+    Ok(())
 }
 
 /// The event of a JSON object (a Kafka message, a dead letter's `event`);

@@ -6,10 +6,9 @@
 //! where each item begins, so a retry of some items copies their bytes
 //! instead of serializing the events again.
 
-use std::io::Write;
+use serde::Deserialize;
 
-use serde::{Deserialize, Serialize};
-
+use crate::event::json::write;
 use crate::event::Map;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -28,13 +27,6 @@ impl Action {
             Action::Index => "index",
         }
     }
-}
-
-#[derive(Serialize)]
-struct Meta<'a> {
-    _index: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    _id: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -121,7 +113,8 @@ impl Body {
     }
 }
 
-/// Appends one item's two lines to `body`.
+/// Appends one item's two lines to `body`, written straight from the
+/// event (the event codec's writer: the bytes `serde_json` would write).
 pub fn encode_item(
     action: Action,
     index: &str,
@@ -129,16 +122,16 @@ pub fn encode_item(
     source: &Map,
     body: &mut Vec<u8>,
 ) -> Result<(), serde_json::Error> {
-    write!(body, "{{\"{}\":", action.as_str()).map_err(serde_json::Error::io)?;
-    serde_json::to_writer(
-        &mut *body,
-        &Meta {
-            _index: index,
-            _id: id,
-        },
-    )?;
-    body.extend_from_slice(b"}\n");
-    serde_json::to_writer(&mut *body, source)?;
+    body.extend_from_slice(b"{\"");
+    body.extend_from_slice(action.as_str().as_bytes());
+    body.extend_from_slice(b"\":{\"_index\":");
+    write::write_str(index, body);
+    if let Some(id) = id {
+        body.extend_from_slice(b",\"_id\":");
+        write::write_str(id, body);
+    }
+    body.extend_from_slice(b"}}\n");
+    write::write_map(source, body);
     body.push(b'\n');
     Ok(())
 }
