@@ -7,7 +7,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Output;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,12 +33,7 @@ fn event(i: usize, id_prefix: &str) -> Event {
 async fn index(es: Elasticsearch, events: Vec<Event>, dead_letters: DeadLetters) -> Snapshot {
     let counters = Arc::clone(&es.counters);
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let cx = RunCx {
-        pipeline: Arc::from("data-stream"),
-        shutdown: Shutdown::default(),
-        state_dir: std::env::temp_dir(),
-        books: logpipe::accounting::Books::detached("test"),
-    };
+    let cx = run_cx();
     let task = tokio::spawn(es.run(rx, cx, dead_letters));
     let mut batches = Vec::new();
     let mut it = events.into_iter().peekable();
@@ -50,35 +44,28 @@ async fn index(es: Elasticsearch, events: Vec<Event>, dead_letters: DeadLetters)
     counters.snapshot()
 }
 
+fn run_cx() -> RunCx {
+    RunCx {
+        pipeline: Arc::from("data-stream"),
+        shutdown: Shutdown::default(),
+        state_dir: std::env::temp_dir(),
+        books: logpipe::accounting::Books::detached("test"),
+    }
+}
+
 fn settings(url: &str, stream: &str) -> String {
     format!(
         "hosts = \"{url}\"\ndata_stream = \"{stream}\"\nbatch_events = 100\nbatch_wait = \"20ms\""
     )
 }
 
-fn setup(pipeline: &Path, check: bool) -> Output {
-    let mut cmd = logpipe();
-    cmd.arg("setup");
-    if check {
-        cmd.arg("--check");
-    }
-    cmd.arg(pipeline).output().unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn setup_pipeline(dir: &Path, url: &str, stream: &str) -> std::path::PathBuf {
+/// A pipeline file whose output writes to `stream`, with `extra` settings.
+fn setup_pipeline(dir: &Path, url: &str, stream: &str, extra: &str) -> std::path::PathBuf {
     let path = dir.join("ds.toml");
     std::fs::write(
         &path,
         format!(
-            "[[input]]\ntype = \"file\"\npaths = [\"/nonexistent\"]\n[[output]]\ntype = \"elasticsearch\"\n{}\nretention = \"7d\"\n",
+            "[[input]]\ntype = \"file\"\npaths = [\"/nonexistent\"]\n[[output]]\ntype = \"elasticsearch\"\n{}\n{extra}",
             settings(url, stream)
         ),
     )
@@ -171,23 +158,23 @@ async fn setup_installs_and_checks_the_data_stream_template() {
     let Some(svc) = services() else { return };
     let dir = temp_dir();
     let stream = format!("logs-{}-setup", unique("ds").replace('-', "."));
-    let path = setup_pipeline(dir.path(), &svc.es, &stream);
-    let out = setup(&path, true);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let path = setup_pipeline(dir.path(), &svc.es, &stream, "retention = \"7d\"\n");
+    let out = run_setup(&path, true);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     assert!(
-        text(&out).contains(&format!("template _index_template/logpipe-{stream}"))
-            && text(&out).contains("DRIFT: missing"),
+        output_text(&out).contains(&format!("template _index_template/logpipe-{stream}"))
+            && output_text(&out).contains("DRIFT: missing"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     // The test OpenSearch has no ISM plugin: setup names what it needs, and
     // installs nothing (the policy comes before the template).
-    let out = setup(&path, false);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = run_setup(&path, false);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     assert!(
-        text(&out).contains("opensearch-index-management"),
+        output_text(&out).contains("opensearch-index-management"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     // Without retention, the template alone: installed, then in place.
     std::fs::write(
@@ -197,11 +184,15 @@ async fn setup_installs_and_checks_the_data_stream_template() {
             .replace("retention = \"7d\"\n", ""),
     )
     .unwrap();
-    let out = setup(&path, false);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let out = setup(&path, true);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("in place"), "{}", text(&out));
+    let out = run_setup(&path, false);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let out = run_setup(&path, true);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains("in place"),
+        "{}",
+        output_text(&out)
+    );
     let es = Es::new(&svc.es);
     let (status, body) = es.get(&format!("_index_template/logpipe-{stream}")).await;
     assert_eq!(status, 200, "{body}");
@@ -220,31 +211,19 @@ async fn a_server_without_data_streams_is_refused_with_the_reason() {
     let Some(url) = elasticsearch() else { return };
     let dir = temp_dir();
     let stream = format!("logs-{}-oss", unique("ds").replace('-', "."));
-    let path = dir.path().join("ds.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[[input]]\ntype = \"file\"\npaths = [\"/nonexistent\"]\n[[output]]\ntype = \"elasticsearch\"\n{}\n",
-            settings(&url, &stream)
-        ),
-    )
-    .unwrap();
-    let out = setup(&path, false);
-    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    let path = setup_pipeline(dir.path(), &url, &stream, "");
+    let out = run_setup(&path, false);
+    assert_ne!(out.status.code(), Some(0), "{}", output_text(&out));
     assert!(
-        text(&out).contains("`data_stream` needs data streams") && text(&out).contains("OSS build"),
+        output_text(&out).contains("`data_stream` needs data streams")
+            && output_text(&out).contains("OSS build"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     // The output itself (which installs its template as it starts) ends
     // with that reason instead of sending.
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let cx = RunCx {
-        pipeline: Arc::from("data-stream"),
-        shutdown: Shutdown::default(),
-        state_dir: std::env::temp_dir(),
-        books: logpipe::accounting::Books::detached("test"),
-    };
+    let cx = run_cx();
     let dl = DeadLetters::new("t", dir.path().join("dl.ndjson"), 1 << 20, 5);
     let output = es_output(dir.path(), &settings(&url, &stream));
     let ended = tokio::time::timeout(Duration::from_secs(30), output.run(rx, cx, dl))

@@ -17,30 +17,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use common::*;
 use serde_json::json;
-
-/// `logpipe setup [--check]` of `pipeline`.
-fn setup(pipeline: &Path, check: bool) -> Output {
-    let mut cmd = logpipe();
-    cmd.arg("setup");
-    if check {
-        cmd.arg("--check");
-    }
-    cmd.arg(pipeline).output().unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// A pipeline for `logpipe setup` only: daily indices `prefix-YYYY.MM.dd`
 /// on `url` with `extra` settings, its file input never read.
@@ -74,8 +55,8 @@ async fn check_reports_template_drift(url: &str) {
     let target = format!("template _index_template/logpipe-{prefix} at {}/", url);
     let es = Es::new(url);
 
-    let out = setup(&path, true);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = run_setup(&path, true);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.lines().count(), 1, "one line per target: {stdout}");
     assert!(
@@ -86,14 +67,14 @@ async fn check_reports_template_drift(url: &str) {
     let name = format!("_index_template/logpipe-{prefix}");
     assert_eq!(es.get(&name).await.0, 404);
 
-    let out = setup(&path, false);
-    assert!(out.status.success(), "{}", text(&out));
-    let out = setup(&path, true);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run_setup(&path, false);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let out = run_setup(&path, true);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(&format!("{target}: in place")),
         "{}",
-        text(&out)
+        output_text(&out)
     );
 
     // Changed by hand: a lower priority, then `source.ip` as a keyword.
@@ -101,44 +82,44 @@ async fn check_reports_template_drift(url: &str) {
     let mut template = held["index_templates"][0]["index_template"].clone();
     template["priority"] = json!(100);
     assert_eq!(es.put(&name, template.clone()).await.0, 200);
-    let out = setup(&path, true);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = run_setup(&path, true);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(&format!(
             "{target}: DRIFT: `template.priority` is 100 on the server, logpipe's is 200"
         )),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     template["priority"] = json!(200);
     template["template"]["mappings"]["properties"]["source"]["properties"]["ip"] =
         json!({"type": "keyword"});
     assert_eq!(es.put(&name, template).await.0, 200);
-    let out = setup(&path, true);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = run_setup(&path, true);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(
             "DRIFT: `template.template.mappings.properties.source.properties.ip.type` is \"keyword\" on the server, logpipe's is \"ip\""
         ),
         "{}",
-        text(&out)
+        output_text(&out)
     );
 
     // `setup` puts it back; removed, it is missing again.
-    assert!(setup(&path, false).status.success());
-    assert_eq!(setup(&path, true).status.code(), Some(0));
+    assert!(run_setup(&path, false).status.success());
+    assert_eq!(run_setup(&path, true).status.code(), Some(0));
     let deleted = reqwest::Client::new()
         .delete(format!("{url}/{name}"))
         .send()
         .await
         .unwrap();
     assert!(deleted.status().is_success());
-    let out = setup(&path, true);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = run_setup(&path, true);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(&format!("{target}: DRIFT: missing")),
         "{}",
-        text(&out)
+        output_text(&out)
     );
 }
 
@@ -180,8 +161,8 @@ async fn retention_without_the_api(url: &str, api: &str, needs: &str) {
     let host = format!("{url}/");
     let policy = format!("{api}/logpipe-{prefix}");
 
-    let out = setup(&path, false);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = run_setup(&path, false);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(&format!(
@@ -194,8 +175,8 @@ async fn retention_without_the_api(url: &str, api: &str, needs: &str) {
     let (status, body) = es.get(&format!("_index_template/logpipe-{prefix}")).await;
     assert_eq!(status, 404, "no template without its policy: {body}");
 
-    let out = setup(&path, true);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = run_setup(&path, true);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 2, "one line per target: {stdout}");
@@ -239,8 +220,8 @@ async fn ilm_policy_is_installed_attached_checked_and_deletes_old_indices() {
     let policy = format!("lifecycle policy _ilm/policy/{name} at {host}");
     let template = format!("template _template/{name} at {host}");
     let check_says = |want: &[String], code: i32| {
-        let out = setup(&path, true);
-        assert_eq!(out.status.code(), Some(code), "{}", text(&out));
+        let out = run_setup(&path, true);
+        assert_eq!(out.status.code(), Some(code), "{}", output_text(&out));
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let lines: Vec<&str> = stdout.lines().collect();
         assert_eq!(lines.len(), want.len(), "one line per target: {stdout}");
@@ -257,8 +238,8 @@ async fn ilm_policy_is_installed_attached_checked_and_deletes_old_indices() {
         1,
     );
     let deletes = format!("deletes the indices `{prefix}-*` 30d after their creation");
-    let out = setup(&path, false);
-    assert!(out.status.success(), "{}", text(&out));
+    let out = run_setup(&path, false);
+    assert!(out.status.success(), "{}", output_text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("Elasticsearch 6.8.23 found"), "{stdout}");
     assert!(
@@ -269,12 +250,12 @@ async fn ilm_policy_is_installed_attached_checked_and_deletes_old_indices() {
         stdout.contains(&format!("installed template _template/{name}")),
         "{stdout}"
     );
-    let again = setup(&path, false);
+    let again = run_setup(&path, false);
     assert!(
         String::from_utf8_lossy(&again.stdout)
             .contains(&format!("{policy} already in place: {deletes}")),
         "{}",
-        text(&again)
+        output_text(&again)
     );
     let in_place = [
         format!("{policy}: in place"),
@@ -301,11 +282,11 @@ async fn ilm_policy_is_installed_attached_checked_and_deletes_old_indices() {
         ],
         1,
     );
-    let out = setup(&path, false);
+    let out = run_setup(&path, false);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(&format!("updated {policy}: {deletes}")),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     check_says(&in_place, 0);
 
@@ -323,7 +304,7 @@ async fn ilm_policy_is_installed_attached_checked_and_deletes_old_indices() {
         ],
         1,
     );
-    assert!(setup(&path, false).status.success());
+    assert!(run_setup(&path, false).status.success());
     check_says(&in_place, 0);
 
     // A new daily index gets the policy through the template.
@@ -358,14 +339,14 @@ async fn ilm_policy_is_installed_attached_checked_and_deletes_old_indices() {
         "retention = \"1s\"",
         dir.path().join("ilm-1s.toml"),
     );
-    let out = setup(&short, false);
-    assert!(out.status.success(), "{}", text(&out));
+    let out = run_setup(&short, false);
+    assert!(out.status.success(), "{}", output_text(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(&format!(
             "updated {policy}: deletes the indices `{prefix}-*` 1s after their creation"
         )),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     let started = std::time::Instant::now();
     eventually(Duration::from_secs(60), "the index deleted by ILM", || {

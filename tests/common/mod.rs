@@ -193,6 +193,25 @@ pub fn wait_metric(
     }
 }
 
+/// `logpipe setup [--check]` of `pipeline`, run to its end.
+pub fn run_setup(pipeline: &Path, check: bool) -> std::process::Output {
+    let mut cmd = logpipe();
+    cmd.arg("setup");
+    if check {
+        cmd.arg("--check");
+    }
+    cmd.arg(pipeline).output().unwrap()
+}
+
+/// What a command printed, stdout then stderr.
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// A monitoring address on a free port, for `--metrics-address`.
 pub fn metrics_address() -> String {
     format!("127.0.0.1:{}", free_port())

@@ -562,27 +562,7 @@ fn filter(pipeline: &Pipeline, file: usize, p: &Plugin, notes: &mut Notes) -> Op
 /// Whether a grok pattern uses a library pattern without naming its capture
 /// (`%{COMBINEDAPACHELOG}`): then the field names are the library's.
 fn uses_library_names(p: &Plugin) -> bool {
-    let Some(m) = p.get("match") else {
-        return false;
-    };
-    let texts: Vec<String> = match &m.value.kind {
-        ValueKind::Hash(entries) => entries
-            .iter()
-            .flat_map(|(_, v)| {
-                v.as_text_list()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(str::to_owned)
-            })
-            .collect(),
-        _ => m
-            .value
-            .as_text_list()
-            .unwrap_or_default()
-            .into_iter()
-            .map(str::to_owned)
-            .collect(),
-    };
+    let texts = grok_texts(p);
     texts.iter().any(|t| {
         t.split("%{").skip(1).any(|rest| {
             let name = rest.split('}').next().unwrap_or("");
