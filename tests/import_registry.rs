@@ -327,3 +327,53 @@ fn with_the_config_import_each_file_goes_to_the_pipeline_that_follows_it() {
     );
     assert!(!out_dir.exists() && !h.state.exists());
 }
+
+/// The snapshot and log of [`host`]'s registry as the array of states of
+/// Filebeat 6.x (the `registry` file) or 7.0–7.8 (`data.json`, version "0").
+fn as_array(h: &Host) -> String {
+    let home = h.data.join("registry/filebeat");
+    let snapshot = std::fs::read_to_string(home.join("1.json")).unwrap();
+    let mut states: Vec<serde_json::Value> = serde_json::from_str(&snapshot).unwrap();
+    let log = std::fs::read_to_string(home.join("log.json")).unwrap();
+    for op in log.lines().skip(1).step_by(2) {
+        let op: serde_json::Value = serde_json::from_str(op).unwrap();
+        states.retain(|s| s["_key"] != op["k"]);
+        let mut v = op["v"].clone();
+        v["_key"] = op["k"].clone();
+        states.push(v);
+    }
+    for s in &mut states {
+        s.as_object_mut().unwrap().remove("_key");
+        s["timestamp"] = "2020-05-04T08:00:01.000000001Z".into();
+    }
+    serde_json::to_string(&states).unwrap()
+}
+
+#[test]
+fn every_registry_format_seeds_the_same_checkpoints() {
+    let h = host();
+    let pipelines = ["--pipelines", h.pipeline.to_str().unwrap(), "--dry-run"];
+    let table = |out: &Output| {
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let memlog = table(&import(&h.data, &h.state, &pipelines));
+    let array = as_array(&h);
+
+    let v6 = h.logs.parent().unwrap().join("filebeat6");
+    std::fs::create_dir_all(&v6).unwrap();
+    std::fs::write(v6.join("registry"), &array).unwrap();
+    let out = import(&v6, &h.state, &pipelines);
+    assert!(text(&out.stderr).contains("Filebeat 6.x registry file (4 file state(s))"));
+    assert_eq!(table(&out), memlog);
+
+    let v7 = h.logs.parent().unwrap().join("filebeat7/registry/filebeat");
+    std::fs::create_dir_all(&v7).unwrap();
+    std::fs::write(v7.join("meta.json"), r#"{"version": "0"}"#).unwrap();
+    std::fs::write(v7.join("data.json"), &array).unwrap();
+    let out = import(&v7, &h.state, &pipelines);
+    assert!(text(&out.stderr)
+        .contains("Filebeat 7.0–7.8 registry (data.json, version 0) (4 file state(s))"));
+    assert_eq!(table(&out), memlog);
+    assert!(memlog.contains("continue at 6000 (rotated"), "{memlog}");
+}

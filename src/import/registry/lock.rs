@@ -34,7 +34,7 @@ pub fn refuse_if_running(lock: &Path) -> Result<(), Diagnostic> {
     if let Some(pid) = pid_of(lock) {
         if alive(pid) {
             return Err(Source::new(lock, "").error(format!(
-                "Filebeat is running (this lock names pid {pid}, which is alive): stop it first, then import its registry"
+                "Filebeat is running (this lock names pid {pid}, which is alive): stop it first, then import its registry (if pid {pid} is not Filebeat, the lock is stale: remove it)"
             )));
         }
     }
