@@ -89,6 +89,20 @@ pub fn judge(entry: &FbEntry, followed: &[PathBuf]) -> Verdict {
         }
     };
     let Some((path, meta)) = found else {
+        if let FbIdentity::Native { inode, device } = &entry.identity {
+            let at_source = std::fs::metadata(&entry.source).ok();
+            if let Some(m) = at_source.filter(|m| m.ino() == *inode && m.dev() != *device) {
+                return skip(
+                    &entry.source,
+                    Some(m.len()),
+                    format!(
+                        "its inode is at its path on device {} instead of Filebeat's {device} (renumbered after a reboot?): not taken as the same file; logpipe reads it from the start",
+                        m.dev()
+                    ),
+                    true,
+                );
+            }
+        }
         let why = match &entry.identity {
             FbIdentity::Fingerprint(_) => "no file with Filebeat's fingerprint is left",
             _ => "its inode is gone (the file was deleted, or is on another device now)",

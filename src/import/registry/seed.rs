@@ -157,8 +157,17 @@ pub fn plan(entries: &[FbEntry], targets: &[Target]) -> Plan {
             .filter(|&i| targets[i].follows(&m.path))
             .collect();
         if into.is_empty() {
-            row.action = "skip: no file input of the pipelines follows this path".into();
-            row.warn = true;
+            // Read to its end, nothing of it is lost (a rotated file the
+            // pipelines' globs leave out, say); otherwise its rest is.
+            row.warn = entry.offset < m.size;
+            row.action = if row.warn {
+                format!(
+                    "skip: no file input of the pipelines follows this path ({} bytes Filebeat had not shipped are not read)",
+                    m.size - entry.offset
+                )
+            } else {
+                "skip: no file input of the pipelines follows this path (Filebeat had read it to its end)".into()
+            };
             plan.rows.push(row);
             continue;
         }

@@ -258,6 +258,20 @@ fn the_matcher_follows_rotations_and_refuses_truncations_and_missing_files() {
         why.starts_with("truncated: Filebeat's offset 100 is past the end (50 bytes)"),
         "{why}"
     );
+    // The same inode on another device number: not taken.
+    let renumbered = FbEntry {
+        identity: native(std::fs::metadata(&log).unwrap().ino(), 12345),
+        source: log.clone(),
+        offset: 0,
+        ..entry.clone()
+    };
+    match judge(&renumbered, &[]) {
+        Verdict::Skip { why, warn, .. } => {
+            assert!(why.contains("instead of Filebeat's 12345"), "{why}");
+            assert!(warn);
+        }
+        other => panic!("{other:?}"),
+    }
     // Gone.
     std::fs::remove_file(&rotated).unwrap();
     match judge(&entry, &[]) {
@@ -316,6 +330,8 @@ fn the_plan_seeds_the_inputs_that_follow_the_files_under_their_identity() {
     std::fs::write(&access, lines(200)).unwrap();
     std::fs::write(&error, lines(5)).unwrap();
     std::fs::write(&other, lines(5)).unwrap();
+    let done = dir.path().join("done.log");
+    std::fs::write(&done, lines(5)).unwrap();
     let fresh = dir.path().join("access_log.new");
     std::fs::write(&fresh, lines(1)).unwrap();
     let glob = format!(
@@ -336,6 +352,7 @@ fn the_plan_seeds_the_inputs_that_follow_the_files_under_their_identity() {
         stale,
         entry_for(&error, 50),
         entry_for(&other, 20),
+        entry_for(&done, 50),
     ];
     let plan = seed::plan(&entries, &targets);
     let table = seed::table(&plan.rows);
@@ -352,9 +369,13 @@ fn the_plan_seeds_the_inputs_that_follow_the_files_under_their_identity() {
     );
     assert_eq!(
         row(&other).action,
-        "skip: no file input of the pipelines follows this path"
+        "skip: no file input of the pipelines follows this path (30 bytes Filebeat had not shipped are not read)"
     );
     assert!(row(&other).warn);
+    assert!(row(&done)
+        .action
+        .ends_with("(Filebeat had read it to its end)"));
+    assert!(!row(&done).warn, "nothing of it is lost");
     assert!(row(&fresh)
         .action
         .starts_with("read from the start: not in Filebeat's registry"));
