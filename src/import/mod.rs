@@ -149,9 +149,15 @@ fn run_checked(request: &Request) -> Result<u8, Diagnostic> {
         );
     }
     if warnings > 0 {
-        if let Some(imported) = &imported {
+        let config_warnings = imported.as_ref().map_or(0, |i| {
+            i.diagnostics
+                .iter()
+                .filter(|d| d.severity == Severity::Warning)
+                .count()
+        });
+        if let Some(imported) = imported.as_ref().filter(|_| config_warnings > 0) {
             eprintln!(
-                "{warnings} warning(s): {} pipeline file(s) {}, with what is listed above left out.",
+                "{config_warnings} warning(s): {} pipeline file(s) {}, with what is listed above left out.",
                 imported.files.len(),
                 if request.dry_run { "printed" } else { "written" }
             );
