@@ -115,13 +115,30 @@ pub enum Command {
         connect: bool,
     },
     /// Convert a Filebeat config and the Logstash pipeline its events go
-    /// through into logpipe pipeline files, one per log source. Exit 0 when
-    /// everything converted, 1 when something was left out (each listed as
-    /// a warning with what to do instead), 2 when an input cannot be read.
+    /// through into logpipe pipeline files, one per log source; with
+    /// --filebeat-registry, seed the file inputs' checkpoints from Filebeat's
+    /// registry (the cutover: no line shipped twice, none skipped). Exit 0
+    /// when everything converted, 1 when something was left out (each listed
+    /// as a warning with what to do instead), 2 when an input cannot be read
+    /// or Filebeat still runs.
+    #[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["filebeat", "filebeat_registry"])))]
     Import {
         /// filebeat.yml.
         #[arg(long, value_name = "FILE")]
-        filebeat: PathBuf,
+        filebeat: Option<PathBuf>,
+        /// Filebeat's registry (filebeat.registry.path, default
+        /// /var/lib/filebeat/registry; its data directory will do): seeds
+        /// logpipe's checkpoints at Filebeat's acknowledged offsets. Stop
+        /// Filebeat first.
+        #[arg(long, value_name = "DIR", requires = "state_dir")]
+        filebeat_registry: Option<PathBuf>,
+        /// logpipe's state directory, where the checkpoints are written.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// The pipelines whose file inputs are seeded, when --filebeat is not
+        /// given (files or directories; default /etc/logpipe/pipelines).
+        #[arg(long, value_name = "PATH", conflicts_with = "filebeat")]
+        pipelines: Vec<PathBuf>,
         /// A Logstash pipeline config file, or a directory of them (read in
         /// lexical order, as conf.d); may be given more than once.
         #[arg(long, value_name = "PATH")]
@@ -129,10 +146,12 @@ pub enum Command {
         /// Where to write the pipeline files.
         #[arg(long, value_name = "DIR", default_value = ".")]
         out: PathBuf,
-        /// Print the files instead of writing them.
+        /// Print the files (and the table of checkpoints) instead of writing
+        /// them.
         #[arg(long)]
         dry_run: bool,
-        /// Replace pipeline files that already exist in DIR.
+        /// Replace pipeline files that already exist in DIR, and existing
+        /// checkpoints.
         #[arg(long)]
         force: bool,
         /// Resolve escapes in Logstash strings (Logstash's

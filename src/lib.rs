@@ -14,7 +14,9 @@
 //!   [`app::service`]: systemd notify, watchdog), [`import`]: `logpipe import`
 //!   (Filebeat + Logstash configs to pipeline files: [`import::logstash`] the
 //!   config language, [`import::yaml`] filebeat.yml with positions,
-//!   [`import::convert`] routes, conditions, the check of what it writes).
+//!   [`import::convert`] routes, conditions, the check of what it writes;
+//!   [`import::registry`] the cutover: Filebeat's registry in every format,
+//!   matched to the files on disk, seeded into the file inputs' checkpoints).
 //! - Loader: [`pipeline`]: pipeline files and their `[[test]]` cases; the
 //!   one place that knows every stage registry.
 //! - Wiring: [`topology`]: pipelines to tasks and channels, by role.

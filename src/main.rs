@@ -29,6 +29,9 @@ fn main() -> ExitCode {
             dry_run,
             force,
             support_escapes,
+            filebeat_registry,
+            state_dir,
+            pipelines,
         } => logpipe::import::run(&logpipe::import::Request {
             filebeat,
             logstash,
@@ -36,6 +39,9 @@ fn main() -> ExitCode {
             dry_run,
             force,
             support_escapes,
+            registry: filebeat_registry,
+            state_dir,
+            pipelines,
         }),
         Command::Test { pipeline, input } => app::test(&pipeline, input.as_deref()),
         Command::Setup { check, paths } => {

@@ -105,7 +105,7 @@ impl Imported {
 
 /// `${VAR}`s are checked for their syntax only: a variable the importing
 /// host does not have is still one the indexer may.
-fn check_env(name: &str) -> Option<String> {
+pub(crate) fn check_env(name: &str) -> Option<String> {
     std::env::var(name)
         .ok()
         .or_else(|| Some("placeholder".to_owned()))

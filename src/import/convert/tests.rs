@@ -456,26 +456,29 @@ fn inputs_that_cannot_be_read_or_parsed_are_errors_with_positions() {
     std::fs::write(&fb, FILEBEAT).unwrap();
     let bad = dir.path().join("bad.conf");
     std::fs::write(&bad, "input {\n  kafka {\n    topics => \n  }\n}\n").unwrap();
-    let request = |filebeat: &Path, logstash: &Path| Request {
-        filebeat: filebeat.to_path_buf(),
+    let request = |logstash: &Path| Request {
+        filebeat: None,
         logstash: vec![logstash.to_path_buf()],
         out: dir.path().join("out"),
         dry_run: true,
         force: false,
         support_escapes: false,
+        registry: None,
+        state_dir: None,
+        pipelines: Vec::new(),
     };
-    let e = import(&request(&fb, &bad)).unwrap_err().to_string();
+    let e = import(&fb, &request(&bad)).unwrap_err().to_string();
     assert_eq!(
         e,
         format!("{}:4:3: error: expected a value (string, number, bare word, array or hash), found `}}`", bad.display())
     );
     let bad_yaml = dir.path().join("fb.yml");
     std::fs::write(&bad_yaml, "filebeat.inputs:\n  - type: log\n   paths: [x\n").unwrap();
-    let e = import(&request(&bad_yaml, &bad)).unwrap_err().to_string();
+    let e = import(&bad_yaml, &request(&bad)).unwrap_err().to_string();
     assert!(e.starts_with(&format!("{}:3:", bad_yaml.display())), "{e}");
     assert!(e.contains(": error: not valid YAML"), "{e}");
     let missing = dir.path().join("missing.yml");
-    let e = import(&request(&missing, &bad)).unwrap_err().to_string();
+    let e = import(&missing, &request(&bad)).unwrap_err().to_string();
     assert!(
         e.starts_with(&format!("{}: error: cannot read", missing.display())),
         "{e}"

@@ -77,6 +77,19 @@ impl Inode {
     }
 }
 
+/// The identity of a file first seen with fingerprint `fp` on `inode`: the
+/// hex fingerprint, with the inode number while it covers fewer than 1024
+/// bytes (two short files with the same content are two files). It stays
+/// the file's registry key and origin-id seed when the file grows; `logpipe
+/// import --filebeat-registry` writes entries under it too.
+pub fn identity_of(fp: Fingerprint, inode: Inode) -> String {
+    if fp.is_complete() {
+        fp.to_hex()
+    } else {
+        format!("{}-i{}", fp.to_hex(), inode.ino)
+    }
+}
+
 /// The origin id of the line at `offset` of the file identified by
 /// `identity` on `host`: the same however often the line is read, so it can
 /// serve as the document id downstream.

@@ -50,9 +50,15 @@ use tail::Tail;
 impl FileInput {
     /// Where this input keeps its checkpoints.
     pub fn registry_path(&self, cx: &RunCx) -> PathBuf {
-        cx.state_dir
+        self.registry_file(&cx.state_dir, &cx.pipeline)
+    }
+
+    /// Where this input of `pipeline` keeps its checkpoints under
+    /// `state_dir` (also where `logpipe import` seeds them).
+    pub fn registry_file(&self, state_dir: &std::path::Path, pipeline: &str) -> PathBuf {
+        state_dir
             .join("checkpoints")
-            .join(&*cx.pipeline)
+            .join(pipeline)
             .join(format!("{}.json", self.id))
     }
 

@@ -561,7 +561,10 @@ impl Discovery {
                 // Derived from what is on disk, not from the clock: after a
                 // crash before the next checkpoint write, the same content
                 // gets the same identity, hence the same origin ids.
-                (format!("{}-t{}", identity_of(fp, inode), entry.offset), 0)
+                (
+                    format!("{}-t{}", fingerprint::identity_of(fp, inode), entry.offset),
+                    0,
+                )
             }
             None => {
                 let offset = match self.maybe_copies.remove(&inode) {
@@ -573,7 +576,7 @@ impl Discovery {
                     },
                 };
                 tracing::info!(path = %path.display(), offset, size, "Following new file.");
-                (identity_of(fp, inode), offset)
+                (fingerprint::identity_of(fp, inode), offset)
             }
         };
         let new_identity = !files.known.contains_key(&identity);
@@ -663,18 +666,6 @@ impl Discovery {
             tracing::info!(path = %path.display(), original = %original.display(), "Reading a file that starts like a followed short one: close_inactive passed and the followed file was not truncated.");
         }
         ready
-    }
-}
-
-/// The identity of a file first seen with fingerprint `fp` on `inode`: the
-/// hex fingerprint, with the inode number while it covers fewer than 1024
-/// bytes (two short files with the same content are two files). It stays
-/// the file's registry key and origin-id seed when the file grows.
-fn identity_of(fp: Fingerprint, inode: Inode) -> String {
-    if fp.is_complete() {
-        fp.to_hex()
-    } else {
-        format!("{}-i{}", fp.to_hex(), inode.ino)
     }
 }
 
