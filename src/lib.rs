@@ -11,7 +11,8 @@
 //!   [`app::supervisor`]: pipelines of `run`, reload, drain;
 //!   [`app::status`]: `logpipe status`; [`app::test`](mod@app::test): `logpipe test`;
 //!   [`app::connect`]: `logpipe check --connect`; [`app::tap`]: `logpipe tap`; [`app::top`]: `logpipe top`;
-//!   [`app::service`]: systemd notify, watchdog).
+//!   [`app::service`]: systemd notify, watchdog; `app::docs` (feature
+//!   `gen-docs`): the man pages and completions of the packages).
 //! - Loader: [`pipeline`]: pipeline files and their `[[test]]` cases; the
 //!   one place that knows every stage registry.
 //! - Wiring: [`topology`]: pipelines to tasks and channels, by role.
