@@ -59,10 +59,6 @@ mod tests {
         assert!(!dir.path().join("man/logpipe-generate-docs.1").exists());
         let bash = std::fs::read_to_string(dir.path().join("completions/logpipe.bash")).unwrap();
         assert!(bash.contains("--role"), "the run flags are completed");
-        assert!(
-            !bash.contains("generate-docs"),
-            "hidden commands are not offered"
-        );
         assert!(dir.path().join("completions/_logpipe").is_file());
         assert!(dir.path().join("completions/logpipe.fish").is_file());
     }
