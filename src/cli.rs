@@ -169,6 +169,15 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         input: Option<PathBuf>,
     },
+    /// Write the man pages and shell completions into a directory (for the
+    /// packages).
+    #[cfg(feature = "gen-docs")]
+    #[command(hide = true)]
+    GenerateDocs {
+        /// Where to write man/ and completions/.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 /// Where a daemon keeps its state and answers: shared by `run` (which uses

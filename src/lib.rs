@@ -11,7 +11,9 @@
 //!   [`app::supervisor`]: pipelines of `run`, reload, drain;
 //!   [`app::status`]: `logpipe status`; [`app::test`](mod@app::test): `logpipe test`;
 //!   [`app::connect`]: `logpipe check --connect`; [`app::tap`]: `logpipe tap`; [`app::top`]: `logpipe top`;
-//!   [`app::service`]: systemd notify, watchdog), [`import`]: `logpipe import`
+//!   [`app::service`]: systemd notify, watchdog; `app::docs` (feature
+//!   `gen-docs`): the man pages and completions of the packages),
+//!   [`import`]: `logpipe import`
 //!   (Filebeat + Logstash configs to pipeline files: [`import::logstash`] the
 //!   config language, [`import::yaml`] filebeat.yml with positions,
 //!   [`import::convert`] routes, conditions, the check of what it writes;

@@ -80,6 +80,11 @@ fn main() -> ExitCode {
         Command::Topics {
             action: TopicsAction::Ensure { paths },
         } => block_on(async move { Ok(app::topics_ensure(&paths).await) }),
+        #[cfg(feature = "gen-docs")]
+        Command::GenerateDocs { out } => app::docs::generate(&out).unwrap_or_else(|e| {
+            eprintln!("logpipe: {e:#}");
+            ExitCode::from(EXIT_FAILURE)
+        }),
     }
 }
 

@@ -16,6 +16,8 @@ use crate::pipeline::{self, Loaded};
 use crate::topology::Role;
 
 pub mod connect;
+#[cfg(feature = "gen-docs")]
+pub mod docs;
 pub mod service;
 pub mod status;
 pub mod supervisor;
