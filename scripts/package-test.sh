@@ -29,7 +29,8 @@ has() { grep -qxF -- "$1" <<<"$2"; }
 # rpm (rpm -qp, rpm2cpio) and cpio, where missing.
 if ! { command -v rpm && command -v cpio; } >/dev/null && command -v apt-get >/dev/null; then
   sudo=""; [[ $EUID -eq 0 ]] || sudo=sudo
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq rpm cpio >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq rpm cpio >/dev/null \
+    || { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq rpm cpio >/dev/null; }
 fi
 
 # ---- the binary, alone in its unpacked tree --------------------------------------------

@@ -21,6 +21,15 @@ die() { echo "package.sh: ERROR: $*" >&2; exit 1; }
 
 # ---- tools ---------------------------------------------------------------------------
 rustup target list --installed 2>/dev/null | grep -qx "$TARGET" || rustup target add "$TARGET"
+# musl-gcc (Debian's musl-tools), installed where missing, as package-test.sh
+# installs rpm: a fresh machine has neither.
+if ! command -v x86_64-linux-musl-gcc >/dev/null && ! command -v musl-gcc >/dev/null \
+  && command -v apt-get >/dev/null; then
+  sudo=""; [[ $EUID -eq 0 ]] || sudo=sudo
+  log "installing musl-tools"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq musl-tools >/dev/null \
+    || { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq musl-tools >/dev/null; }
+fi
 command -v x86_64-linux-musl-gcc >/dev/null || command -v musl-gcc >/dev/null \
   || die "musl-gcc is missing (Debian: apt-get install musl-tools)"
 tool() { # tool CRATE VERSION BINARY: installs CRATE@VERSION into $TOOLS unless there
