@@ -27,6 +27,13 @@ step() {
 # Alive = exists and is not a zombie (this box's PID 1 never reaps orphans).
 alive() { ps -o stat= -p "$1" 2>/dev/null | grep -qv Z; }
 
+# A full build takes ~3 GB of target/ and the services ~2 GB of .test-cache/;
+# say so up front rather than fail in the linker (seen on a CI machine).
+avail_kb=$(df -Pk "$ROOT" | awk 'NR==2 {print $4}')
+if [[ -n $avail_kb && $avail_kb -lt $((5 * 1024 * 1024)) ]]; then
+  log "WARNING: only $((avail_kb / 1024)) MiB free on $(df -P "$ROOT" | awk 'NR==2 {print $6}'); the build and services need ~5 GiB"
+fi
+
 # ---- 1. lint (cheap to fail fast; skipped when a custom command is given) ---------
 if [[ -z ${LOGPIPE_TEST_CMD:-} ]]; then
   step "cargo fmt --check" cargo fmt --check
