@@ -84,6 +84,7 @@ fn line_events(input: &logpipe::input::file::FileInput, lines: &[String]) -> Vec
     let origin = LineOrigin::new(
         input,
         "0123456789abcdef",
+        None,
         "/var/log/httpd/access_log",
         read_time,
     );

@@ -27,22 +27,6 @@ fn pipeline(
         .write_to(dir.join(format!("{name}.toml")))
 }
 
-/// Sum of `duplicates=N` in the output's debug lines.
-fn duplicates_logged(log: &std::path::Path) -> u64 {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains("Documents already indexed"))
-        .filter_map(|l| {
-            let rest = l.split("duplicates=").nth(1)?;
-            rest.split(|c: char| !c.is_ascii_digit())
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn consuming_a_kafka_range_again_creates_no_duplicate() {
     let Some(svc) = services() else { return };

@@ -113,8 +113,13 @@ fn first_file_input(pipeline: &crate::pipeline::Pipeline) -> Option<&FileInput> 
 /// pipeline has a file input, else the bare line with the host's fields.
 fn event(input: Option<&FileInput>, path: &str, line: Line) -> Event {
     if let Some(input) = input {
-        let source =
-            crate::input::file::line_event::LineOrigin::new(input, path, path, chrono::Utc::now());
+        let source = crate::input::file::line_event::LineOrigin::new(
+            input,
+            path,
+            None,
+            path,
+            chrono::Utc::now(),
+        );
         return source.event(line);
     }
     let host = crate::host::name();

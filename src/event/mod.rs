@@ -10,10 +10,12 @@
 //!
 //! - `value.rs`: [`Value`], [`Map`], [`Str`], the value type of events;
 //! - `field.rs`: [`FieldRef`], the address of a value;
-//! - `json.rs`: the one JSON codec (document, Kafka message, decoding).
+//! - `json.rs`: the one JSON codec (document, Kafka message, decoding);
+//! - `line_id.rs`: the document id of a line Filebeat may have shipped too.
 
 mod field;
 pub mod json;
+pub mod line_id;
 mod value;
 
 use chrono::{DateTime, Utc};

@@ -218,7 +218,7 @@ fn plan_seeding(
             "no pipeline has a file input with checkpoints to seed: pass the pipelines with --pipelines, or import the configs with --filebeat",
         ));
     }
-    let mut plan = registry::seed::plan(&read.entries, &targets);
+    let mut plan = registry::seed::plan(&read.entries, &targets, crate::host::name());
     plan.read_warnings = read.notes.len();
     print!("{}", registry::seed::table(&plan.rows));
     Ok(plan)

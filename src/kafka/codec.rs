@@ -5,7 +5,7 @@
 
 use super::Codec;
 use crate::event::json::{read_event, write_kafka_message};
-use crate::event::{Event, Map, Value, ID};
+use crate::event::{line_id, Event, Map, Value, ID};
 
 /// Appends the JSON body of `event` to `out`.
 pub fn encode_into(event: &Event, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
@@ -50,10 +50,15 @@ pub fn decode(payload: Option<&[u8]>, origin: &Origin<'_>, codec: Codec, decorat
         Codec::Plain => Event::from_message(String::from_utf8_lossy(bytes)),
     };
     if !matches!(event.metadata.get(ID), Some(Value::String(id)) if !id.is_empty()) {
-        event.metadata.insert(
-            ID.into(),
-            format!("{}-{}-{}", origin.topic, origin.partition, origin.offset),
-        );
+        // A message with no id of its own (Filebeat's): one that names its
+        // line gets the line's id, so Filebeat's re-sends and the lines
+        // logpipe read again after a cutover are one document; any other,
+        // its place in the topic, so a replay of the topic is one.
+        let id = match line_id::of_filebeat_event(&event) {
+            Some(id) => Value::String(id),
+            None => format!("{}-{}-{}", origin.topic, origin.partition, origin.offset).into(),
+        };
+        event.metadata.insert(ID.into(), id);
     }
     if decorate {
         let mut kafka = Map::with_capacity(5);
@@ -127,6 +132,23 @@ mod tests {
         assert_eq!(event.id(), Some("httpd-2-41"));
         assert!(event.has_tag("httpd_access"));
         assert_eq!(event.metadata["beat"], "filebeat");
+    }
+
+    #[test]
+    fn filebeat_messages_that_name_their_line_get_the_lines_id() {
+        let body = br#"{"@timestamp":"2026-01-01T00:00:00.000Z","@metadata":{"beat":"filebeat","type":"_doc"},"host":{"name":"web1"},"log":{"file":{"path":"/var/log/httpd/access_log"},"offset":120},"message":"x"}"#;
+        let event = decode(Some(body), &origin(), Codec::Json, false);
+        let expected = line_id::filebeat_line_id("web1", "/var/log/httpd/access_log", 120, "x");
+        assert_eq!(event.id(), Some(expected.as_str()));
+        // The same line in another record (a re-send): the same id.
+        let resent = Origin {
+            offset: 977,
+            ..origin()
+        };
+        assert_eq!(
+            decode(Some(body), &resent, Codec::Json, false).id(),
+            event.id()
+        );
     }
 
     #[test]

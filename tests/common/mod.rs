@@ -1105,3 +1105,21 @@ pub fn closed_books_of(path: &Path, half: &str) -> ClosedBooks {
     );
     books[0].clone()
 }
+
+/// Sum of `duplicates=N` in the Elasticsearch output's debug lines (run
+/// with `RUST_LOG=info,logpipe::output::elasticsearch=debug`): how many
+/// events were answered 409, already indexed.
+pub fn duplicates_logged(log: &std::path::Path) -> u64 {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("Documents already indexed"))
+        .filter_map(|l| {
+            let rest = l.split("duplicates=").nth(1)?;
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}

@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
@@ -370,4 +371,50 @@ impl Writer {
         }
         file.write_all(chunk.as_bytes()).unwrap();
     }
+}
+
+// ---- Filebeat registries, as `logpipe import --filebeat-registry` reads them ----
+
+/// The memlog key and value of a `log` input state for `path` (its real
+/// inode and device), recorded under `source` at `offset`.
+pub fn key_and_value(path: &Path, source: &Path, offset: u64) -> (String, String) {
+    let meta = std::fs::metadata(path).unwrap();
+    let (ino, dev) = (meta.ino(), meta.dev());
+    (
+        format!("filebeat::logs::native::{ino}-{dev}"),
+        format!(
+            r#"{{"id":"native::{ino}-{dev}","prev_id":"","timestamp":[281470681743360,1733212800],"ttl":-1,"identifier_name":"native","source":"{}","offset":{offset},"type":"log","FileStateOS":{{"inode":{ino},"device":{dev}}}}}"#,
+            source.display()
+        ),
+    )
+}
+
+/// A Filebeat data directory with a memlog registry: `snapshot` in
+/// `1.json`, `ops` as set operations 2, 3, … in `log.json`.
+pub fn memlog(data: &Path, snapshot: &[(String, String)], ops: &[(String, String)]) {
+    let home = data.join("registry/filebeat");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join("meta.json"), "{\"version\":\"1\"}\n").unwrap();
+    let items: Vec<String> = snapshot
+        .iter()
+        .map(|(k, v)| format!("{{\"_key\":\"{k}\",{}", &v[1..]))
+        .collect();
+    std::fs::write(home.join("1.json"), format!("[\n{}\n]", items.join(",\n"))).unwrap();
+    std::fs::write(
+        home.join("active.dat"),
+        home.join("1.json").display().to_string(),
+    )
+    .unwrap();
+    let log: String = ops
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| {
+            format!(
+                "{{\"op\":\"set\",\"id\":{}}}\n{{\"k\":\"{k}\",\"v\":{v}}}\n",
+                i + 2
+            )
+        })
+        .collect();
+    std::fs::write(home.join("log.json"), log).unwrap();
+    std::fs::write(data.join("filebeat.lock"), "").unwrap();
 }

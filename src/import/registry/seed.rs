@@ -13,7 +13,7 @@ use super::FbEntry;
 use crate::config::{Diagnostic, Source};
 use crate::input::file::exclude::Exclude;
 use crate::input::file::fingerprint;
-use crate::input::file::registry::{Entry, Registry};
+use crate::input::file::registry::{Entry, FilebeatIds, Registry};
 use crate::input::InputSpec;
 use crate::pipeline::Pipeline;
 
@@ -111,8 +111,11 @@ impl Plan {
     }
 }
 
-/// Matches the entries and decides, per file, what logpipe will do.
-pub fn plan(entries: &[FbEntry], targets: &[Target]) -> Plan {
+/// Matches the entries and decides, per file, what logpipe will do. `host`
+/// is the `host.name` Filebeat's messages carry (this host's name): with
+/// it, the lines of a seeded file get the ids the index half gives
+/// Filebeat's copies of them.
+pub fn plan(entries: &[FbEntry], targets: &[Target], host: &str) -> Plan {
     let followed: Vec<Vec<PathBuf>> = targets.iter().map(Target::files).collect();
     let all: Vec<PathBuf> = followed.iter().flatten().cloned().collect();
     let mut plan = Plan::default();
@@ -208,6 +211,10 @@ pub fn plan(entries: &[FbEntry], targets: &[Target]) -> Plan {
                 offset: entry.offset,
                 size: m.size,
                 updated: now.clone(),
+                filebeat_ids: Some(FilebeatIds {
+                    host: host.to_owned(),
+                    path: entry.source.to_string_lossy().into_owned(),
+                }),
             });
         }
     }

@@ -354,7 +354,7 @@ fn the_plan_seeds_the_inputs_that_follow_the_files_under_their_identity() {
         entry_for(&other, 20),
         entry_for(&done, 50),
     ];
-    let plan = seed::plan(&entries, &targets);
+    let plan = seed::plan(&entries, &targets, "web1");
     let table = seed::table(&plan.rows);
     let row = |p: &Path| {
         plan.rows
@@ -396,6 +396,12 @@ fn the_plan_seeds_the_inputs_that_follow_the_files_under_their_identity() {
     assert_eq!(a.identity, identity_of(fp, Inode::of(&meta)));
     assert_eq!((a.fp_len, a.fp_hash.clone()), (1024, fp.to_hex()));
     assert_eq!((a.offset, a.size, a.ino), (1000, 2000, meta.ino()));
+    // Its lines get the ids Filebeat's messages of them get.
+    let ids = a.filebeat_ids.as_ref().unwrap();
+    assert_eq!(
+        (ids.host.as_str(), ids.path.as_str()),
+        ("web1", &*access.to_string_lossy())
+    );
     let e = seeded.iter().find(|e| e.path == error).unwrap();
     assert_eq!(e.fp_len, 50, "a short file keeps its short fingerprint");
     assert!(e.identity.ends_with(&format!("-i{}", e.ino)));

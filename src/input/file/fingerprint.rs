@@ -100,16 +100,7 @@ pub fn origin_id(host: &str, identity: &str, offset: u64) -> crate::event::Str {
     hasher.update(identity.as_bytes());
     hasher.update(&[0]);
     hasher.update(&offset.to_le_bytes());
-    // `{:032x}` without the String in between: one allocation per line
-    // fewer on the hottest path.
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut digest = hasher.digest128();
-    let mut text = [0u8; 32];
-    for slot in text.iter_mut().rev() {
-        *slot = HEX[(digest & 0xf) as usize];
-        digest >>= 4;
-    }
-    crate::event::Str::new(std::str::from_utf8(&text).unwrap_or_default())
+    crate::event::line_id::hex_id(hasher.digest128())
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The event made of one line (or one multiline record): Filebeat's field
 //! names, so a Logstash tier reading the same topic sees familiar ones, and
-//! the origin id in `[@metadata][_id]`.
+//! the origin id in `[@metadata][_id]` (for a file taken over from Filebeat,
+//! the id Filebeat's message of the line gets at the index half).
 //!
 //! What is the same for every line of a batch (host, agent, input, the
 //! input's tags and fields, the file's path, the read time) is built once
@@ -11,13 +12,17 @@ use chrono::{DateTime, Utc};
 
 use super::fingerprint;
 use super::reader::Line;
+use super::registry::FilebeatIds;
 use super::FileInput;
-use crate::event::{Event, Map, Str, Value, ID};
+use crate::event::{line_id, Event, Map, Str, Value, ID};
 
 /// What is the same for every line of one batch, built once.
 pub struct LineOrigin<'a> {
     /// The file's stable identity (origin ids derive from it).
     identity: &'a str,
+    /// For a file taken over from Filebeat: the host and path its line ids
+    /// derive from instead.
+    filebeat_ids: Option<&'a FilebeatIds>,
     host: &'static str,
     read_time: DateTime<Utc>,
     path: Str,
@@ -38,10 +43,17 @@ fn object<const N: usize>(pairs: [(&'static str, Value); N]) -> Value {
 }
 
 impl<'a> LineOrigin<'a> {
-    pub fn new(input: &FileInput, identity: &'a str, path: &str, read_time: DateTime<Utc>) -> Self {
+    pub fn new(
+        input: &FileInput,
+        identity: &'a str,
+        filebeat_ids: Option<&'a FilebeatIds>,
+        path: &str,
+        read_time: DateTime<Utc>,
+    ) -> Self {
         let host = crate::host::name();
         LineOrigin {
             identity,
+            filebeat_ids,
             host,
             read_time: crate::event::millis(read_time),
             path: Str::new(path),
@@ -58,6 +70,10 @@ impl<'a> LineOrigin<'a> {
     }
 
     pub fn event(&self, line: Line) -> Event {
+        let id = match self.filebeat_ids {
+            None => fingerprint::origin_id(self.host, self.identity, line.offset),
+            Some(ids) => line_id::filebeat_line_id(&ids.host, &ids.path, line.offset, &line.text),
+        };
         let mut fields = Map::with_capacity(9);
         fields.push_new(Str::new_static("@timestamp"), Value::Time(self.read_time));
         fields.push_new(Str::new_static("message"), Value::from(line.text));
@@ -97,10 +113,7 @@ impl<'a> LineOrigin<'a> {
         fields.push_new(Str::new_static("event"), self.event_object.clone());
         fields.push_new(Str::new_static("agent"), self.agent_object.clone());
         let mut metadata = Map::with_capacity(1);
-        metadata.push_new(
-            Str::new_static(ID),
-            fingerprint::origin_id(self.host, self.identity, line.offset),
-        );
+        metadata.push_new(Str::new_static(ID), id);
         Event { fields, metadata }
     }
 }

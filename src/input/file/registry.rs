@@ -46,6 +46,21 @@ pub struct Entry {
     pub size: u64,
     /// When the entry last changed (RFC 3339).
     pub updated: String,
+    /// Set for a file taken over from Filebeat (`logpipe import
+    /// --filebeat-registry`): its lines get the ids the index half gives
+    /// Filebeat's messages of them, so a line both shipped is one document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filebeat_ids: Option<FilebeatIds>,
+}
+
+/// What Filebeat's messages of a file's lines said of them, for their ids
+/// ([`crate::event::line_id::filebeat_line_id`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilebeatIds {
+    /// `host.name`.
+    pub host: String,
+    /// `log.file.path`: the path in Filebeat's registry.
+    pub path: String,
 }
 
 impl Entry {
@@ -226,6 +241,7 @@ mod tests {
             offset,
             size: offset,
             updated: "2026-11-25T00:00:00Z".into(),
+            filebeat_ids: None,
         }
     }
 

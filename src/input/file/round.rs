@@ -290,7 +290,12 @@ impl Tail {
         };
         let file = &self.files.open[index];
         let path = file.path.to_string_lossy();
-        let source = LineOrigin::new(&self.input, &file.identity, &path, Utc::now());
+        let ids = self
+            .files
+            .known
+            .get(&file.identity)
+            .and_then(|e| e.filebeat_ids.as_ref());
+        let source = LineOrigin::new(&self.input, &file.identity, ids, &path, Utc::now());
         let events: Vec<Event> = lines.into_iter().map(|l| source.event(l)).collect();
         let lane = file.lane;
         if let Some(entry) = self.files.known.get_mut(&file.identity) {

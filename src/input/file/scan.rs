@@ -593,6 +593,7 @@ impl Discovery {
                 offset,
                 size,
                 updated: now,
+                filebeat_ids: None,
             });
         (entry.path, entry.dev, entry.ino) = (path.clone(), inode.dev, inode.ino);
         entry.offset = offset;
