@@ -2,8 +2,10 @@
 //! (the writer appended between logrotate's copy and its truncate): the copy
 //! holds nothing unread, so logpipe takes it over at its end, keeps its
 //! checkpoint at the copy's size, and reads the truncated file anew —
-//! nothing repeated, then or after a restart. In-process, so that each step
-//! waits for the input to have delivered the lines before it.
+//! nothing repeated, then or after a restart. Also: a copy seen while
+//! logrotate is still writing it (the scan its creation triggers) is not
+//! taken for a new file. In-process, so that each step waits for the input
+//! to have delivered the lines before it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -127,4 +129,59 @@ async fn a_copy_shorter_than_what_was_read_is_taken_over_at_its_end_without_repe
     }
     running.await.unwrap().unwrap();
     assert!(again.is_empty(), "read again: {again:?}");
+}
+
+/// Nothing arrives within `quiet`.
+async fn nothing_more(rx: &mut mpsc::Receiver<Batch>, quiet: Duration) {
+    if let Ok(Some(batch)) = tokio::time::timeout(quiet, rx.recv()).await {
+        let messages: Vec<String> = batch
+            .events
+            .iter()
+            .map(|e| e.fields["message"].to_string())
+            .collect();
+        panic!("read again: {messages:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_seen_while_it_is_being_written_is_not_read_as_a_new_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access_log");
+    let copy = dir.path().join("access_log.1");
+    let pattern = dir.path().join("access_log*");
+    let line = |i: usize| format!("first generation line {i:04} {}", "p".repeat(60));
+    append(&log, (0..50).map(line));
+
+    let cx1 = cx(dir.path().join("state"));
+    let stop = cx1.shutdown.stop.clone();
+    let (tx, mut rx) = mpsc::channel(4);
+    let running = tokio::spawn(input(&pattern, false).run(tx, cx1));
+    let mut seen = Vec::new();
+    receive(&mut rx, &mut seen, 50).await;
+
+    // The copy holds the first 500 bytes while several scans (every 50 ms)
+    // look at it: too short to match the followed file's fingerprint of
+    // 1024 bytes, yet all of it the followed file's start.
+    let content = std::fs::read(&log).unwrap();
+    std::fs::write(&copy, &content[..500]).unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    std::fs::write(&copy, &content).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let second = |i: usize| format!("second generation line {i:02} {}", "s".repeat(60));
+    append(&log, (0..20).map(second));
+    receive(&mut rx, &mut seen, 20).await;
+    nothing_more(&mut rx, Duration::from_secs(1)).await;
+
+    stop.cancel();
+    drop(rx);
+    running.await.unwrap().unwrap();
+    let mut expected: Vec<String> = (0..50).map(line).collect();
+    expected.extend((0..20).map(second));
+    assert_eq!(seen, expected);
 }

@@ -473,14 +473,26 @@ impl Discovery {
     ) -> Opened {
         let path = candidate.path.clone();
         let opening = candidate.open.clone();
+        let followed: Vec<(Vec<PathBuf>, Inode, u32)> = files
+            .open
+            .iter()
+            .map(|f| {
+                (
+                    vec![f.opened.clone(), f.path.clone()],
+                    f.inode,
+                    f.fingerprint.len,
+                )
+            })
+            .collect();
         let opened = tokio::task::spawn_blocking(move || {
             let file = open_regular(&opening)?;
             let meta = file.metadata()?;
             let prefix = fingerprint::read_prefix(&file)?;
-            Ok::<_, std::io::Error>((file, meta, prefix))
+            let copying = being_copied_from(&prefix, Inode::of(&meta), &followed);
+            Ok::<_, std::io::Error>((file, meta, prefix, copying))
         })
         .await;
-        let (file, meta, prefix) = match opened {
+        let (file, meta, prefix, copying) = match opened {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => {
                 if let Some(suppressed) = self.open_warning.ready() {
@@ -529,12 +541,18 @@ impl Discovery {
             // original would come twice. It waits; once the original's
             // truncation is seen, reading goes on in the copy where it
             // stopped (see `round`).
+            // Or a copy still being written (logrotate's copy, seen by the
+            // scan its creation triggered): what it holds so far is the
+            // start of a followed file, too short to be matched by that
+            // file's fingerprint yet.
             let copy_of = files
                 .open
                 .iter()
-                .find(|f| f.inode != inode && f.fingerprint.matches_prefix(&prefix));
+                .find(|f| f.inode != inode && f.fingerprint.matches_prefix(&prefix))
+                .map(|f| f.path.clone())
+                .or(copying);
             if let Some(original) = copy_of {
-                let (original, first) = (original.path.clone(), first_scan);
+                let first = first_scan;
                 if !self.copy_wait_over(input, &path, &original, inode, &meta, first) {
                     return Opened::Skipped;
                 }
@@ -629,8 +647,9 @@ impl Discovery {
         }
     }
 
-    /// Whether a new file that starts like the followed short file
-    /// `original` may be read as a file of its own: once it differs from it
+    /// Whether a new file that starts like the followed file (a short one,
+    /// or one it is a partial copy of) `original` may be read as a file of
+    /// its own: once it differs from it
     /// (then it is not looked at here), or `close_inactive` after this
     /// process first saw it (a second file that happens to start with the
     /// same bytes waits at most that long). In batch mode
@@ -654,7 +673,7 @@ impl Discovery {
                 path = %path.display(),
                 original = %original.display(),
                 size = meta.len(),
-                "New file starts with all the bytes that identify a followed short file: it may be its copy (copytruncate); it is read once it differs, or after close_inactive ({}).",
+                "New file starts like a followed file: it may be its copy (copytruncate), whole or still being written; it is read once it differs, or after close_inactive ({}).",
                 humantime::format_duration(wait)
             );
             MaybeCopy {
@@ -664,10 +683,36 @@ impl Discovery {
         });
         let ready = waiting.since.elapsed() >= wait;
         if ready {
-            tracing::info!(path = %path.display(), original = %original.display(), "Reading a file that starts like a followed short one: close_inactive passed and the followed file was not truncated.");
+            tracing::info!(path = %path.display(), original = %original.display(), "Reading a file that starts like a followed one: close_inactive passed and the followed file was not truncated.");
         }
         ready
     }
+}
+
+/// The followed file (of another inode) whose first bytes are all of
+/// `prefix`, when `prefix` is shorter than that file's fingerprint: a copy
+/// of it being made, or a new file that so far starts like it. A followed
+/// file is read through the names it is known by, and only where they still
+/// name it (after a rename, its old name may name the new file). Blocking.
+fn being_copied_from(
+    prefix: &[u8],
+    inode: Inode,
+    followed: &[(Vec<PathBuf>, Inode, u32)],
+) -> Option<PathBuf> {
+    if prefix.is_empty() || prefix.len() >= fingerprint::FINGERPRINT_BYTES {
+        return None;
+    }
+    followed.iter().find_map(|(paths, other, fp_len)| {
+        if *other == inode || (*fp_len as usize) <= prefix.len() {
+            return None;
+        }
+        paths.iter().find_map(|path| {
+            let file = std::fs::File::open(path).ok()?;
+            let same = file.metadata().is_ok_and(|m| Inode::of(&m) == *other);
+            let start = fingerprint::read_prefix(&file).ok().filter(|_| same)?;
+            start.starts_with(prefix).then(|| path.clone())
+        })
+    })
 }
 
 /// What [`Discovery::open`] did with a candidate.
