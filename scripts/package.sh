@@ -47,6 +47,11 @@ export PATH=$TOOLS/bin:$PATH
 log "building the static binary ($TARGET)"
 cargo build --release --locked --target "$TARGET" --features gen-docs
 BIN=$ROOT/target/$TARGET/release/logpipe
+# C code (librdkafka, OpenSSL) allocates through mimalloc too (its
+# `override` feature), not musl's slow malloc: `malloc` is `mi_malloc`.
+malloc_at() { nm "$BIN" | awk -v s="$1" '$3 == s && $2 ~ /[TW]/ {print $1}'; }
+[[ -n $(malloc_at mi_malloc) && $(malloc_at malloc) == $(malloc_at mi_malloc) ]] \
+  || die "malloc in $BIN is not mimalloc's (the musl target's mimalloc needs the override feature)"
 rm -rf "$STAGE"; mkdir -p "$STAGE"
 # The debug line tables stay in target/ for symbolising; the package ships
 # the stripped binary.

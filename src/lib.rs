@@ -36,6 +36,8 @@
 //!   [`template`], [`shutdown`], [`retry`], [`error`], [`host`],
 //!   [`telemetry`], [`dead_letter`] (the record format, both ways, and the
 //!   file), [`monitor`] (`/metrics`, `/health`, `/tap`, stage heartbeats for the watchdog).
+//! - Below Rust: `sys` (`musl_mem.c`, the static build's memcpy and memmove,
+//!   linked by `build.rs`, with their tests).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -58,6 +60,7 @@ pub mod output;
 pub mod pipeline;
 pub mod retry;
 pub mod shutdown;
+mod sys;
 pub mod telemetry;
 pub mod template;
 pub mod topology;
