@@ -157,6 +157,16 @@ cleanup() {
     [[ -f $f ]] || continue
     pid=$(cat "$f"); alive "$pid" && kill -KILL "$pid" 2>/dev/null || true
   done
+  # logpipe processes a failed test left running (a panic skips its
+  # SIGTERM): everything started under this run carries its run dir.
+  local env_file
+  for env_file in /proc/[0-9]*/environ; do
+    pid=${env_file#/proc/}; pid=${pid%/environ}
+    [[ $pid == "$$" || $pid == "$BASHPID" ]] && continue
+    if { tr '\0' '\n' <"$env_file"; } 2>/dev/null | grep -qx "LOGPIPE_TEST_RUN_DIR=$RUN"; then
+      alive "$pid" && kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
   if [[ $rc -eq 0 && -z ${LOGPIPE_TEST_KEEP:-} ]]; then rm -rf "$RUN"
   elif [[ -d $RUN ]]; then log "service logs kept in $RUN"; fi
   log "services stopped; exit $rc"
