@@ -15,16 +15,6 @@ fn repo_file(path: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-/// A day of its own per run, so the daily indices of two runs never mix.
-fn random_day() -> (String, String) {
-    let year = 1990 + fastrand::u32(0..30);
-    let day = 1 + fastrand::u32(0..28);
-    (
-        format!("{day:02}/Mar/{year}"),
-        format!("{year}-03-{day:02}"),
-    )
-}
-
 async fn wait_count(es: &Es, pattern: &str, want: u64) {
     eventually(
         Duration::from_secs(120),

@@ -23,21 +23,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use logpipe::event::line_id::filebeat_line_id;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
 
 use common::*;
 use file_support::{key_and_value, memlog};
-
-/// A day of its own per run, so the daily indices of two runs never mix.
-fn random_day() -> (String, String) {
-    let year = 1990 + fastrand::u32(0..30);
-    let day = 1 + fastrand::u32(0..28);
-    (
-        format!("{day:02}/Mar/{year}"),
-        format!("{year}.03.{day:02}"),
-    )
-}
 
 /// Line `i` of host `tag`'s access log on `day`.
 fn line(tag: &str, day: &str, i: usize) -> String {
@@ -49,16 +37,23 @@ fn line(tag: &str, day: &str, i: usize) -> String {
     )
 }
 
+/// The offset each of `lines` starts at in a file of them, one a line.
+fn line_starts(lines: &[String]) -> Vec<u64> {
+    let mut at = 0u64;
+    lines
+        .iter()
+        .map(|l| {
+            let start = at;
+            at += l.len() as u64 + 1;
+            start
+        })
+        .collect()
+}
+
 /// Writes `lines` to `path`; the offset each line starts at.
 fn write_log(path: &Path, lines: &[String]) -> Vec<u64> {
-    let mut offsets = Vec::with_capacity(lines.len());
-    let mut at = 0u64;
-    for l in lines {
-        offsets.push(at);
-        at += l.len() as u64 + 1;
-    }
     write_lines(path, lines.iter().cloned());
-    offsets
+    line_starts(lines)
 }
 
 /// The message Filebeat 8's Kafka output (`codec.json`) writes for the line
@@ -76,22 +71,6 @@ fn filebeat_message(host: &str, path: &Path, offset: u64, line: &str) -> Vec<u8>
         "agent": {"type": "filebeat", "version": "8.15.0", "name": host},
     }))
     .unwrap()
-}
-
-async fn produce(brokers: &str, topic: &str, bodies: Vec<Vec<u8>>) {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("linger.ms", "5")
-        .create()
-        .unwrap();
-    let mut deliveries = Vec::new();
-    for body in &bodies {
-        let record = FutureRecord::<(), _>::to(topic).payload(body);
-        deliveries.push(producer.send_result(record).map_err(|(e, _)| e).unwrap());
-    }
-    for d in deliveries {
-        d.await.unwrap().unwrap();
-    }
 }
 
 /// Both halves in one pipeline: `log` to the topic, the topic parsed
@@ -167,7 +146,8 @@ async fn a_line_shipped_by_filebeat_and_again_by_logpipe_is_one_document() {
     let topic = unique("cutover");
     let prefix = unique("cutover-idx");
     create_topic(&svc.kafka, &topic, 1).await;
-    let (day, index_day) = random_day();
+    let (day, iso_day) = random_day();
+    let index_day = iso_day.replace('-', ".");
     let host = logpipe::host::name();
     let log = dir.path().join("access_log");
     let lines: Vec<String> = (0..300).map(|i| line("cut", &day, i)).collect();
@@ -175,9 +155,7 @@ async fn a_line_shipped_by_filebeat_and_again_by_logpipe_is_one_document() {
 
     // Filebeat shipped 0..200 and, after a restart, 100..150 again.
     let sent = (0..200).chain(100..150);
-    let bodies = sent
-        .map(|i| filebeat_message(host, &log, offsets[i], &lines[i]))
-        .collect();
+    let bodies = sent.map(|i| (None, filebeat_message(host, &log, offsets[i], &lines[i])));
     produce(&svc.kafka, &topic, bodies).await;
     // Its registry stands at line 150: the flush had not caught up.
     let data = dir.path().join("filebeat");
@@ -240,19 +218,13 @@ async fn a_fleet_of_filebeat_and_logpipe_hosts_shares_one_topic_and_indexer() {
     // web-fb still runs Filebeat: 100 lines, the last 50 sent twice.
     let fb_log = PathBuf::from("/var/log/httpd/access_log");
     let fb_lines: Vec<String> = (0..100).map(|i| line("fb", &day, i)).collect();
-    let mut at = 0u64;
-    let fb_offsets: Vec<u64> = fb_lines
-        .iter()
-        .map(|l| {
-            let start = at;
-            at += l.len() as u64 + 1;
-            start
-        })
-        .collect();
-    let bodies = (0..100)
-        .chain(50..100)
-        .map(|i| filebeat_message("web-fb", &fb_log, fb_offsets[i], &fb_lines[i]))
-        .collect();
+    let fb_offsets = line_starts(&fb_lines);
+    let bodies = (0..100).chain(50..100).map(|i| {
+        (
+            None,
+            filebeat_message("web-fb", &fb_log, fb_offsets[i], &fb_lines[i]),
+        )
+    });
     produce(&svc.kafka, &topic, bodies).await;
 
     // This host runs logpipe, both halves, into the same topic.

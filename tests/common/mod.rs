@@ -1123,3 +1123,40 @@ pub fn duplicates_logged(log: &std::path::Path) -> u64 {
         })
         .sum()
 }
+
+/// Produces `records` (key, payload) to `topic` and waits until every one
+/// is delivered.
+pub async fn produce(
+    brokers: &str,
+    topic: &str,
+    records: impl IntoIterator<Item = (Option<String>, Vec<u8>)>,
+) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    let mut deliveries = Vec::new();
+    for (key, payload) in records {
+        let mut record = FutureRecord::<String, _>::to(topic).payload(&payload);
+        if let Some(key) = &key {
+            record = record.key(key);
+        }
+        deliveries.push(producer.send_result(record).map_err(|(e, _)| e).unwrap());
+    }
+    for d in deliveries {
+        d.await.unwrap().unwrap();
+    }
+}
+
+/// A day of its own per run, so the daily indices of two runs never mix:
+/// as an access log writes it (`07/Mar/2004`) and as ISO (`2004-03-07`).
+pub fn random_day() -> (String, String) {
+    let year = 1990 + fastrand::u32(0..30);
+    let day = 1 + fastrand::u32(0..28);
+    (
+        format!("{day:02}/Mar/{year}"),
+        format!("{year}-03-{day:02}"),
+    )
+}
